@@ -1,0 +1,30 @@
+"""The `hf-audiocap` console script: one subcommand per job, each delegating to the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_synth(subparsers) -> None:
+    from hf_audiocap.data import synthcaps
+
+    p = subparsers.add_parser("synth", help="Generate the SynthCaps dataset (Clotho on-disk layout).")
+    synthcaps.add_arguments(p)
+    p.set_defaults(func=synthcaps.main_from_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hf-audiocap", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_synth(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"hf-audiocap {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
