@@ -1,0 +1,75 @@
+"""The data collator: audio references and captions in, padded model inputs out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hf_audiocap.data.audio import load_audio
+from hf_audiocap.data.augment import CaptionMixup, SpecAugment
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Teacher forcing input: labels moved one step right behind the start token; -100 becomes pad."""
+    shifted = labels.new_full(labels.shape, pad_token_id)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+@dataclass
+class AudioCaptionCollator:
+    """Decodes each example's audio, extracts log-mels padded to the longest clip of the batch (with
+    the frame `attention_mask`), and tokenizes its caption into `labels` padded with -100, plus the
+    shifted `decoder_input_ids` (so the Trainer's label smoother, which pops `labels`, still works).
+
+    Examples without a `caption` (evaluation clips, which keep their references grouped) get no labels.
+    Augmentations apply only when `training` is True.
+    """
+
+    processor: Any
+    decoder_start_token_id: int
+    pad_token_id: int
+    audio_column: str = "audio"
+    text_column: str = "caption"
+    max_duration: float | None = None
+    max_label_length: int | None = None
+    input_name: str = "input_features"
+    training: bool = False
+    spec_augment: SpecAugment | None = None
+    mixup: CaptionMixup | None = None
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.processor.feature_extractor.sampling_rate
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not examples:
+            raise ValueError("cannot collate an empty batch")
+        waves = [
+            load_audio(ex[self.audio_column], self.sampling_rate, max_duration=self.max_duration, name=ex.get("id"))
+            for ex in examples
+        ]
+        captions = [ex[self.text_column] for ex in examples] if self.text_column in examples[0] else None
+        if self.training and self.mixup is not None:
+            waves, captions = self.mixup(waves, captions)
+        batch = self.processor(audio=waves, text=captions, sampling_rate=self.sampling_rate, return_tensors="pt")
+        batch = {k: v for k, v in batch.items()}
+        if self.input_name != "input_features" and "input_features" in batch:
+            batch[self.input_name] = batch.pop("input_features")
+        if self.training and self.spec_augment is not None and self.input_name == "input_features":
+            batch["input_features"] = self.spec_augment(batch["input_features"], batch["attention_mask"])
+        if captions is not None:
+            labels = batch["labels"]
+            if self.max_label_length is not None and labels.shape[1] > self.max_label_length:
+                # Truncate the words, not the stop signal: over-long captions still end with eos.
+                too_long = (labels != -100).sum(-1) > self.max_label_length
+                labels = labels[:, : self.max_label_length].clone()
+                labels[too_long, -1] = self.processor.tokenizer.eos_token_id
+                batch["labels"] = labels
+            batch["decoder_input_ids"] = shift_tokens_right(
+                batch["labels"], self.pad_token_id, self.decoder_start_token_id
+            )
+        return batch

@@ -1,0 +1,180 @@
+"""Recipe arguments: model and data dataclasses beside `Seq2SeqTrainingArguments`, read from a YAML
+recipe with `--key value` command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser, Seq2SeqTrainingArguments
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A saved AudioCap model (local folder or Hub id) to fine-tune. None: build a new model."},
+    )
+    encoder_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained audio encoder (e.g. openai/whisper-base) to compose with a decoder. None: built-in."
+        },
+    )
+    decoder_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Pretrained text decoder (e.g. facebook/bart-base, gpt2). None: built-in decoder."},
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Tokenizer folder or Hub id. None: a word-level tokenizer built from the training captions."
+        },
+    )
+    word_min_frequency: int = field(
+        default=1, metadata={"help": "Words seen fewer times in the training captions map to <unk>."}
+    )
+    config_overrides: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "AudioCapConfig fields for a new model, e.g. {encoder: {num_layers: 4}, adapter_stride: 2}."
+        },
+    )
+    feature_extractor_overrides: dict = field(
+        default_factory=dict,
+        metadata={"help": "AudioCapFeatureExtractor fields, e.g. {feature_size: 64, hop_length: 320}."},
+    )
+    freeze_encoder: bool = field(default=False, metadata={"help": "Train the adapter and decoder only."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow code from a Hub repository to run. Off unless you set it."}
+    )
+
+    def __post_init__(self):
+        if self.model_name_or_path and (self.encoder_name_or_path or self.decoder_name_or_path):
+            raise ValueError(
+                "model_name_or_path loads a complete model: drop encoder_name_or_path/decoder_name_or_path, "
+                "or drop model_name_or_path to compose a new model from them."
+            )
+        if self.decoder_name_or_path and not self.tokenizer_name_or_path:
+            self.tokenizer_name_or_path = self.decoder_name_or_path
+        if self.word_min_frequency < 1:
+            raise ValueError(f"word_min_frequency must be >= 1, got {self.word_min_frequency}.")
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="synthcaps",
+        metadata={"help": "Loader name: synthcaps, clotho, audiocaps, manifest, audiofolder or hf."},
+    )
+    dataset_path: str = field(
+        default="data/synthcaps", metadata={"help": "Dataset folder, manifest file or HF dataset name/path."}
+    )
+    audio_dir: str | None = field(
+        default=None, metadata={"help": "AudioCaps only: the folder of clips you downloaded."}
+    )
+    dataset_kwargs: dict = field(
+        default_factory=dict, metadata={"help": "Extra keyword arguments for the loader (e.g. caption_columns)."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    eval_split: str | None = field(default="validation", metadata={"help": "Split for validation during training."})
+    test_split: str | None = field(default="test", metadata={"help": "Split scored after training (None: skip)."})
+    max_train_clips: int | None = field(default=None, metadata={"help": "Use only the first N training clips."})
+    max_eval_clips: int | None = field(default=None, metadata={"help": "Use only the first N validation clips."})
+    max_duration: float = field(
+        default=60.0, metadata={"help": "Clips longer than this many seconds are an error (checked from the header)."}
+    )
+    max_label_length: int = field(default=48, metadata={"help": "Captions are truncated to this many tokens."})
+    skip_missing: bool = field(
+        default=False, metadata={"help": "Drop rows whose audio file is missing instead of failing."}
+    )
+    synth_if_missing: bool = field(
+        default=False,
+        metadata={"help": "synthcaps only: generate the dataset into dataset_path when it is absent."},
+    )
+    synth_kwargs: dict = field(
+        default_factory=dict,
+        metadata={"help": "synthcaps only: generator arguments (seed, num_train, num_validation, num_test)."},
+    )
+    spec_augment: bool = field(default=False, metadata={"help": "SpecAugment the training log-mels."})
+    mixup_prob: float = field(
+        default=0.0, metadata={"help": "Probability of mixing a training clip with another (captions joined)."}
+    )
+    num_sample_captions: int = field(
+        default=5, metadata={"help": "Generated captions shown beside their references at each evaluation."}
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.mixup_prob <= 1.0:
+            raise ValueError(f"mixup_prob must lie in [0, 1], got {self.mixup_prob}.")
+        if self.synth_if_missing and self.dataset != "synthcaps":
+            raise ValueError("synth_if_missing only applies to dataset: synthcaps.")
+        if self.dataset == "audiocaps" and not self.audio_dir:
+            raise ValueError("dataset: audiocaps needs audio_dir, the folder of clips you downloaded.")
+        if self.max_label_length < 2:
+            raise ValueError(f"max_label_length must be >= 2, got {self.max_label_length}.")
+
+
+RECIPE_DATACLASSES = (ModelArguments, DataArguments, Seq2SeqTrainingArguments)
+
+
+def _parse_overrides(argv: list[str]) -> dict:
+    """`--key value`, `--key=value` and bare `--flag` (True); values are read as YAML scalars."""
+    overrides, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise ValueError(f"unexpected argument {arg!r}: overrides are written --key value")
+        key, _, value = arg[2:].partition("=")
+        if not _:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            else:
+                value = "true"
+        overrides[key.replace("-", "_")] = yaml.safe_load(value)
+        i += 1
+    return overrides
+
+
+def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, Seq2SeqTrainingArguments]:
+    """Parse `[recipe.yaml] [--key value ...]` into the three argument dataclasses.
+
+    Unknown keys, in the recipe or on the command line, are an error listing them, before anything runs.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    values: dict = {}
+    if argv and not argv[0].startswith("--"):
+        recipe = Path(argv.pop(0))
+        if not recipe.is_file():
+            raise FileNotFoundError(f"recipe not found: {recipe}")
+        values = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{recipe}: a recipe is a YAML mapping of argument names to values")
+    values.update(_parse_overrides(argv))
+    parser = HfArgumentParser(RECIPE_DATACLASSES)
+    known = {f for dc in RECIPE_DATACLASSES for f in dc.__dataclass_fields__}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")
+    return parser.parse_dict(_coerce_floats(values))
+
+
+def _coerce_floats(values: dict) -> dict:
+    """YAML reads `3e-4` (no dot) as a string: turn such strings into floats where the field is a float."""
+    float_fields = {
+        f.name
+        for dc in RECIPE_DATACLASSES
+        for f in dataclasses.fields(dc)
+        if "float" in (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)))
+    }
+    out = dict(values)
+    for key, value in values.items():
+        if key in float_fields and isinstance(value, str):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise ValueError(f"recipe key {key} expects a number, got {value!r}") from None
+    return out

@@ -1,0 +1,220 @@
+"""What `recipes/train.py` delegates to: data, processor, model, trainer, and the final test report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from datasets import DatasetDict
+from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Seq2SeqTrainingArguments
+
+from hf_audiocap.data.augment import CaptionMixup, SpecAugment
+from hf_audiocap.data.collator import AudioCaptionCollator
+from hf_audiocap.data.loaders import expand_captions, load_caption_dataset
+from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+from hf_audiocap.processing_audiocap import AudioCapProcessor
+from hf_audiocap.tokenization import build_word_tokenizer
+from hf_audiocap.training.arguments import DataArguments, ModelArguments
+from hf_audiocap.training.callbacks import SampleCaptionsCallback, TrainingCurvesCallback
+from hf_audiocap.training.trainer import AudioCapTrainer
+
+logger = logging.getLogger(__name__)
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
+    """The recipe's clips, one row per clip with its grouped `captions` (SynthCaps generated if asked)."""
+    path = Path(data_args.dataset_path)
+    if data_args.dataset == "synthcaps":
+        if not (path / f"clotho_captions_{data_args.train_split}.csv").is_file():
+            if not data_args.synth_if_missing:
+                raise FileNotFoundError(
+                    f"no SynthCaps dataset at {path}: run `hf-audiocap synth --out {path}` or set synth_if_missing"
+                )
+            from hf_audiocap.data.synthcaps import generate_synthcaps
+
+            logger.info("generating SynthCaps into %s", path)
+            generate_synthcaps(path, **data_args.synth_kwargs)
+        source, kwargs = "clotho", {}
+    elif data_args.dataset == "audiocaps":
+        source, kwargs = "audiocaps", {"audio_dir": data_args.audio_dir}
+    else:
+        source, kwargs = data_args.dataset, {}
+    kwargs.update(data_args.dataset_kwargs)
+    splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
+    clips = load_caption_dataset(source, data_args.dataset_path, skip_missing=data_args.skip_missing, **kwargs)
+    missing = [s for s in splits if s not in clips]
+    if missing:
+        raise ValueError(f"{data_args.dataset_path}: no split(s) {missing}; it has {sorted(clips)}")
+    clips = DatasetDict({s: clips[s] for s in splits})
+    if data_args.max_train_clips:
+        clips[data_args.train_split] = clips[data_args.train_split].select(
+            range(min(data_args.max_train_clips, len(clips[data_args.train_split])))
+        )
+    if data_args.max_eval_clips and data_args.eval_split:
+        clips[data_args.eval_split] = clips[data_args.eval_split].select(
+            range(min(data_args.max_eval_clips, len(clips[data_args.eval_split])))
+        )
+    return clips
+
+
+# --- processor and model ----------------------------------------------------------------------------
+
+
+def build_processor(model_args: ModelArguments, train_captions: list[list[str]]) -> AudioCapProcessor:
+    """The saved model's processor, or a new one: log-mel front end + a word-level tokenizer built from
+    the training captions (or the named pretrained tokenizer)."""
+    if model_args.model_name_or_path:
+        return AutoProcessor.from_pretrained(
+            model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
+        )
+    feature_extractor = AudioCapFeatureExtractor(**model_args.feature_extractor_overrides)
+    if model_args.tokenizer_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_args.tokenizer_name_or_path, trust_remote_code=model_args.trust_remote_code
+        )
+        if tokenizer.pad_token is None:  # GPT-2 has none: pad with eos (padding is masked in labels anyway)
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        texts = [c for captions in train_captions for c in captions]
+        tokenizer = build_word_tokenizer(texts, min_frequency=model_args.word_min_frequency)
+    return AudioCapProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+
+def build_model(model_args: ModelArguments, processor: AudioCapProcessor, training_args: Seq2SeqTrainingArguments):
+    """A saved model, a composition of pretrained encoder/decoder, or the built-in model from scratch."""
+    from hf_audiocap.configuration_audiocap import AudioCapConfig
+    from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+
+    tok = processor.tokenizer
+    if model_args.model_name_or_path:
+        model = AudioCapForConditionalGeneration.from_pretrained(
+            model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
+        )
+    else:
+        special = {
+            "vocab_size": len(tok),
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+            "bos_token_id": tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
+            "decoder_start_token_id": tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
+        }
+        if model_args.encoder_name_or_path or model_args.decoder_name_or_path:
+            model = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(
+                model_args.encoder_name_or_path,
+                model_args.decoder_name_or_path,
+                num_mel_bins=processor.feature_extractor.feature_size,
+                **special,
+                **model_args.config_overrides,
+            )
+        else:
+            config = AudioCapConfig(
+                num_mel_bins=processor.feature_extractor.feature_size, **special, **model_args.config_overrides
+            )
+            model = AudioCapForConditionalGeneration(config)
+    if model_args.freeze_encoder:
+        model.freeze_encoder()
+    gen = model.generation_config
+    if training_args.generation_max_length:
+        gen.max_length = training_args.generation_max_length
+    if training_args.generation_num_beams:
+        gen.num_beams = training_args.generation_num_beams
+    return model
+
+
+# --- trainer ----------------------------------------------------------------------------------------
+
+
+def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments, training_args) -> AudioCapTrainer:
+    from hf_audiocap.metrics import compute_caption_metrics
+
+    training_args.remove_unused_columns = False  # the collator reads the raw audio and caption columns
+    input_name = getattr(model, "main_input_name", "input_features")
+    common = {
+        "processor": processor,
+        "decoder_start_token_id": model.config.decoder_start_token_id,
+        "pad_token_id": model.config.pad_token_id,
+        "max_duration": data_args.max_duration,
+        "max_label_length": data_args.max_label_length,
+        "input_name": input_name,
+    }
+    train_collator = AudioCaptionCollator(
+        **common,
+        training=True,
+        spec_augment=SpecAugment() if data_args.spec_augment else None,
+        mixup=CaptionMixup(prob=data_args.mixup_prob) if data_args.mixup_prob > 0 else None,
+    )
+    eval_collator = AudioCaptionCollator(**common)
+    callbacks = [
+        SampleCaptionsCallback(),
+        TrainingCurvesCallback(main_metric=training_args.metric_for_best_model or "eval_loss"),
+    ]
+    if training_args.load_best_model_at_end and getattr(training_args, "early_stopping_patience", None):
+        callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
+    trainer = AudioCapTrainer(
+        model=model,
+        args=training_args,
+        data_collator=train_collator,
+        train_dataset=expand_captions(clips[data_args.train_split]),
+        eval_dataset=clips[data_args.eval_split] if data_args.eval_split else None,
+        processing_class=processor,
+        eval_data_collator=eval_collator,
+        callbacks=callbacks,
+        metrics_fn=compute_caption_metrics,
+        num_sample_captions=data_args.num_sample_captions,
+    )
+    return trainer
+
+
+# --- the test report --------------------------------------------------------------------------------
+
+
+def evaluate_test_split(trainer: AudioCapTrainer, clips, data_args: DataArguments, output_dir: str | Path) -> dict:
+    """Scores the model on the test clips, adds the references' own leave-one-out CIDEr-D (and, on
+    SynthCaps, source recall/precision against the ground truth), writes `test_predictions.jsonl` and
+    `test_metrics.json`, and returns the metrics."""
+    from hf_audiocap.metrics import cider_d_leave_one_out
+
+    metrics = trainer.evaluate(clips, metric_key_prefix="test")
+    predictions = trainer.last_predictions
+    metrics["test_cider_d_references"] = cider_d_leave_one_out(clips["captions"])
+    if data_args.dataset == "synthcaps":
+        from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
+
+        truth = load_ground_truth(data_args.dataset_path, data_args.test_split)
+        metrics.update({f"test_{k}": v for k, v in score_sources(predictions, truth).items()})
+    if trainer.is_world_process_zero():
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "test_predictions.jsonl", "w", encoding="utf-8") as f:
+            for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"]):
+                f.write(json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n")
+        clean = {k.removeprefix("test_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
+        (out / "test_metrics.json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8) -> str:
+    """The metrics table and some generated captions beside their references, as printed by the demo."""
+    names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
+    names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
+    rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
+    for name in names:
+        value = metrics.get(f"test_{name}")
+        if value is None:
+            continue
+        rows.append(f"{name:<22}{value:>10.4f}" if not float(value).is_integer() else f"{name:<22}{value:>10.0f}")
+    if "test_loss" in metrics:
+        rows.append(f"{'perplexity':<22}{math.exp(min(metrics['test_loss'], 50)):>10.3f}")
+    rows.append("")
+    rows.append("Generated captions beside their references:")
+    for i in range(min(num_samples, len(predictions))):
+        rows.append(f"  {clips[i]['id']}")
+        rows.append(f"    generated : {predictions[i]}")
+        for ref in clips[i]["captions"][:2]:
+            rows.append(f"    reference : {ref}")
+    return "\n".join(rows)

@@ -1,0 +1,53 @@
+"""Trainer callbacks: sample captions beside their references, and the training-curves plot."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from hf_audiocap.training.plots import plot_training_curves
+
+logger = logging.getLogger(__name__)
+
+
+class SampleCaptionsCallback(TrainerCallback):
+    """At each evaluation, prints a few generated captions beside their references and appends them to
+    `<output_dir>/eval_samples.jsonl` (with the step), so what the model says is seen, not only its scores."""
+
+    def on_evaluate(self, args, state, control, metrics=None, samples=None, **kwargs):
+        if not samples or not state.is_world_process_zero:
+            return
+        lines = [f"Sample captions at step {state.global_step}:"]
+        for s in samples:
+            lines.append(f"  [{s['id']}] generated: {s['prediction']}")
+            lines.append(f"  {' ' * (len(str(s['id'])) + 2)} reference: {s['references'][0]}")
+        print("\n".join(lines), flush=True)
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(args.output_dir) / "eval_samples.jsonl", "a", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps({"step": state.global_step, **s}, ensure_ascii=False) + "\n")
+
+
+class TrainingCurvesCallback(TrainerCallback):
+    """Redraws `<output_dir>/training_curves.png` (training/validation loss, perplexity, main metric)
+    after every evaluation and at the end, so over-fitting is seen at a glance."""
+
+    def __init__(self, main_metric: str = "eval_cider_d"):
+        self.main_metric = main_metric
+
+    def _draw(self, args, state):
+        if not state.is_world_process_zero:
+            return
+        try:
+            plot_training_curves(state.log_history, Path(args.output_dir) / "training_curves.png", self.main_metric)
+        except Exception as err:  # a plot must never stop a training run
+            logger.warning("could not draw the training curves: %s", err)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._draw(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._draw(args, state)

@@ -1,0 +1,82 @@
+"""What `recipes/evaluate.py` delegates to: predictions (generated or read) scored against a split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hf_audiocap.training.arguments import DataArguments
+
+
+def read_predictions(path: str | Path) -> dict[str, str]:
+    """`id -> caption` from a JSON-lines file (`prediction` or `caption` per line)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                out[str(row["id"])] = str(row.get("prediction", row.get("caption")))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(
+                    f"{path}:{lineno}: expected a JSON object with `id` and `prediction` ({err})"
+                ) from None
+    return out
+
+
+def evaluate_main(args) -> dict:
+    from hf_audiocap.metrics import cider_d_leave_one_out, compute_caption_metrics
+    from hf_audiocap.training.builders import load_recipe_datasets
+
+    data_args = DataArguments(
+        dataset=args.dataset,
+        dataset_path=args.dataset_path,
+        audio_dir=args.audio_dir,
+        train_split=args.split,
+        eval_split=None,
+        test_split=None,
+        max_train_clips=args.max_clips,
+        max_duration=args.max_duration,
+        skip_missing=args.skip_missing,
+    )
+    clips = load_recipe_datasets(data_args)[args.split]
+    if args.model:
+        from hf_audiocap.inference.captioner import Captioner
+
+        gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
+        captioner = Captioner.from_pretrained(
+            args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
+        )
+        predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
+    else:
+        by_id = read_predictions(args.predictions)
+        missing = [i for i in clips["id"] if i not in by_id]
+        if missing:
+            raise ValueError(
+                f"{args.predictions}: no prediction for {len(missing)} of {len(clips)} clips (first: {missing[:5]})"
+            )
+        predictions = [by_id[i] for i in clips["id"]]
+    metrics = compute_caption_metrics(predictions, clips["captions"])
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    metrics["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
+    if args.dataset == "synthcaps":
+        from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
+
+        truth = load_ground_truth(args.dataset_path, args.split)
+        if args.max_clips:
+            truth = truth[: args.max_clips]
+        metrics.update(score_sources(predictions, truth))
+
+    out = Path(args.output_dir or args.model or Path(args.predictions).parent)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"evaluate_{args.split}_predictions.jsonl", "w", encoding="utf-8") as f:
+        for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"]):
+            f.write(json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n")
+    (out / f"evaluate_{args.split}_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    width = max(len(k) for k in metrics)
+    print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))
+    print(
+        f"\nWrote {out / f'evaluate_{args.split}_predictions.jsonl'} and {out / f'evaluate_{args.split}_metrics.json'}"
+    )
+    return metrics

@@ -1,0 +1,136 @@
+"""The generated model card: README.md of the output folder, which is the Hub repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+METRIC_NAMES = {
+    "spider": "SPIDEr",
+    "cider_d": "CIDEr-D",
+    "spice": "SPICE",
+    "meteor": "METEOR",
+    "rouge_l": "ROUGE-L",
+    "bleu_1": "BLEU-1",
+    "bleu_4": "BLEU-4",
+    "source_recall": "Source recall",
+    "source_precision": "Source precision",
+}
+
+TEMPLATE = """---
+{card_data}
+---
+
+# {model_name}
+
+An audio captioning model: an audio clip goes in, one English sentence describing it comes out.
+Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split}`).
+
+## Model
+- Architecture: `AudioCapForConditionalGeneration` ({architecture}), {num_parameters:.2f}M parameters.
+- Input: log-mel spectrogram of 16 kHz mono audio (any length; padded per batch with a frame mask).
+- Output: a caption, generated with {generation}.
+
+## Results on `{test_split}`
+{results_table}
+
+Metrics are computed the COCO-caption way (PTB tokenization, pycocoevalcap scorers).
+{spice_note}
+
+## Usage
+```python
+from transformers import pipeline
+
+captioner = pipeline("audio-captioning", model="{repo_id}", trust_remote_code=True)
+print(captioner("clip.wav"))
+```
+Or with the model classes:
+```python
+import soundfile as sf
+from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
+model = AutoModelForSpeechSeq2Seq.from_pretrained("{repo_id}", trust_remote_code=True)
+audio, sr = sf.read("clip.wav")  # mono, resampled to {sampling_rate} Hz
+inputs = processor(audio=audio, sampling_rate={sampling_rate}, return_tensors="pt")
+print(processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)[0])
+```
+
+## Intended use and limits
+For describing everyday sound scenes in research and demos. Captions are only as good as the training
+data: a model trained on {dataset} describes sounds like those in {dataset} and may name sources wrongly
+on other audio. Do not use it for safety-critical monitoring or to infer anything about people.
+
+## Training
+Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
+label smoothing {label_smoothing}, seed {seed}. `training_curves.png` in this repository shows the
+training and validation loss, the validation perplexity and the main caption metric over the run.
+"""
+
+
+def write_model_card(output_dir, model_args, data_args, training_args, metrics: dict, model=None) -> Path:
+    """Writes README.md with model-index metrics, datasets, intended use and a usage snippet."""
+    output_dir = Path(output_dir)
+    repo_id = training_args.hub_model_id or output_dir.name
+    split = data_args.test_split or "test"
+    clean = {k.removeprefix("test_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
+    eval_results = [
+        EvalResult(
+            task_type="audio-captioning",
+            task_name="Audio captioning",
+            dataset_type=data_args.dataset,
+            dataset_name=data_args.dataset,
+            dataset_split=split,
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(float(clean[key]), 4),
+        )
+        for key, name in METRIC_NAMES.items()
+        if key in clean
+    ]
+    card_data = ModelCardData(
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="audio-to-text",
+        tags=["audio-captioning", "hf_audiocap", data_args.dataset],
+        datasets=[data_args.dataset],
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+    rows = ["| metric | value |", "|---|---|"]
+    rows += [f"| {name} | {clean[key]:.4f} |" for key, name in METRIC_NAMES.items() if key in clean]
+    if "cider_d_references" in clean:
+        rows.append(f"| CIDEr-D of the references (leave-one-out) | {clean['cider_d_references']:.4f} |")
+    if model is None:
+        from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+
+        model = AudioCapForConditionalGeneration.from_pretrained(output_dir)
+    gen = model.generation_config
+    card = TEMPLATE.format(
+        card_data=card_data.to_yaml(),
+        model_name=repo_id,
+        dataset=data_args.dataset,
+        dataset_path=data_args.dataset_path,
+        train_split=data_args.train_split,
+        test_split=split,
+        architecture=f"encoder {model.config.encoder.model_type}, decoder {model.config.decoder.model_type}",
+        num_parameters=model.num_parameters() / 1e6,
+        generation=f"{'beam search (' + str(gen.num_beams) + ' beams)' if (gen.num_beams or 1) > 1 else 'greedy search'}, "
+        f"max length {gen.max_length}",
+        results_table="\n".join(rows) if len(rows) > 2 else "No test evaluation was run.",
+        spice_note=""
+        if "spice" in clean
+        else "SPICE (and so SPIDEr) was unavailable when this card was written (Stanford CoreNLP jars absent).",
+        repo_id=repo_id,
+        sampling_rate=16000,
+        learning_rate=training_args.learning_rate,
+        batch_size=training_args.per_device_train_batch_size * max(1, training_args.world_size),
+        epochs=training_args.num_train_epochs,
+        label_smoothing=training_args.label_smoothing_factor,
+        seed=training_args.seed,
+    )
+    path = output_dir / "README.md"
+    ModelCard(card).save(path)
+    return path

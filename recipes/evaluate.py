@@ -1,0 +1,42 @@
+"""Score a saved model, or a predictions file, on a split.
+
+    python recipes/evaluate.py --model outputs/synthcaps-demo --dataset synthcaps --dataset_path data/synthcaps --split test
+    python recipes/evaluate.py --predictions preds.jsonl --dataset clotho --dataset_path data/clotho --split evaluation
+
+Writes `<output_dir>/evaluate_<split>_predictions.jsonl` (id, prediction, references) and `evaluate_<split>_metrics.json`.
+"""
+
+import argparse
+import sys
+
+from hf_audiocap.training.evaluation import evaluate_main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="saved model folder or Hub id to generate captions with")
+    src.add_argument("--predictions", help="JSON lines with `id` and `prediction` (or `caption`) per clip")
+    p.add_argument(
+        "--dataset", default="synthcaps", help="loader: synthcaps, clotho, audiocaps, manifest, audiofolder, hf"
+    )
+    p.add_argument("--dataset_path", default="data/synthcaps")
+    p.add_argument("--audio_dir", default=None, help="AudioCaps: folder of the clips")
+    p.add_argument("--split", default="test")
+    p.add_argument("--output_dir", default=None, help="where to write results (default: the model folder)")
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--num_beams", type=int, default=None)
+    p.add_argument("--max_length", type=int, default=None)
+    p.add_argument("--max_clips", type=int, default=None)
+    p.add_argument("--max_duration", type=float, default=60.0)
+    p.add_argument("--skip_missing", action="store_true")
+    p.add_argument("--trust_remote_code", action="store_true", help="allow a Hub repository's code to run")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    try:
+        evaluate_main(parse_args())
+    except (ValueError, FileNotFoundError) as err:
+        print(f"evaluate.py: error: {err}", file=sys.stderr)
+        sys.exit(2)

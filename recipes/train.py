@@ -1,0 +1,81 @@
+"""Fine-tune an audio captioning model.
+
+    accelerate launch recipes/train.py recipes/synthcaps/demo.yaml [--key value ...]
+
+parse -> data -> processor -> model -> trainer -> train -> test -> save (+ model card, Hub)
+"""
+
+import logging
+import sys
+
+import transformers
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from hf_audiocap.training.arguments import parse_recipe
+from hf_audiocap.training.builders import (
+    build_model,
+    build_processor,
+    build_trainer,
+    evaluate_test_split,
+    format_report,
+    load_recipe_datasets,
+)
+from hf_audiocap.training.model_card import write_model_card
+
+logger = logging.getLogger("hf_audiocap.train")
+
+
+def main(argv=None):
+    # 1. Recipe: YAML + command-line overrides, checked before anything runs.
+    model_args, data_args, training_args = parse_recipe(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    set_seed(training_args.seed)
+
+    # 2. Data: clips with grouped references; training expands them to (clip, caption) pairs.
+    clips = load_recipe_datasets(data_args)
+    logger.info("clips: %s", {split: len(ds) for split, ds in clips.items()})
+
+    # 3. Processor (log-mel front end + tokenizer) and 4. model.
+    processor = build_processor(model_args, clips[data_args.train_split]["captions"])
+    model = build_model(model_args, processor, training_args)
+    logger.info("model: %.2fM parameters", model.num_parameters() / 1e6)
+
+    # 5. Trainer: teacher forcing on labels, generation + caption metrics at evaluation.
+    trainer = build_trainer(model, processor, clips, data_args, training_args)
+
+    # 6. Train (resuming from `--resume_from_checkpoint PATH|last`).
+    resume = training_args.resume_from_checkpoint
+    if resume == "last":
+        resume = get_last_checkpoint(training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references.
+    metrics = {}
+    if data_args.test_split:
+        test_clips = clips[data_args.test_split]
+        metrics = evaluate_test_split(trainer, test_clips, data_args, training_args.output_dir)
+        if trainer.is_world_process_zero():
+            print(format_report(metrics, test_clips, trainer.last_predictions), flush=True)
+
+    # 8. Model card, Hub.
+    if trainer.is_world_process_zero():
+        write_model_card(training_args.output_dir, model_args, data_args, training_args, metrics)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    if trainer.is_world_process_zero():
+        print(f"\nSaved to {training_args.output_dir}. Try it: python app.py --model {training_args.output_dir}")
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
