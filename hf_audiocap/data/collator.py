@@ -56,7 +56,7 @@ class AudioCaptionCollator:
         if self.training and self.mixup is not None:
             waves, captions = self.mixup(waves, captions)
         batch = self.processor(audio=waves, text=captions, sampling_rate=self.sampling_rate, return_tensors="pt")
-        batch = {k: v for k, v in batch.items()}
+        batch = dict(batch)
         if self.input_name != "input_features" and "input_features" in batch:
             batch[self.input_name] = batch.pop("input_features")
         if self.training and self.spec_augment is not None and self.input_name == "input_features":
