@@ -118,7 +118,28 @@ class DataArguments:
             raise ValueError(f"max_label_length must be >= 2, got {self.max_label_length}.")
 
 
-RECIPE_DATACLASSES = (ModelArguments, DataArguments, Seq2SeqTrainingArguments)
+@dataclass
+class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
+    """`Seq2SeqTrainingArguments` plus what a captioning run adds."""
+
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without improving metric_for_best_model."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 1:
+                raise ValueError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}.")
+            if not (self.load_best_model_at_end and self.metric_for_best_model):
+                raise ValueError(
+                    "early_stopping_patience needs load_best_model_at_end: true and a metric_for_best_model "
+                    "(e.g. cider_d, or loss)."
+                )
+
+
+RECIPE_DATACLASSES = (ModelArguments, DataArguments, AudioCapTrainingArguments)
 
 
 def _parse_overrides(argv: list[str]) -> dict:
@@ -139,7 +160,7 @@ def _parse_overrides(argv: list[str]) -> dict:
     return overrides
 
 
-def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, Seq2SeqTrainingArguments]:
+def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, AudioCapTrainingArguments]:
     """Parse `[recipe.yaml] [--key value ...]` into the three argument dataclasses.
 
     Unknown keys, in the recipe or on the command line, are an error listing them, before anything runs.

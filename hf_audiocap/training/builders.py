@@ -151,9 +151,9 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     eval_collator = AudioCaptionCollator(**common)
     callbacks = [
         SampleCaptionsCallback(),
-        TrainingCurvesCallback(main_metric=training_args.metric_for_best_model or "eval_loss"),
+        TrainingCurvesCallback(main_metric=_eval_key(training_args.metric_for_best_model or "cider_d")),
     ]
-    if training_args.load_best_model_at_end and getattr(training_args, "early_stopping_patience", None):
+    if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
     trainer = AudioCapTrainer(
         model=model,
@@ -168,6 +168,10 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         num_sample_captions=data_args.num_sample_captions,
     )
     return trainer
+
+
+def _eval_key(metric: str) -> str:
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
 
 
 # --- the test report --------------------------------------------------------------------------------
