@@ -1,0 +1,408 @@
+"""Audio decoding: the ONLY place in hf_audiocap that turns files/bytes into waveforms.
+
+Everything goes through ``soundfile`` (libsndfile). The libsndfile bundled with soundfile>=0.12 reads WAV (all PCM
+and float subtypes), FLAC, OGG/Vorbis, OGG/Opus, MP3, AIFF, CAF, W64/RF64 and more; see
+``soundfile.available_formats()``. Formats libsndfile cannot read (M4A/AAC, WMA, WebM, ...) fall back to
+``librosa.load`` (audioread), but only when audioread has a real decoding backend (FFmpeg, GStreamer, CoreAudio or
+MAD); otherwise the error says so instead of pretending to try. Mono is obtained by averaging the channels and
+resampling uses ``soxr`` (HQ).
+
+Every failure raises :class:`AudioDecodeError` (a ``ValueError``) with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioFileNotFoundError",
+    "audio_info",
+    "iter_audio_windows",
+    "load_audio",
+    "resample",
+    "to_mono",
+]
+
+DEFAULT_SAMPLING_RATE = 16000
+_RESAMPLE_QUALITY = "HQ"
+# Magic numbers of audio containers: a file starting with one of these is "audio we could not decode", anything else
+# is "not an audio file".
+_AUDIO_MAGIC = (
+    b"RIFF",
+    b"RF64",
+    b"FORM",  # AIFF
+    b"fLaC",
+    b"OggS",
+    b"ID3",  # MP3 with ID3v2 tag
+    b"caff",
+    b"\x1aE\xdf\xa3",  # Matroska / WebM
+    b"0&\xb2u",  # ASF / WMA
+    b".snd",
+)
+_FALLBACK_EXTENSIONS = {".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".mkv", ".opus", ".amr", ".3gp", ".ac3"}
+
+
+class AudioDecodeError(ValueError):
+    """An audio source could not be turned into a waveform; the message names the file and the reason."""
+
+
+class AudioFileNotFoundError(AudioDecodeError, FileNotFoundError):
+    """The audio file does not exist (both an :class:`AudioDecodeError` and a ``FileNotFoundError``)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Source normalisation
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _Source:
+    """A normalised source: either a path on disk, in-memory bytes, or an already-decoded array."""
+
+    __slots__ = ("path", "data", "array", "sr", "name")
+
+    def __init__(self, path=None, data=None, array=None, sr=None, name="<audio>"):
+        self.path, self.data, self.array, self.sr, self.name = path, data, array, sr, name
+
+    def open(self) -> Any:
+        """Something ``soundfile`` can open (a path or a fresh BytesIO)."""
+        return self.path if self.path is not None else io.BytesIO(self.data)
+
+    def head(self, n: int = 16) -> bytes:
+        if self.data is not None:
+            return bytes(self.data[:n])
+        with open(self.path, "rb") as fh:
+            return fh.read(n)
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+
+def _fail(name: str, reason: str, cls: type[AudioDecodeError] = AudioDecodeError) -> AudioDecodeError:
+    return cls(f"cannot decode {name!r}: {reason}")
+
+
+def _normalise(source: Any, name: str | None) -> _Source:
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return _check_path(path, name or path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        src = _Source(data=data, name=name or "<bytes>")
+        if not data:
+            raise _fail(src.name, "empty file (0 bytes)")
+        return src
+    if isinstance(source, tuple) and len(source) == 2:
+        array, sr = source
+        return _Source(array=array, sr=sr, name=name or "<array>")
+    if isinstance(source, Mapping):
+        if source.get("array") is not None:
+            sr = source.get("sampling_rate", source.get("sample_rate"))
+            return _Source(array=source["array"], sr=sr, name=name or str(source.get("path") or "<array>"))
+        data, path = source.get("bytes"), source.get("path")
+        if data:  # datasets.Audio(decode=False) stores {bytes, path}: bytes win when present
+            return _Source(data=bytes(data), name=name or str(path or "<bytes>"))
+        if path:
+            return _check_path(os.fspath(path), name or os.fspath(path))
+        label = name or str(path or "<audio dict>")
+        if data is not None:
+            raise _fail(label, "empty file (0 bytes)")
+        raise _fail(label, "audio dict has neither 'bytes' nor 'path' nor 'array'")
+    if hasattr(source, "read"):  # an open binary file
+        return _normalise(source.read(), name or getattr(source, "name", None) or "<file object>")
+    if isinstance(source, np.ndarray):
+        raise _fail(name or "<array>", "a bare array has no sampling rate; pass (array, sampling_rate)")
+    raise _fail(name or repr(source)[:80], f"unsupported audio source type {type(source).__name__}")
+
+
+def _check_path(path: str, name: str) -> _Source:
+    if not os.path.exists(path):
+        raise _fail(name, "file not found", AudioFileNotFoundError)
+    if os.path.isdir(path):
+        raise _fail(name, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise _fail(name, "empty file (0 bytes)")
+    return _Source(path=path, name=name)
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    if head.startswith(_AUDIO_MAGIC):
+        return True
+    if len(head) >= 8 and head[4:8] == b"ftyp":  # MP4 / M4A
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG audio frame sync
+
+
+def _riff_truncated(src: _Source) -> str | None:
+    """WAV files whose RIFF size field promises more bytes than the file holds (libsndfile silently reads less)."""
+    head = src.head(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    declared = int.from_bytes(head[4:8], "little") + 8
+    actual = src.size()
+    # 0 / 0xFFFFFFFF are used by streaming writers that never patch the header.
+    if declared not in (8, 0xFFFFFFFF + 8) and declared > actual:
+        return f"truncated WAV file (header declares {declared} bytes, file has {actual})"
+    return None
+
+
+def _fallback_available() -> bool:
+    try:
+        import audioread
+
+        return any(b.__name__ != "RawAudioFile" for b in audioread.available_backends())
+    except Exception:  # pragma: no cover - audioread missing or broken
+        return False
+
+
+def _open_error(src: _Source, err: Exception) -> AudioDecodeError:
+    msg = re.sub(r"^Error opening (?:'.*'|<.*>): ", "", str(err)).strip()
+    if not _looks_like_audio(src.head(16)):
+        return _fail(src.name, f"not an audio file (libsndfile: {msg})")
+    return _fail(src.name, f"truncated, corrupt or unsupported audio (libsndfile: {msg})")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def audio_info(source: Any, *, name: str | None = None) -> tuple[int, int, int]:
+    """``(sampling_rate, num_frames, channels)`` read from the header, without decoding the samples.
+
+    Accepts the same sources as :func:`load_audio`. For MP3 the frame count is libsndfile's estimate.
+    """
+    src = _normalise(source, name)
+    if src.array is not None:
+        arr = np.asarray(src.array)
+        frames, channels = _array_layout(arr)
+        return int(src.sr or 0), frames, channels
+    try:
+        info = sf.info(src.open())
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise _open_error(src, err) from None
+    return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def load_audio(
+    source: Any,
+    sampling_rate: int | None = DEFAULT_SAMPLING_RATE,
+    *,
+    max_duration: float | None = None,
+    name: str | None = None,
+) -> np.ndarray:
+    """Decode ``source`` into a float32 mono 1-D waveform at ``sampling_rate`` Hz.
+
+    ``source`` is a path (str / Path), raw file bytes, an open binary file, a ``{"path", "bytes"}`` dict as stored by
+    ``datasets.Audio(decode=False)`` (bytes preferred when present), an ``(array, sampling_rate)`` tuple or an
+    ``{"array", "sampling_rate"}`` dict. ``sampling_rate=None`` keeps the native rate. ``max_duration`` (seconds) is
+    checked from the header before any sample is read. ``name`` overrides the label used in error messages.
+
+    Raises :class:`AudioDecodeError` (``AudioFileNotFoundError`` for a missing file) with a one-line message.
+    """
+    src = _normalise(source, name)
+    if src.array is not None:
+        wav, native_sr = _from_array(src)
+        _check_duration(src.name, wav.shape[0], native_sr, max_duration)
+    else:
+        wav, native_sr = _decode(src, max_duration)
+    if wav.shape[0] == 0:
+        raise _fail(src.name, "zero-length audio (0 samples)")
+    if not np.isfinite(wav).all():
+        raise _fail(src.name, "contains non-finite samples (NaN/Inf)")
+    if sampling_rate is not None and native_sr != sampling_rate:
+        wav = resample(wav, native_sr, sampling_rate)
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def to_mono(wav: np.ndarray) -> np.ndarray:
+    """Average a ``(frames, channels)`` array to ``(frames,)`` float32."""
+    wav = np.asarray(wav)
+    if wav.ndim == 1:
+        return wav.astype(np.float32, copy=False)
+    if wav.shape[1] == 1:
+        return wav[:, 0].astype(np.float32, copy=False)
+    return wav.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono float32 waveform with soxr (HQ)."""
+    if orig_sr == target_sr:
+        return wav
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ValueError(f"invalid sampling rates {orig_sr} -> {target_sr}")
+    return soxr.resample(wav, orig_sr, target_sr, quality=_RESAMPLE_QUALITY).astype(np.float32, copy=False)
+
+
+def iter_audio_windows(
+    path: str | os.PathLike,
+    window_s: float,
+    hop_s: float | None = None,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    block_s: float = 10.0,
+    *,
+    min_last_s: float = 1.0,
+) -> Iterator[tuple[float, float, np.ndarray]]:
+    """Stream ``(start_s, end_s, window)`` from a long file with bounded memory.
+
+    The file is read from disk ``block_s`` seconds at a time (``SoundFile.read``), downmixed and resampled
+    incrementally with ``soxr.ResampleStream``; at most about ``window_s + block_s`` seconds are held in memory.
+    Windows are ``window_s`` long and start every ``hop_s`` seconds (default: ``window_s``, no overlap). A final partial
+    window is yielded when it covers audio that no earlier window did and is at least ``min_last_s`` long; a file shorter
+    than one window yields the whole file as a single window.
+    """
+    name = os.fspath(path)
+    hop_s = window_s if hop_s is None else hop_s
+    if window_s <= 0 or hop_s <= 0 or block_s <= 0:
+        raise ValueError(f"window_s, hop_s and block_s must be > 0 (got {window_s}, {hop_s}, {block_s})")
+    src = _check_path(name, name)
+    win = int(round(window_s * sampling_rate))
+    hop = int(round(hop_s * sampling_rate))
+    min_last = max(1, int(round(min_last_s * sampling_rate)))
+    try:
+        fh = sf.SoundFile(name)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise _open_error(src, err) from None
+
+    with fh:
+        in_sr, total_in = fh.samplerate, fh.frames
+        if total_in == 0:
+            raise _fail(name, "zero-length audio (0 samples)")
+        block = max(1, int(round(block_s * in_sr)))
+        stream = soxr.ResampleStream(in_sr, sampling_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+        buf = np.zeros(0, dtype=np.float32)  # resampled samples from absolute index `buf_start`
+        buf_start = 0
+        next_start = 0  # absolute start (output samples) of the next window
+        covered = 0  # absolute end of the last yielded window
+        read_in = 0
+        eof = False
+        while not eof:
+            try:
+                chunk = fh.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise _fail(name, f"truncated or corrupt audio after {read_in / in_sr:.2f} s ({err})") from None
+            read_in += chunk.shape[0]
+            eof = chunk.shape[0] < block  # not fh.frames: MP3 frame counts are estimates
+            mono = to_mono(chunk)
+            if not np.isfinite(mono).all():
+                raise _fail(name, f"contains non-finite samples (NaN/Inf) near {read_in / in_sr:.2f} s")
+            if in_sr != sampling_rate:
+                mono = stream.resample_chunk(mono, last=eof)
+            buf = np.concatenate([buf, mono]) if buf.size else mono.copy()
+            while next_start + win <= buf_start + buf.size:
+                lo = next_start - buf_start
+                yield next_start / sampling_rate, (next_start + win) / sampling_rate, buf[lo : lo + win].copy()
+                covered = next_start + win
+                next_start += hop
+            drop = min(next_start - buf_start, buf.size)
+            if drop > 0:
+                buf = buf[drop:]
+                buf_start += drop
+        if read_in == 0:
+            raise _fail(name, "zero-length audio (0 samples)")
+        end = buf_start + buf.size
+        if end > covered and next_start < end:
+            length = end - next_start
+            if length >= min_last or covered == 0:
+                lo = next_start - buf_start
+                yield next_start / sampling_rate, end / sampling_rate, buf[lo:].copy()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Internals
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _array_layout(arr: np.ndarray) -> tuple[int, int]:
+    if arr.ndim == 1:
+        return arr.shape[0], 1
+    if arr.ndim == 2:
+        # (channels, frames) or (frames, channels): the channel axis is the short one.
+        return (arr.shape[1], arr.shape[0]) if arr.shape[0] < arr.shape[1] else (arr.shape[0], arr.shape[1])
+    raise ValueError(f"expected a 1-D or 2-D audio array, got shape {arr.shape}")
+
+
+def _from_array(src: _Source) -> tuple[np.ndarray, int]:
+    if not src.sr or int(src.sr) <= 0:
+        raise _fail(src.name, f"invalid or missing sampling rate {src.sr!r} for an in-memory array")
+    arr = np.asarray(src.array)
+    if arr.ndim not in (1, 2):
+        raise _fail(src.name, f"expected a 1-D or 2-D audio array, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.float32) / float(-np.iinfo(arr.dtype).min if arr.dtype.kind == "i" else 1 << 15)
+    elif not np.issubdtype(arr.dtype, np.floating):
+        raise _fail(src.name, f"unsupported array dtype {arr.dtype}")
+    if arr.ndim == 2 and arr.shape[0] < arr.shape[1]:
+        arr = arr.T
+    return to_mono(arr), int(src.sr)
+
+
+def _check_duration(name: str, frames: int, sr: int, max_duration: float | None) -> None:
+    if max_duration is not None and sr > 0 and frames / sr > max_duration:
+        raise _fail(name, f"duration {frames / sr:.1f} s exceeds max_duration={max_duration:g} s")
+
+
+def _decode(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
+    try:
+        fh = sf.SoundFile(src.open())
+    except (sf.LibsndfileError, RuntimeError) as err:
+        return _decode_fallback(src, err, max_duration)
+    with fh:
+        sr, frames = int(fh.samplerate), int(fh.frames)
+        _check_duration(src.name, frames, sr, max_duration)
+        truncated = _riff_truncated(src)
+        if truncated:
+            raise _fail(src.name, truncated)
+        try:
+            data = fh.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise _fail(src.name, f"truncated or corrupt audio (libsndfile: {err})") from None
+    # libsndfile's MP3/Ogg frame counts come from the header; a large shortfall means the stream is cut short.
+    if frames > 0 and data.shape[0] < 0.99 * frames - 1:
+        raise _fail(src.name, f"truncated audio (header declares {frames} frames, only {data.shape[0]} decodable)")
+    return to_mono(data), sr
+
+
+def _decode_fallback(src: _Source, err: Exception, max_duration: float | None) -> tuple[np.ndarray, int]:
+    """librosa/audioread for containers libsndfile does not read, only when a real backend exists."""
+    ext = Path(src.path or src.name).suffix.lower()
+    if src.path is None or ext not in _FALLBACK_EXTENSIONS:
+        raise _open_error(src, err) from None
+    if not _fallback_available():
+        raise _fail(
+            src.name,
+            f"libsndfile cannot read {ext} files and no fallback decoder is available "
+            "(audioread found no FFmpeg/GStreamer/CoreAudio/MAD backend); convert it to WAV/FLAC/OGG/MP3",
+        ) from None
+    import librosa
+
+    if max_duration is not None:
+        try:
+            dur = librosa.get_duration(path=src.path)
+        except Exception as err2:
+            raise _fail(src.name, f"cannot read header via audioread ({err2})") from None
+        if dur > max_duration:
+            raise _fail(src.name, f"duration {dur:.1f} s exceeds max_duration={max_duration:g} s")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wav, sr = librosa.load(src.path, sr=None, mono=True)
+    except Exception as err2:
+        raise _fail(src.name, f"fallback decoder failed ({type(err2).__name__}: {err2})") from None
+    return wav.astype(np.float32, copy=False), int(sr)
+
+
+def duration_s(source: Any) -> float:
+    """Duration in seconds from the header (0.0 when the sampling rate is unknown)."""
+    sr, frames, _ = audio_info(source)
+    return frames / sr if sr else 0.0
