@@ -9,7 +9,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install system-deps demo test test-fast style quality bench clean
+.PHONY: install system-deps browser-deps demo test test-fast style quality bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,14 +22,16 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Java runs the PTB tokenizer and METEOR (pycocoevalcap); Chromium drives the browser tests.
+# Both come from Debian's packages, installed only when missing (run as root, as CI does).
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 system-deps:
-	@if ! command -v java >/dev/null || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			default-jre-headless chromium chromium-driver >/dev/null; \
-	fi
+	@command -v java >/dev/null || $(APT_INSTALL) default-jre-headless >/dev/null
 
-demo: $(STAMP)
-	$(VENV)/bin/hf-audiocap demo
+browser-deps:
+	@(command -v chromium && command -v chromedriver) >/dev/null || $(APT_INSTALL) chromium chromium-driver >/dev/null
+
+demo: $(STAMP) system-deps
+	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -44,7 +46,7 @@ quality: $(STAMP)
 	$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs data/synthcaps .pytest_cache
