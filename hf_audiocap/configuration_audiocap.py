@@ -1,0 +1,288 @@
+"""Configuration classes of the audio captioning model (`model_type="audiocap"`).
+
+This file is self-contained (it imports only from `transformers`), so that a saved model folder can be loaded with
+`AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True)` where `hf_audiocap` is not installed.
+
+Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encoder` and a `decoder` sub-config.
+
+* `encoder`: either the built-in `AudioCapEncoderConfig` (log-mel conv subsampling + pre-LN transformer, trained from
+  scratch) or the config of any supported pretrained audio encoder from transformers (whisper, wav2vec2, hubert,
+  audio-spectrogram-transformer, clap_audio_model, ...).
+* `decoder`: either the built-in `AudioCapDecoderConfig` or the config of a pretrained causal LM that supports
+  cross-attention (bart via `BartForCausalLM`, gpt2 with `add_cross_attention=True`, ...).
+* the adapter (projection from the encoder width to the decoder width + optional masked temporal pooling),
+  `freeze_encoder`, the special token ids and `vocab_size` / `tie_word_embeddings` live on the top-level config.
+
+Default `AudioCapConfig()` = the small demo model (about 6.7M parameters with the default 512-word vocabulary):
+d_model 256, 4 encoder + 3 decoder layers, 4 heads, FFN 1024, 4x conv time subsampling (10 s -> 251 encoder frames).
+Why: the demo trains from scratch on CPU in ~10 minutes on a few thousand 3-10 s synthetic clips with a ~200-word
+vocabulary. The encoder dominates the cost (about 1.6 GFLOP forward per 10 s clip at this size), which keeps an epoch of
+3000 clips in a few minutes on 2 cores; 256-wide / 4-head (head_dim 64) layers are the smallest width at which SDPA
+kernels stay efficient, and 3 decoder layers are plenty for one-sentence captions from a tiny vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig
+
+AUDIOCAP_ENCODER_TYPE = "audiocap_encoder"
+AUDIOCAP_DECODER_TYPE = "audiocap_decoder"
+
+
+class AudioCapEncoderConfig(PretrainedConfig):
+    r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel 3, stride 2) + GELU (2 -> 4x time reduction), sinusoidal
+    positions computed for the actual length (any length works, nothing is padded to 30 s), `encoder_layers` pre-LN
+    transformer layers using `torch.nn.functional.scaled_dot_product_attention` with the key padding mask."""
+
+    model_type = AUDIOCAP_ENCODER_TYPE
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_hidden_layers": "encoder_layers",
+        "num_attention_heads": "encoder_attention_heads",
+    }
+
+    def __init__(
+        self,
+        num_mel_bins: int = 80,
+        d_model: int = 256,
+        encoder_layers: int = 4,
+        encoder_attention_heads: int = 4,
+        encoder_ffn_dim: int = 1024,
+        num_conv_layers: int = 2,
+        conv_kernel_size: int = 3,
+        conv_stride: int = 2,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        activation_function: str = "gelu",
+        layer_norm_eps: float = 1e-5,
+        init_std: float = 0.02,
+        **kwargs: Any,
+    ):
+        self.num_mel_bins = num_mel_bins
+        self.d_model = d_model
+        self.encoder_layers = encoder_layers
+        self.encoder_attention_heads = encoder_attention_heads
+        self.encoder_ffn_dim = encoder_ffn_dim
+        self.num_conv_layers = num_conv_layers
+        self.conv_kernel_size = conv_kernel_size
+        self.conv_stride = conv_stride
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation_dropout = activation_dropout
+        self.activation_function = activation_function
+        self.layer_norm_eps = layer_norm_eps
+        self.init_std = init_std
+        if d_model % encoder_attention_heads:
+            raise ValueError(
+                f"AudioCapEncoderConfig: d_model ({d_model}) must be divisible by encoder_attention_heads "
+                f"({encoder_attention_heads})"
+            )
+        if conv_kernel_size % 2 != 1:
+            raise ValueError(f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {conv_kernel_size}")
+        super().__init__(**kwargs)
+
+
+class AudioCapDecoderConfig(PretrainedConfig):
+    r"""Built-in caption decoder: learned token + position embeddings, `decoder_layers` pre-LN layers (fused-QKV causal
+    self-attention with a KV cache, cross-attention whose keys/values are computed once per generation), final
+    LayerNorm, LM head tied to the input embeddings."""
+
+    model_type = AUDIOCAP_DECODER_TYPE
+    attribute_map = {
+        "hidden_size": "d_model",
+        "num_hidden_layers": "decoder_layers",
+        "num_attention_heads": "decoder_attention_heads",
+    }
+
+    def __init__(
+        self,
+        vocab_size: int = 512,
+        d_model: int = 256,
+        decoder_layers: int = 3,
+        decoder_attention_heads: int = 4,
+        decoder_ffn_dim: int = 1024,
+        max_target_positions: int = 64,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        activation_function: str = "gelu",
+        layer_norm_eps: float = 1e-5,
+        init_std: float = 0.02,
+        use_cache: bool = True,
+        tie_word_embeddings: bool = True,
+        pad_token_id: int | None = 0,
+        bos_token_id: int | None = 2,
+        eos_token_id: int | None = 3,
+        decoder_start_token_id: int | None = 2,
+        is_decoder: bool = True,
+        add_cross_attention: bool = True,
+        **kwargs: Any,
+    ):
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.decoder_layers = decoder_layers
+        self.decoder_attention_heads = decoder_attention_heads
+        self.decoder_ffn_dim = decoder_ffn_dim
+        self.max_target_positions = max_target_positions
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.activation_dropout = activation_dropout
+        self.activation_function = activation_function
+        self.layer_norm_eps = layer_norm_eps
+        self.init_std = init_std
+        self.use_cache = use_cache
+        self.tie_word_embeddings = tie_word_embeddings
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.decoder_start_token_id = decoder_start_token_id
+        self.is_decoder = is_decoder
+        self.add_cross_attention = add_cross_attention
+        if d_model % decoder_attention_heads:
+            raise ValueError(
+                f"AudioCapDecoderConfig: d_model ({d_model}) must be divisible by decoder_attention_heads "
+                f"({decoder_attention_heads})"
+            )
+        super().__init__(**kwargs)
+
+
+def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> PretrainedConfig:
+    """Turns a sub-config given as None / dict / config into a config object (built-in classes resolved locally so that
+    this works in a fresh interpreter where our model types are not registered with AutoConfig)."""
+    if value is None:
+        return builtin_cls()
+    if isinstance(value, PretrainedConfig):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"AudioCapConfig.{key} must be a dict, a PretrainedConfig or None, got {type(value).__name__}"
+        )
+    value = dict(value)
+    model_type = value.pop("model_type", builtin_cls.model_type)
+    if model_type == builtin_cls.model_type:
+        return builtin_cls(**value)
+    try:
+        return AutoConfig.for_model(model_type, **value)
+    except ValueError as err:
+        raise ValueError(
+            f"AudioCapConfig.{key}: unknown model_type {model_type!r}; expected {builtin_cls.model_type!r} or a model "
+            "type known to transformers' AutoConfig (e.g. whisper, wav2vec2, hubert, audio-spectrogram-transformer, "
+            "clap_audio_model for the encoder; bart, gpt2 for the decoder)"
+        ) from err
+
+
+class AudioCapConfig(PretrainedConfig):
+    r"""Composite audio-captioning config.
+
+    Args:
+        encoder (`dict` or `PretrainedConfig`, *optional*): encoder sub-config (default: `AudioCapEncoderConfig()`).
+        decoder (`dict` or `PretrainedConfig`, *optional*): decoder sub-config (default: `AudioCapDecoderConfig()`).
+            A pretrained decoder config gets `is_decoder=True, add_cross_attention=True`.
+        adapter_projection (`bool`): always put a Linear + LayerNorm between encoder and decoder (a projection is
+            added anyway when the widths differ).
+        adapter_pooling_stride (`int`): masked temporal pooling stride over the encoder states (1 = no pooling).
+        adapter_pooling_type (`str`): "avg" or "max".
+        freeze_encoder (`bool`): freeze all encoder parameters (the adapter and decoder still train).
+        vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
+        tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
+        pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
+            `<eos>`=3 for the word-level tokenizer).
+    """
+
+    model_type = "audiocap"
+    sub_configs_defaults = {"encoder": AudioCapEncoderConfig, "decoder": AudioCapDecoderConfig}
+
+    def __init__(
+        self,
+        encoder: dict | PretrainedConfig | None = None,
+        decoder: dict | PretrainedConfig | None = None,
+        adapter_projection: bool = True,
+        adapter_pooling_stride: int = 1,
+        adapter_pooling_type: str = "avg",
+        freeze_encoder: bool = False,
+        vocab_size: int | None = None,
+        tie_word_embeddings: bool = True,
+        pad_token_id: int | None = 0,
+        bos_token_id: int | None = 2,
+        eos_token_id: int | None = 3,
+        decoder_start_token_id: int | None = 2,
+        use_cache: bool = True,
+        is_encoder_decoder: bool = True,
+        **kwargs: Any,
+    ):
+        self.encoder = _sub_config(encoder, "encoder", AudioCapEncoderConfig)
+        self.decoder = _sub_config(decoder, "decoder", AudioCapDecoderConfig)
+        if getattr(self.encoder, "is_decoder", False) or getattr(self.encoder, "add_cross_attention", False):
+            self.encoder.is_decoder = False
+            self.encoder.add_cross_attention = False
+        self.decoder.is_decoder = True
+        self.decoder.add_cross_attention = True
+        if adapter_pooling_type not in ("avg", "max"):
+            raise ValueError(
+                f"AudioCapConfig: adapter_pooling_type must be 'avg' or 'max', got {adapter_pooling_type!r}"
+            )
+        if int(adapter_pooling_stride) < 1:
+            raise ValueError(f"AudioCapConfig: adapter_pooling_stride must be >= 1, got {adapter_pooling_stride}")
+        self.adapter_projection = adapter_projection
+        self.adapter_pooling_stride = int(adapter_pooling_stride)
+        self.adapter_pooling_type = adapter_pooling_type
+        self.freeze_encoder = freeze_encoder
+        builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
+        if vocab_size is None:
+            vocab_size = self.decoder.vocab_size
+        elif builtin_decoder:
+            self.decoder.vocab_size = vocab_size
+        elif vocab_size != self.decoder.vocab_size:
+            raise ValueError(
+                f"AudioCapConfig: vocab_size ({vocab_size}) differs from the pretrained decoder's vocab_size "
+                f"({self.decoder.vocab_size})"
+            )
+        self.vocab_size = vocab_size
+        self.tie_word_embeddings = tie_word_embeddings
+        if builtin_decoder:
+            self.decoder.tie_word_embeddings = tie_word_embeddings
+            for name, value in (
+                ("pad_token_id", pad_token_id),
+                ("bos_token_id", bos_token_id),
+                ("eos_token_id", eos_token_id),
+                ("decoder_start_token_id", decoder_start_token_id),
+            ):
+                setattr(self.decoder, name, value)
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.decoder_start_token_id = decoder_start_token_id
+        self.use_cache = use_cache
+        super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
+
+    @property
+    def uses_builtin_encoder(self) -> bool:
+        return self.encoder.model_type == AUDIOCAP_ENCODER_TYPE
+
+    @property
+    def uses_builtin_decoder(self) -> bool:
+        return self.decoder.model_type == AUDIOCAP_DECODER_TYPE
+
+    @classmethod
+    def from_encoder_decoder_configs(
+        cls, encoder_config: PretrainedConfig, decoder_config: PretrainedConfig, **kwargs: Any
+    ) -> AudioCapConfig:
+        """Builds an `AudioCapConfig` from an encoder config and a decoder config (the decoder gets
+        `is_decoder=True, add_cross_attention=True`). Special token ids default to the decoder's own when it has them."""
+        decoder_config.is_decoder = True
+        decoder_config.add_cross_attention = True
+        if decoder_config.model_type != AUDIOCAP_DECODER_TYPE:
+            for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+                value = getattr(decoder_config, name, None)
+                if name == "decoder_start_token_id" and value is None:
+                    value = getattr(decoder_config, "bos_token_id", None)
+                if value is not None:
+                    kwargs.setdefault(name, value)
+            kwargs.setdefault("tie_word_embeddings", getattr(decoder_config, "tie_word_embeddings", True))
+        return cls(encoder=encoder_config.to_dict(), decoder=decoder_config.to_dict(), **kwargs)
+
+
+__all__ = ["AudioCapConfig", "AudioCapDecoderConfig", "AudioCapEncoderConfig"]

@@ -1,0 +1,999 @@
+"""Audio captioning model: audio encoder -> adapter -> text decoder, as a transformers `PreTrainedModel`.
+
+Self-contained on purpose: this file imports only from `torch`, `transformers` and its sibling
+`configuration_audiocap.py` (relative import), so `save_pretrained` can copy both files next to the weights and a folder
+loads with `AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True)` without `hf_audiocap` installed.
+
+Encoders (chosen by `config.encoder.model_type`):
+
+* `audiocap_encoder` (built-in, trained from scratch on log-mels `(batch, n_mels, frames)`): Conv1d(k=3, s=2) + GELU
+  twice (4x fewer frames than the input, vs Whisper's 2x), padded frames zeroed before/after each conv so a clip gives the
+  same states alone or padded into a batch, sinusoidal positions for the actual length (no 30 s padding, any length),
+  pre-LN transformer layers with fused QKV and `F.scaled_dot_product_attention` + key padding mask.
+* `whisper`: the Whisper encoder is run layer by layer on the real length: `embed_positions` is sliced to the actual
+  number of frames instead of padding every clip to 3000 frames, and the frame mask is subsampled (stride 2) and used as
+  the self-attention key padding mask and passed to the adapter / cross-attention. Max 30 s (1500 positions).
+* `wav2vec2`, `hubert`, `wavlm`, `data2vec-audio`, `unispeech(-sat)`, `sew(-d)`, `wav2vec2-conformer`: waveform input
+  `input_values (batch, samples)` with a sample-level `attention_mask`; padded samples are zeroed and the output frame
+  mask comes from the model's `_get_feat_extract_output_lengths`. (Checkpoints with `feat_extract_norm="group"`
+  normalise over time including padding, so they are not exactly batch invariant; that is the model, not the wrapper.)
+* `audio-spectrogram-transformer` (AST): fixed input size `(batch, max_length, n_mels)`: our `(batch, n_mels, frames)`
+  features are transposed, padded frames zeroed, then zero-padded / truncated to `config.max_length` frames (clips
+  longer than max_length are truncated). Every patch token is kept (mask of ones): the patch grid mixes time and
+  frequency so no exact frame mask exists; zero padding to a fixed size keeps it batch invariant.
+* `clap_audio_model` (`ClapAudioModel`, the CLAP audio tower): fixed spectrogram size: features are laid out as
+  `(batch, 1, frames, n_mels)`, zero-padded / truncated to `spec_size * freq_ratio` frames (so CLAP's own bicubic
+  resize never runs), output `(batch, C, H, W)` flattened to `H*W` tokens, mask of ones. `n_mels` must equal the
+  config's `num_mel_bins`.
+
+Adapter: optional masked temporal pooling (avg/max, stride `adapter_pooling_stride`) then Linear + LayerNorm to the
+decoder width. Decoders: the built-in one (KV cache through transformers' `EncoderDecoderCache`, cross-attention K/V
+computed once per generation and reused, tied embeddings) or any causal LM with cross-attention through
+`AutoModelForCausalLM` (BART's decoder via `BartForCausalLM`, GPT-2 with `add_cross_attention=True`).
+
+GPU notes (no GPU was available when this was written; reasoning, not measurement): all attention uses SDPA with
+*boolean* masks (no additive -inf / finfo tricks needed, so fp16/bf16 autocast is safe; the one additive value we build,
+in masked max pooling, uses `torch.finfo(dtype).min` of the actual dtype), the loss upcasts logits to float32, positions
+are computed in float32, and every layer is a `GradientCheckpointingLayer` (`model.gradient_checkpointing_enable()`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSpeechSeq2Seq,
+    GenerationConfig,
+    GenerationMixin,
+    PreTrainedModel,
+)
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput
+
+from .configuration_audiocap import (
+    AUDIOCAP_DECODER_TYPE,
+    AUDIOCAP_ENCODER_TYPE,
+    AudioCapConfig,
+    AudioCapDecoderConfig,
+    AudioCapEncoderConfig,
+)
+
+WAVEFORM_ENCODER_TYPES = (
+    "wav2vec2",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "unispeech",
+    "unispeech-sat",
+    "sew",
+    "sew-d",
+    "wav2vec2-conformer",
+)
+SUPPORTED_ENCODER_TYPES = (
+    AUDIOCAP_ENCODER_TYPE,
+    "whisper",
+    "audio-spectrogram-transformer",
+    "clap_audio_model",
+    *WAVEFORM_ENCODER_TYPES,
+)
+
+
+def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """`labels` -> `decoder_input_ids`: shift right, put `decoder_start_token_id` first, replace -100 by pad."""
+    if decoder_start_token_id is None:
+        raise ValueError("AudioCapConfig.decoder_start_token_id must be set to build decoder_input_ids from labels")
+    if pad_token_id is None:
+        raise ValueError("AudioCapConfig.pad_token_id must be set to build decoder_input_ids from labels")
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+@dataclass
+class AudioCapEncoderOutput(BaseModelOutput):
+    """`BaseModelOutput` + the encoder-frame `attention_mask` (bool, `(batch, encoder_frames)`, None = all valid).
+
+    It travels inside `encoder_outputs`, so `generate` expands it with the states for beam search / sampling."""
+
+    attention_mask: torch.Tensor | None = None
+
+
+def _lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _sdpa_key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, keys) 0/1 -> boolean SDPA mask (batch, 1, 1, keys); None when every key is valid (fast kernels)."""
+    if mask is None:
+        return None
+    mask = mask.bool()
+    if bool(mask.all()):
+        return None
+    return mask[:, None, None, :]
+
+
+def _sinusoids(length: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Whisper-style sinusoidal positions for `length` frames (computed in float32, any length)."""
+    half = channels // 2
+    log_timescale = math.log(10000.0) / max(half - 1, 1)
+    inv = torch.exp(-log_timescale * torch.arange(half, device=device, dtype=torch.float32))
+    t = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None, :]
+    pos = torch.cat([t.sin(), t.cos()], dim=1)
+    if pos.shape[1] < channels:
+        pos = F.pad(pos, (0, channels - pos.shape[1]))
+    return pos.to(dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Attention blocks (SDPA, boolean masks)
+# ----------------------------------------------------------------------------------------------------------------------
+class AudioCapSelfAttention(nn.Module):
+    """Multi-head self-attention with one fused QKV projection; optional KV cache (`DynamicCache`)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.layer_idx = layer_idx
+        self.qkv_proj = nn.Linear(embed_dim, 3 * embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: Cache | None = None,
+    ) -> torch.Tensor:
+        bsz, tgt, _ = hidden_states.shape
+        qkv = self.qkv_proj(hidden_states).view(bsz, tgt, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
+        out = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal and attn_mask is None,
+        )
+        return self.out_proj(out.transpose(1, 2).reshape(bsz, tgt, self.embed_dim))
+
+
+class AudioCapCrossAttention(nn.Module):
+    """Cross-attention; keys/values of the encoder states are computed once and kept in the cross-attention cache."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.kv_proj = nn.Linear(embed_dim, 2 * embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+    ) -> torch.Tensor:
+        bsz, tgt, _ = hidden_states.shape
+        query = self.q_proj(hidden_states).view(bsz, tgt, self.num_heads, self.head_dim).transpose(1, 2)
+        if cache is not None and cache.is_updated.get(self.layer_idx, False):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            key, value = layer.keys, layer.values
+        else:
+            src = encoder_hidden_states.shape[1]
+            kv = self.kv_proj(encoder_hidden_states).view(bsz, src, 2, self.num_heads, self.head_dim)
+            key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
+            if cache is not None:
+                key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+                cache.is_updated[self.layer_idx] = True
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(out.transpose(1, 2).reshape(bsz, tgt, self.embed_dim))
+
+
+class AudioCapEncoderLayer(GradientCheckpointingLayer):
+    def __init__(self, config: AudioCapEncoderConfig):
+        super().__init__()
+        d = config.d_model
+        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.self_attn = AudioCapSelfAttention(d, config.encoder_attention_heads, config.attention_dropout)
+        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(d, config.encoder_ffn_dim)
+        self.fc2 = nn.Linear(config.encoder_ffn_dim, d)
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.dropout = config.dropout
+        self.activation_dropout = config.activation_dropout
+
+    def forward(self, hidden_states: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        residual = hidden_states
+        hidden_states = self.self_attn(self.self_attn_layer_norm(hidden_states), attn_mask=attn_mask)
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        residual = hidden_states
+        hidden_states = self.activation_fn(self.fc1(self.final_layer_norm(hidden_states)))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        hidden_states = self.fc2(hidden_states)
+        return residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+
+
+class AudioCapDecoderLayer(GradientCheckpointingLayer):
+    def __init__(self, config: AudioCapDecoderConfig, layer_idx: int):
+        super().__init__()
+        d = config.d_model
+        heads = config.decoder_attention_heads
+        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.self_attn = AudioCapSelfAttention(d, heads, config.attention_dropout, layer_idx=layer_idx)
+        self.encoder_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.encoder_attn = AudioCapCrossAttention(d, heads, config.attention_dropout, layer_idx=layer_idx)
+        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(d, config.decoder_ffn_dim)
+        self.fc2 = nn.Linear(config.decoder_ffn_dim, d)
+        self.activation_fn = ACT2FN[config.activation_function]
+        self.dropout = config.dropout
+        self.activation_dropout = config.activation_dropout
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        self_attn_mask: torch.Tensor | None = None,
+        is_causal: bool = True,
+        encoder_attn_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+    ) -> torch.Tensor:
+        residual = hidden_states
+        hidden_states = self.self_attn(
+            self.self_attn_layer_norm(hidden_states),
+            attn_mask=self_attn_mask,
+            is_causal=is_causal,
+            cache=cache.self_attention_cache if cache is not None else None,
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        residual = hidden_states
+        hidden_states = self.encoder_attn(
+            self.encoder_attn_layer_norm(hidden_states),
+            encoder_hidden_states,
+            attn_mask=encoder_attn_mask,
+            cache=cache,
+        )
+        hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+        residual = hidden_states
+        hidden_states = self.activation_fn(self.fc1(self.final_layer_norm(hidden_states)))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        hidden_states = self.fc2(hidden_states)
+        return residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pretrained-model plumbing
+# ----------------------------------------------------------------------------------------------------------------------
+class AudioCapPreTrainedModel(PreTrainedModel):
+    config_class = AudioCapConfig
+    base_model_prefix = "audiocap"
+    main_input_name = "input_features"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["AudioCapEncoderLayer", "AudioCapDecoderLayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Linear/Conv1d/Embedding: normal(0, init_std); LayerNorm: ones/zeros (transformers' generic init, which also
+        # skips modules already loaded from a checkpoint). Nothing else holds parameters.
+        super()._init_weights(module)
+
+
+class AudioCapEncoder(AudioCapPreTrainedModel):
+    """Built-in log-mel encoder (see module docstring)."""
+
+    config_class = AudioCapEncoderConfig
+    base_model_prefix = "audiocap_encoder"
+
+    def __init__(self, config: AudioCapEncoderConfig):
+        super().__init__(config)
+        k, s = config.conv_kernel_size, config.conv_stride
+        channels = [config.num_mel_bins] + [config.d_model] * config.num_conv_layers
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
+            for i in range(config.num_conv_layers)
+        )
+        self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        k, s = self.config.conv_kernel_size, self.config.conv_stride
+        for _ in range(self.config.num_conv_layers):
+            lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
+        return lengths
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> AudioCapEncoderOutput:
+        lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
+        x = input_features
+        if lengths is not None:
+            x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        for conv in self.convs:
+            x = F.gelu(conv(x))
+            if lengths is not None:
+                lengths = (
+                    torch.div(
+                        lengths + 2 * conv.padding[0] - conv.kernel_size[0], conv.stride[0], rounding_mode="floor"
+                    )
+                    + 1
+                )
+                # zero the padded frames again: conv(pad) != 0 (bias), and the next conv would leak it into real frames
+                x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        hidden = x.transpose(1, 2)
+        hidden = hidden + _sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
+        hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
+        frame_mask = _lengths_to_mask(lengths, hidden.shape[1]) if lengths is not None else None
+        sdpa_mask = _sdpa_key_mask(frame_mask)
+        all_hidden = (hidden,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden = layer(hidden, attn_mask=sdpa_mask)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+        hidden = self.layer_norm(hidden)
+        return AudioCapEncoderOutput(last_hidden_state=hidden, hidden_states=all_hidden, attention_mask=frame_mask)
+
+
+class AudioCapDecoder(AudioCapPreTrainedModel):
+    """Built-in caption decoder with LM head (tied to the token embeddings when `tie_word_embeddings`)."""
+
+    config_class = AudioCapDecoderConfig
+    base_model_prefix = "audiocap_decoder"
+    main_input_name = "input_ids"
+    _tied_weights_keys = {"lm_head.weight": "embed_tokens.weight"}
+
+    def __init__(self, config: AudioCapDecoderConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.embed_positions = nn.Embedding(config.max_target_positions, config.d_model)
+        self.layers = nn.ModuleList(AudioCapDecoderLayer(config, i) for i in range(config.decoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithCrossAttentions:
+        if encoder_hidden_states is None:
+            raise ValueError("AudioCapDecoder needs encoder_hidden_states (it always cross-attends to the audio)")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        bsz, tgt = inputs_embeds.shape[:2]
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        elif not use_cache:
+            cache = None
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + tgt > self.config.max_target_positions:
+            raise ValueError(
+                f"AudioCapDecoder: {past + tgt} decoder positions requested but max_target_positions is "
+                f"{self.config.max_target_positions} (labels/captions must be at most that many tokens)"
+            )
+        positions = torch.arange(past, past + tgt, device=inputs_embeds.device)
+        hidden = inputs_embeds + self.embed_positions(positions)[None]
+        hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
+
+        # Self-attention mask: causal (offset by the cached length), combined with a key padding mask if any.
+        key_pad = None
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            key_pad = attention_mask.bool()[:, -(past + tgt) :]
+        self_mask, is_causal = None, False
+        if key_pad is not None or (tgt > 1 and past > 0):
+            q_pos = torch.arange(past, past + tgt, device=hidden.device)
+            k_pos = torch.arange(past + tgt, device=hidden.device)
+            self_mask = (k_pos[None, :] <= q_pos[:, None])[None, None]
+            if key_pad is not None:
+                self_mask = self_mask & key_pad[:, None, None, :]
+        elif tgt > 1:
+            is_causal = True
+        enc_mask = _sdpa_key_mask(encoder_attention_mask)
+
+        all_hidden = (hidden,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden = layer(
+                hidden,
+                encoder_hidden_states,
+                self_attn_mask=self_mask,
+                is_causal=is_causal,
+                encoder_attn_mask=enc_mask,
+                cache=cache,
+            )
+            if output_hidden_states:
+                all_hidden += (hidden,)
+        hidden = self.layer_norm(hidden)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        return CausalLMOutputWithCrossAttentions(logits=logits, cache=cache, hidden_states=all_hidden)
+
+
+class AudioCapAdapter(nn.Module):
+    """Masked temporal pooling (optional) + Linear/LayerNorm projection from the encoder width to the decoder width."""
+
+    def __init__(self, in_dim: int, out_dim: int, projection: bool, stride: int, pooling: str, eps: float = 1e-5):
+        super().__init__()
+        self.stride = stride
+        self.pooling = pooling
+        if projection or in_dim != out_dim:
+            self.proj = nn.Linear(in_dim, out_dim)
+            self.layer_norm = nn.LayerNorm(out_dim, eps=eps)
+        else:
+            self.proj = None
+            self.layer_norm = None
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        bsz, length, dim = hidden.shape
+        s = self.stride
+        if mask is None:
+            mask = torch.ones(bsz, length, dtype=torch.bool, device=hidden.device)
+        pad = (-length) % s
+        if pad:
+            hidden = F.pad(hidden, (0, 0, 0, pad))
+            mask = F.pad(mask, (0, pad), value=False)
+        windows = hidden.view(bsz, -1, s, dim)
+        wmask = mask.view(bsz, -1, s)
+        count = wmask.sum(-1)
+        if self.pooling == "max":
+            filled = windows.masked_fill(~wmask[..., None], torch.finfo(hidden.dtype).min)
+            pooled = filled.amax(2).masked_fill((count == 0)[..., None], 0.0)
+        else:
+            pooled = (windows * wmask[..., None].to(hidden.dtype)).sum(2) / count.clamp(min=1)[..., None].to(
+                hidden.dtype
+            )
+        return pooled, count > 0
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.stride > 1:
+            hidden, mask = self._pool(hidden, mask)
+        if self.proj is not None:
+            hidden = self.layer_norm(self.proj(hidden))
+        return hidden, mask
+
+
+def _encoder_kind(config) -> str:
+    model_type = getattr(config, "model_type", None)
+    if model_type == AUDIOCAP_ENCODER_TYPE:
+        return "builtin"
+    if model_type == "whisper":
+        return "whisper"
+    if model_type in WAVEFORM_ENCODER_TYPES:
+        return "waveform"
+    if model_type == "audio-spectrogram-transformer":
+        return "ast"
+    if model_type == "clap_audio_model":
+        return "clap"
+    raise ValueError(
+        f"unsupported encoder model_type {model_type!r}: expected one of {', '.join(SUPPORTED_ENCODER_TYPES)}"
+    )
+
+
+def _build_encoder(config) -> PreTrainedModel:
+    kind = _encoder_kind(config)
+    if kind == "builtin":
+        return AudioCapEncoder(config)
+    if kind == "clap":
+        from transformers import ClapAudioModel
+
+        return ClapAudioModel(config)
+    model = AutoModel.from_config(config)
+    if getattr(config, "is_encoder_decoder", False):  # e.g. WhisperModel -> its encoder only
+        model = model.get_encoder()
+    return model
+
+
+def _encoder_output_dim(config) -> int:
+    kind = _encoder_kind(config)
+    if kind == "clap":
+        return int(config.patch_embeds_hidden_size * 2 ** (len(config.depths) - 1))
+    if kind == "waveform":
+        return getattr(config, "output_hidden_size", None) or config.hidden_size
+    return config.hidden_size
+
+
+def _decoder_max_positions(config) -> int | None:
+    for name in ("max_target_positions", "max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+class AudioCapAudioEncoder(nn.Module):
+    """The audio side as one module: `model` (built-in or pretrained encoder) + `adapter`. `get_encoder()` returns it, so
+    `generate` runs it once and hands its `AudioCapEncoderOutput` (states at decoder width + frame mask) to the decoder."""
+
+    def __init__(self, config: AudioCapConfig, encoder: PreTrainedModel | None = None):
+        super().__init__()
+        self.kind = _encoder_kind(config.encoder)
+        self.model = encoder if encoder is not None else _build_encoder(config.encoder)
+        self.main_input_name = "input_values" if self.kind == "waveform" else "input_features"
+        self.adapter = AudioCapAdapter(
+            _encoder_output_dim(config.encoder),
+            config.decoder.hidden_size,
+            config.adapter_projection,
+            config.adapter_pooling_stride,
+            config.adapter_pooling_type,
+        )
+
+    @property
+    def n_mels(self) -> int | None:
+        return getattr(self.model.config, "num_mel_bins", None)
+
+    def _check_features(self, feats: torch.Tensor | None, name: str) -> None:
+        if feats is None:
+            raise ValueError(f"the {self.kind} encoder expects `{name}`, got None")
+        if feats.shape[0] == 0:
+            raise ValueError(f"empty batch: `{name}` has batch size 0")
+        if self.kind == "waveform":
+            if feats.ndim != 2 or feats.shape[-1] == 0:
+                raise ValueError(f"expected `input_values` of shape (batch, samples), got {tuple(feats.shape)}")
+            return
+        if feats.ndim != 3 or feats.shape[1] != self.n_mels or feats.shape[-1] == 0:
+            raise ValueError(
+                f"expected `input_features` of shape (batch, n_mels={self.n_mels}, frames>0), got {tuple(feats.shape)}"
+            )
+
+    def forward(
+        self,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AudioCapEncoderOutput:
+        feats = input_values if self.kind == "waveform" else input_features
+        if feats is None:  # be lenient about the name of the audio input
+            feats = input_features if input_features is not None else input_values
+        self._check_features(feats, self.main_input_name)
+        if attention_mask is not None:
+            if attention_mask.shape != (feats.shape[0], feats.shape[-1]):
+                raise ValueError(
+                    f"attention_mask shape {tuple(attention_mask.shape)} does not match the audio input "
+                    f"(batch, {'samples' if self.kind == 'waveform' else 'frames'}) = ({feats.shape[0]}, {feats.shape[-1]})"
+                )
+            if bool((attention_mask.sum(-1) == 0).any()):
+                raise ValueError("attention_mask: a clip in the batch has no valid frame (all zeros)")
+            if bool(attention_mask.bool().all()):
+                attention_mask = None
+        hidden, mask, extra = getattr(self, f"_encode_{self.kind}")(feats, attention_mask, output_hidden_states)
+        hidden, mask = self.adapter(hidden, mask)
+        return AudioCapEncoderOutput(last_hidden_state=hidden, attention_mask=mask, **extra)
+
+    def _encode_builtin(self, feats, mask, output_hidden_states):
+        out = self.model(feats, attention_mask=mask, output_hidden_states=output_hidden_states)
+        return out.last_hidden_state, out.attention_mask, {"hidden_states": out.hidden_states}
+
+    def _encode_whisper(self, feats, mask, output_hidden_states):
+        enc = self.model
+        max_frames = enc.embed_positions.num_embeddings * enc.conv1.stride[0] * enc.conv2.stride[0]
+        if feats.shape[-1] > max_frames:
+            raise ValueError(f"the Whisper encoder takes at most {max_frames} frames (30 s), got {feats.shape[-1]}")
+        lengths = mask.long().sum(-1) if mask is not None else None
+        x = feats.to(enc.conv1.weight.dtype)
+        if lengths is not None:
+            x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        x = F.gelu(enc.conv1(x))
+        if lengths is not None:
+            x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        x = F.gelu(enc.conv2(x))
+        hidden = x.transpose(1, 2)
+        # the fix for short clips: positions sliced to the real length instead of padding the input to 3000 frames
+        hidden = hidden + enc.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
+        hidden = F.dropout(hidden, p=enc.dropout, training=self.training)
+        frame_mask = None
+        attn_mask = None
+        if lengths is not None:
+            frame_mask = _lengths_to_mask(enc._get_feat_extract_output_lengths(lengths), hidden.shape[1])
+            attn_mask = create_bidirectional_mask(config=enc.config, inputs_embeds=hidden, attention_mask=frame_mask)
+        all_hidden = (hidden,) if output_hidden_states else None
+        for layer in enc.layers:
+            hidden = layer(hidden, attn_mask)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+        hidden = enc.layer_norm(hidden)
+        return hidden, frame_mask, {"hidden_states": all_hidden}
+
+    def _encode_waveform(self, feats, mask, output_hidden_states):
+        if mask is not None:
+            feats = feats * mask.to(feats.dtype)
+        out = self.model(feats, attention_mask=mask, output_hidden_states=output_hidden_states, return_dict=True)
+        hidden = out.last_hidden_state
+        frame_mask = None
+        if mask is not None:
+            frame_mask = self.model._get_feature_vector_attention_mask(hidden.shape[1], mask).bool()
+        return hidden, frame_mask, {"hidden_states": out.hidden_states}
+
+    def _fixed_length(self, feats, mask, target):
+        """(batch, n_mels, frames) -> zero padded frames, then zero-pad / truncate to `target` frames."""
+        if mask is not None:
+            feats = feats * mask.to(feats.dtype)[:, None, :]
+        if feats.shape[-1] < target:
+            feats = F.pad(feats, (0, target - feats.shape[-1]))
+        return feats[..., :target]
+
+    def _encode_ast(self, feats, mask, output_hidden_states):
+        feats = self._fixed_length(feats, mask, self.model.config.max_length)
+        out = self.model(feats.transpose(1, 2), output_hidden_states=output_hidden_states, return_dict=True)
+        return out.last_hidden_state, None, {"hidden_states": out.hidden_states}
+
+    def _encode_clap(self, feats, mask, output_hidden_states):
+        cfg = self.model.config
+        freq_ratio = cfg.spec_size // cfg.num_mel_bins
+        feats = self._fixed_length(feats, mask, cfg.spec_size * freq_ratio)
+        out = self.model(input_features=feats.transpose(1, 2)[:, None], return_dict=True)
+        hidden = out.last_hidden_state  # (batch, C, H, W)
+        hidden = hidden.flatten(2).transpose(1, 2)
+        return hidden, None, {}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------------------------------
+class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin):
+    """Audio encoder + adapter + text decoder for captioning; `generate()` works like any transformers seq2seq model.
+
+    Inputs: `input_features (batch, n_mels, frames)` + frame `attention_mask` (or `input_values` + sample mask for
+    waveform encoders), `labels (batch, len)` ending with eos and padded with -100. Returns `Seq2SeqLMOutput`.
+    """
+
+    config_class = AudioCapConfig
+    accepts_loss_kwargs = True
+
+    def __init__(
+        self,
+        config: AudioCapConfig,
+        encoder: PreTrainedModel | None = None,
+        decoder: PreTrainedModel | None = None,
+    ):
+        if not isinstance(config, AudioCapConfig):
+            raise ValueError(f"config must be an AudioCapConfig, got {type(config).__name__}")
+        if encoder is not None:
+            config.encoder = encoder.config
+        if decoder is not None:
+            config.decoder = decoder.config
+        super().__init__(config)
+        self.encoder = AudioCapAudioEncoder(config, encoder)
+        if decoder is None:
+            if config.decoder.model_type == AUDIOCAP_DECODER_TYPE:
+                decoder = AudioCapDecoder(config.decoder)
+            else:
+                decoder = AutoModelForCausalLM.from_config(config.decoder)
+        if decoder.get_output_embeddings() is None:
+            raise ValueError(f"the decoder {type(decoder).__name__} has no LM head; use a *ForCausalLM class")
+        self.decoder = decoder
+        # keep one config object per part, so what is saved is what runs
+        self.config.encoder = self.encoder.model.config
+        self.config.decoder = self.decoder.config
+        if config.freeze_encoder:
+            self.freeze_encoder()
+        self.post_init()
+        self.generation_config = self._default_generation_config(config)
+
+    @staticmethod
+    def _default_generation_config(config: AudioCapConfig) -> GenerationConfig:
+        # greedy-or-beam decision: 3 beams (the usual setting for audio captioning; `num_beams=1` for speed)
+        return GenerationConfig(
+            decoder_start_token_id=config.decoder_start_token_id,
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            max_length=min(30, _decoder_max_positions(config.decoder) or 30),
+            num_beams=3,
+        )
+
+    # --- accessors ---------------------------------------------------------------------------------------------------
+    def get_encoder(self, modality: str | None = None) -> AudioCapAudioEncoder:
+        return self.encoder
+
+    def get_decoder(self) -> PreTrainedModel:
+        return self.decoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.decoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.decoder.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.decoder.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.decoder.set_output_embeddings(value)
+
+    def freeze_encoder(self) -> None:
+        """Freeze the audio encoder (the adapter and the decoder keep training)."""
+        for param in self.encoder.model.parameters():
+            param.requires_grad_(False)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @classmethod
+    def from_encoder_decoder_pretrained(
+        cls,
+        encoder_pretrained_model_name_or_path: str | None = None,
+        decoder_pretrained_model_name_or_path: str | None = None,
+        **kwargs,
+    ) -> AudioCapForConditionalGeneration:
+        """Encoder weights through `AutoModel.from_pretrained` (Whisper: its encoder only; `None` = built-in encoder
+        from scratch), decoder weights through `AutoModelForCausalLM.from_pretrained` with `is_decoder=True,
+        add_cross_attention=True` (new cross-attention weights are randomly initialised; `None` = built-in decoder).
+        `encoder_*` / `decoder_*` kwargs go to the respective `from_pretrained` / config; the rest to `AudioCapConfig`."""
+        register_auto_classes()
+        kw_enc = {k[len("encoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("encoder_")}
+        kw_dec = {k[len("decoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("decoder_")}
+        if "start_token_id" in kw_dec:  # `decoder_start_token_id` is a top-level config field, not a decoder kwarg
+            kwargs["decoder_start_token_id"] = kw_dec.pop("start_token_id")
+
+        def load_config(path, what, extra):
+            try:
+                return AutoConfig.from_pretrained(path, **extra)
+            except (OSError, ValueError, KeyError) as err:
+                raise ValueError(
+                    f"cannot load the {what} {path!r}: expected a local folder or Hub id of a transformers model "
+                    f"({'an audio encoder: ' + ', '.join(SUPPORTED_ENCODER_TYPES) if what == 'encoder' else 'a causal LM with cross-attention, e.g. bart or gpt2'}) "
+                    f"[{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}]"
+                ) from err
+
+        if encoder_pretrained_model_name_or_path is None:
+            encoder = AudioCapEncoder(AudioCapEncoderConfig(**kw_enc))
+        else:
+            enc_config = load_config(encoder_pretrained_model_name_or_path, "encoder", kw_enc.pop("config_kwargs", {}))
+            kind = _encoder_kind(enc_config)
+            enc_config.is_decoder = False
+            enc_config.add_cross_attention = False
+            if kind == "builtin":
+                encoder = AudioCapEncoder.from_pretrained(encoder_pretrained_model_name_or_path, **kw_enc)
+            elif kind == "clap":
+                from transformers import ClapAudioModel
+
+                encoder = ClapAudioModel.from_pretrained(encoder_pretrained_model_name_or_path, **kw_enc)
+            else:
+                encoder = AutoModel.from_pretrained(encoder_pretrained_model_name_or_path, config=enc_config, **kw_enc)
+                if getattr(enc_config, "is_encoder_decoder", False):
+                    encoder = encoder.get_encoder()
+        if decoder_pretrained_model_name_or_path is None:
+            dec_kwargs = {"vocab_size": kwargs["vocab_size"]} if "vocab_size" in kwargs else {}
+            decoder = AudioCapDecoder(AudioCapDecoderConfig(**dec_kwargs, **kw_dec))
+        else:
+            dec_config = load_config(decoder_pretrained_model_name_or_path, "decoder", kw_dec.pop("config_kwargs", {}))
+            dec_config.is_decoder = True
+            dec_config.add_cross_attention = True
+            decoder = AutoModelForCausalLM.from_pretrained(
+                decoder_pretrained_model_name_or_path, config=dec_config, **kw_dec
+            )
+        config = AudioCapConfig.from_encoder_decoder_configs(encoder.config, decoder.config, **kwargs)
+        return cls(config, encoder=encoder, decoder=decoder)
+
+    # --- forward -----------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_features: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: AudioCapEncoderOutput | tuple | None = None,
+        cache: Cache | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        input_values: torch.FloatTensor | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> Seq2SeqLMOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch, target_len)`): target ids ending with eos, -100 = ignored. The loss
+            is `F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)` (mean over the non -100
+            tokens; when the Trainer passes `num_items_in_batch`, the sum divided by it, for gradient accumulation).
+            Label smoothing: `Seq2SeqTrainingArguments(label_smoothing_factor=...)`; the Trainer then pops `labels`
+            and applies its `LabelSmoother` to our `logits`, so the batch must also carry `decoder_input_ids`
+            (`model.prepare_decoder_input_ids_from_labels(labels)`).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if cache is None:
+            cache = kwargs.pop("past_key_values", None)
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_features=input_features,
+                attention_mask=attention_mask,
+                input_values=input_values,
+                output_hidden_states=output_hidden_states,
+            )
+        elif isinstance(encoder_outputs, (tuple, list)):
+            encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
+        encoder_hidden_states = encoder_outputs.last_hidden_state
+        encoder_mask = getattr(encoder_outputs, "attention_mask", None)
+
+        if labels is not None:
+            max_pos = _decoder_max_positions(self.config.decoder)
+            if max_pos is not None and labels.shape[-1] > max_pos:
+                raise ValueError(
+                    f"labels have {labels.shape[-1]} tokens but the decoder has only {max_pos} positions "
+                    "(truncate captions to at most that many tokens)"
+                )
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            raise ValueError(
+                "forward needs `labels` or `decoder_input_ids` (= model.prepare_decoder_input_ids_from_labels(labels))"
+            )
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training and labels is None
+        if not use_cache:
+            cache = None
+
+        if self.config.decoder.model_type == AUDIOCAP_DECODER_TYPE:
+            dec_out = self.decoder(
+                input_ids=decoder_input_ids,
+                attention_mask=decoder_attention_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=encoder_mask,
+                cache=cache,
+                inputs_embeds=decoder_inputs_embeds,
+                use_cache=use_cache,
+                output_hidden_states=output_hidden_states,
+                logits_to_keep=logits_to_keep,
+            )
+        else:
+            if use_cache and cache is None:
+                cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            dec_out = self.decoder(
+                input_ids=decoder_input_ids,
+                attention_mask=decoder_attention_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=encoder_mask.long() if encoder_mask is not None else None,
+                cache=cache,
+                inputs_embeds=decoder_inputs_embeds,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        logits = dec_out.logits
+
+        loss = None
+        if labels is not None:
+            flat_logits = logits.float().reshape(-1, logits.shape[-1])
+            flat_labels = labels.to(logits.device).reshape(-1)
+            if num_items_in_batch is not None:
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="sum")
+                loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
+            else:
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+
+        output = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=dec_out.cache if use_cache else None,
+            decoder_hidden_states=dec_out.hidden_states,
+            decoder_attentions=getattr(dec_out, "attentions", None),
+            cross_attentions=getattr(dec_out, "cross_attentions", None),
+            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    # --- generation --------------------------------------------------------------------------------------------------
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, **kwargs):
+        """transformers 5.24's seq2seq preparation (decoder ids sliced to the new token when a cache is used, cache and
+        `encoder_outputs` forwarded), minus the raw audio: the encoder already ran once in
+        `_prepare_encoder_decoder_kwargs_for_generation`, its output (expanded for beams) is reused every step."""
+        inputs = super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, **kwargs
+        )
+        if inputs.get("encoder_outputs") is not None:
+            for key in ("input_features", "input_values"):
+                inputs.pop(key, None)
+        return inputs
+
+    def _prepare_encoder_decoder_kwargs_for_generation(
+        self, inputs_tensor, model_kwargs, model_input_name, generation_config
+    ):
+        """Runs the audio encoder + adapter once; kept for the transformers name used by older callers."""
+        return self._prepare_text_encoder_decoder_kwargs_for_generation(
+            inputs_tensor, model_kwargs, model_input_name, generation_config
+        )
+
+
+def _register_for_auto_class() -> None:
+    AudioCapConfig.register_for_auto_class("AutoConfig")
+    AudioCapForConditionalGeneration.register_for_auto_class("AutoModelForSpeechSeq2Seq")
+
+
+_register_for_auto_class()
+
+
+def register_auto_classes() -> None:
+    """Register our configs/models with transformers' Auto classes (idempotent). Called once from `hf_audiocap`."""
+    registrations = (
+        (AutoConfig, AudioCapConfig.model_type, AudioCapConfig),
+        (AutoConfig, AudioCapEncoderConfig.model_type, AudioCapEncoderConfig),
+        (AutoConfig, AudioCapDecoderConfig.model_type, AudioCapDecoderConfig),
+    )
+    for auto, key, cls in registrations:
+        try:
+            auto.register(key, cls, exist_ok=True)
+        except ValueError:
+            pass
+    for auto, config_cls, model_cls in (
+        (AutoModelForSpeechSeq2Seq, AudioCapConfig, AudioCapForConditionalGeneration),
+        (AutoModel, AudioCapConfig, AudioCapForConditionalGeneration),
+        (AutoModel, AudioCapEncoderConfig, AudioCapEncoder),
+        (AutoModelForCausalLM, AudioCapDecoderConfig, AudioCapDecoder),
+    ):
+        try:
+            auto.register(config_cls, model_cls, exist_ok=True)
+        except ValueError:
+            pass
+
+
+__all__ = [
+    "AudioCapDecoder",
+    "AudioCapEncoder",
+    "AudioCapEncoderOutput",
+    "AudioCapForConditionalGeneration",
+    "AudioCapPreTrainedModel",
+    "register_auto_classes",
+    "shift_tokens_right",
+]
