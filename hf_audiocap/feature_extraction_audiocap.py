@@ -1,0 +1,310 @@
+"""Log-mel feature extractor for audio captioning (the Whisper layout, padded to the longest clip of the batch).
+
+Features are ``log(mel_power + log_offset)`` of a centered STFT, computed in float32 with torch and matching
+``librosa.feature.melspectrogram(y, sr, n_fft, hop_length, win_length, window="hann", center=True,
+pad_mode="constant", power=2.0, n_mels, fmin, fmax, htk=False, norm="slaney")`` followed by the same log to 1e-4.
+
+Default choices and why:
+
+- 16 kHz, 80 mels, 25 ms Hann window (``win_length=400``), 10 ms hop (``hop_length=160``), ``n_fft=512``: the window
+  is zero-padded to a power-of-two FFT (as librosa does when ``win_length < n_fft``), which is faster than a 400-point
+  FFT and gives 257 frequency bins.
+- ``center=True`` with ZERO padding (librosa's default ``pad_mode="constant"``, not torch's "reflect"): a clip padded
+  with zeros inside a batch then gives exactly the same features for its real frames as alone, and clips shorter than
+  half a window work.
+- ``log_offset=1e-6`` (features are ``log(mel + 1e-6)``; ~60 dB below the mel power of unit-variance noise): the log
+  stays finite on digital silence, the floor is low enough to keep quiet sounds, and it is a common choice.
+- Slaney mel scale and Slaney (area) normalisation, as librosa's defaults.
+
+Frames: a clip of ``n`` samples has ``1 + n // hop_length`` frames (``center=True``). A batch is padded to its
+longest clip (never to a fixed duration); padding frames hold ``padding_value`` and are 0 in the frame-level
+``attention_mask``.
+
+Precision: the Hann window, the windowed frames and the FFT are float64; the power is cast to float32 for the mel
+matmul and the log. Far from a loud tone, a Hann window's leakage depends on its exact shape, and float32 rounding
+(of the window, of the windowed frames, or inside a float32 FFT) leaves a noise floor ~1e-7 below the loudest bin that
+the log turns into 1e-4 .. 7e-4 errors on full-scale sines and chirps with ``log_offset=1e-6`` (only a floor as high
+as 1e-4 would hide it, and that squashes quiet sounds). In float64 the features match librosa-float64 to ~1e-6 on any
+signal at any ``log_offset``, for ~1.7x the time of an all-float32 path. Output features are float32.
+
+Speed: frames are windowed, FFT'd (``torch.fft.rfft``), squared and projected on the mel filters in cache-sized
+chunks of frames, per clip, without complex ``abs``/``sqrt`` (the real and imaginary parts are squared in place and
+multiplied by a mel matrix whose rows are duplicated for them); only the frequency bins the filters use are kept,
+frames past a clip's end are not computed. See benchmarks/bench_features.py.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.audio_utils import mel_filter_bank
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["AudioCapFeatureExtractor", "FeatureExtractionError"]
+
+_CHUNK_FRAMES = 512  # frames per rfft/matmul call: keeps the intermediates in cache (measured best of 128..1001)
+
+
+class FeatureExtractionError(ValueError):
+    """Bad input to the feature extractor (wrong rate, shape, dtype, empty or non-finite audio)."""
+
+
+class AudioCapFeatureExtractor(SequenceFeatureExtractor):
+    r"""Log-mel spectrogram feature extractor.
+
+    Args:
+        feature_size (`int`, defaults to 80): number of mel bands (``n_mels``).
+        sampling_rate (`int`, defaults to 16000): the rate the audio must be at, in Hz.
+        n_fft (`int`, defaults to 512): FFT size (a power of two is fastest); ``win_length <= n_fft``.
+        hop_length (`int`, defaults to 160): samples between frames (10 ms at 16 kHz).
+        win_length (`int`, defaults to 400): periodic Hann window length (25 ms at 16 kHz), zero-padded to ``n_fft``.
+        f_min (`float`, defaults to 0.0), f_max (`float`, *optional*): mel range in Hz; ``None`` means ``sr / 2``.
+        mel_scale (`str`, defaults to "slaney"): "slaney" (librosa's default) or "htk".
+        mel_norm (`str`, *optional*, defaults to "slaney"): "slaney" (area normalisation, librosa's default) or None.
+        log_offset (`float`, defaults to 1e-6): features are ``log(mel + log_offset)``; must be > 0.
+        padding_value (`float`, defaults to 0.0): the feature value of padding frames.
+        return_attention_mask (`bool`, defaults to True): return the frame-level mask by default.
+    """
+
+    model_input_names = ["input_features", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size: int = 80,
+        sampling_rate: int = 16000,
+        n_fft: int = 512,
+        hop_length: int = 160,
+        win_length: int = 400,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        mel_scale: str = "slaney",
+        mel_norm: str | None = "slaney",
+        log_offset: float = 1e-6,
+        padding_value: float = 0.0,
+        return_attention_mask: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        if not 0 < win_length <= n_fft:
+            raise ValueError(f"win_length must be in (0, n_fft={n_fft}], got {win_length}")
+        if hop_length <= 0:
+            raise ValueError(f"hop_length must be > 0, got {hop_length}")
+        if not log_offset > 0:
+            raise ValueError(f"log_offset must be > 0 (log of silence must stay finite), got {log_offset}")
+        nyquist = sampling_rate / 2
+        if f_max is not None and not f_min < f_max <= nyquist:
+            raise ValueError(f"need f_min < f_max <= sampling_rate / 2 = {nyquist}, got f_min={f_min}, f_max={f_max}")
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.win_length = win_length
+        self.f_min = f_min
+        self.f_max = f_max
+        self.mel_scale = mel_scale
+        self.mel_norm = mel_norm
+        self.log_offset = log_offset
+        self._build_tables()
+
+    def _build_tables(self) -> None:
+        """Precompute the padded window and the transposed mel matrix (derived, never serialised)."""
+        f_max = self.sampling_rate / 2 if self.f_max is None else self.f_max
+        n_bins = self.n_fft // 2 + 1
+        filters = mel_filter_bank(  # (n_bins, n_mels), identical to librosa.filters.mel(...).T
+            num_frequency_bins=n_bins,
+            num_mel_filters=self.feature_size,
+            min_frequency=self.f_min,
+            max_frequency=f_max,
+            sampling_rate=self.sampling_rate,
+            norm=self.mel_norm,
+            mel_scale=self.mel_scale,
+        )
+        nonzero = np.flatnonzero(filters.any(axis=1))
+        self._bin_lo, self._bin_hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
+        used = torch.from_numpy(filters[self._bin_lo : self._bin_hi].astype(np.float32))
+        # rfft output viewed as real is (..., bins, 2) = re, im interleaved: square it in place and multiply by the
+        # mel matrix with each row duplicated, which sums re^2 + im^2 inside the matmul (no complex abs, no sqrt).
+        self._mel_interleaved_t = used.repeat_interleave(2, dim=0).T.contiguous()  # (n_mels, 2 * used bins)
+        left = (self.n_fft - self.win_length) // 2
+        # float64: the far spectral leakage of a Hann window depends on its exact shape; a float32-rounded window
+        # adds a noise floor ~1e-7 below the loudest bin, which the log turns into ~1e-4 errors on loud pure tones.
+        window = torch.hann_window(self.win_length, periodic=True, dtype=torch.float64)
+        # Only the span of frequency bins the filters use is computed; the window is centered in n_fft like librosa.
+        self._window = torch.nn.functional.pad(window, (left, self.n_fft - self.win_length - left))
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        for key in [k for k in output if k.startswith("_")]:
+            del output[key]
+        return output
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a clip of `num_samples` samples (``center=True``)."""
+        return 1 + num_samples // self.hop_length
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _validate(self, raw_speech: Any) -> list[np.ndarray]:
+        if isinstance(raw_speech, torch.Tensor):
+            raw_speech = raw_speech.detach().cpu().numpy()
+        if isinstance(raw_speech, np.ndarray):
+            if raw_speech.ndim != 1:
+                raise FeatureExtractionError(
+                    f"expected one mono clip as a 1-D array or a list of them, got an array of shape "
+                    f"{tuple(raw_speech.shape)} (pass a batch as a list; average channels for stereo)"
+                )
+            clips = [raw_speech]
+        elif isinstance(raw_speech, (list, tuple)):
+            if len(raw_speech) == 0:
+                raise FeatureExtractionError("expected at least one clip, got an empty list")
+            if all(isinstance(v, numbers.Real) for v in raw_speech):  # a single clip given as a list of floats
+                clips = [np.asarray(raw_speech, dtype=np.float32)]
+            else:
+                clips = [
+                    c.detach().cpu().numpy() if isinstance(c, torch.Tensor) else np.asarray(c) for c in raw_speech
+                ]
+        else:
+            raise FeatureExtractionError(
+                f"expected a 1-D float array or a list of them, got {type(raw_speech).__name__}"
+            )
+        for i, clip in enumerate(clips):
+            if clip.ndim != 1:
+                raise FeatureExtractionError(
+                    f"clip #{i} has shape {tuple(clip.shape)}; expected a 1-D mono array (average channels for stereo)"
+                )
+            if clip.size == 0:
+                raise FeatureExtractionError(f"clip #{i} is empty (0 samples)")
+            if not np.issubdtype(clip.dtype, np.floating):
+                raise FeatureExtractionError(
+                    f"clip #{i} has dtype {clip.dtype}; expected floating-point samples in [-1, 1] "
+                    f"(e.g. divide int16 PCM by 32768)"
+                )
+        return clips
+
+    def __call__(
+        self,
+        raw_speech: np.ndarray | Sequence[np.ndarray] | torch.Tensor | Sequence[float],
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        padding: bool | str = "longest",
+        max_length: int | None = None,
+        truncation: bool = False,
+        pad_to_multiple_of: int | None = None,
+        return_attention_mask: bool | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Featurize one clip (1-D float array) or a list of clips.
+
+        Args:
+            raw_speech: a 1-D float array (torch tensor or list of floats also accepted) or a list of them, mono,
+                at `self.sampling_rate`.
+            sampling_rate: the rate of `raw_speech`; a mismatch raises (resample first). Strongly recommended.
+            return_tensors: "pt", "np" or None (numpy arrays; a list of per-clip arrays when not padded).
+            padding: "longest"/True (default: pad to the longest clip of the batch), "max_length" (pad to
+                `max_length` samples), or False/"do_not_pad" (clips of different lengths then come back as a list
+                and need `return_tensors=None`).
+            max_length: a length in SAMPLES, used by padding="max_length" and truncation=True.
+            truncation: cut clips longer than `max_length` samples.
+            pad_to_multiple_of: round the number of FRAMES up to a multiple of this (e.g. for a strided encoder).
+            return_attention_mask: return the (batch, frames) int64 mask; defaults to `self.return_attention_mask`.
+
+        Returns:
+            BatchFeature with `input_features` float32 (batch, n_mels, frames) and `attention_mask` int64
+            (batch, frames), 1 for frames computed from real samples.
+        """
+        if sampling_rate is None:
+            logger.warning_once(
+                f"No sampling_rate passed to {type(self).__name__}; assuming {self.sampling_rate} Hz. "
+                "Pass sampling_rate= to catch rate mismatches."
+            )
+        elif int(sampling_rate) != self.sampling_rate:
+            raise FeatureExtractionError(
+                f"audio is at {sampling_rate} Hz but {type(self).__name__} expects {self.sampling_rate} Hz; "
+                f"resample it first"
+            )
+        if padding is True:
+            padding = "longest"
+        elif padding is False:
+            padding = "do_not_pad"
+        if padding not in ("longest", "max_length", "do_not_pad"):
+            raise ValueError(f"padding must be 'longest', 'max_length', 'do_not_pad', True or False, got {padding!r}")
+        if (padding == "max_length" or truncation) and (max_length is None or max_length <= 0):
+            raise ValueError("padding='max_length' and truncation=True need a positive max_length (in samples)")
+        if pad_to_multiple_of is not None and pad_to_multiple_of <= 0:
+            raise ValueError(f"pad_to_multiple_of must be a positive number of frames, got {pad_to_multiple_of}")
+        if return_attention_mask is None:
+            return_attention_mask = self.return_attention_mask
+
+        clips = self._validate(raw_speech)
+        if truncation:
+            clips = [c[:max_length] for c in clips]
+        lengths = [len(c) for c in clips]
+        frames = [self.num_frames(n) for n in lengths]
+
+        if padding == "do_not_pad" and len(set(frames)) > 1:
+            if return_tensors is not None:
+                raise ValueError("clips of different lengths need padding (or return_tensors=None) to be batched")
+            per_clip = [self._extract([c], [n], [t], t)[0].numpy() for c, n, t in zip(clips, lengths, frames)]
+            data: dict[str, Any] = {"input_features": per_clip}
+            if return_attention_mask:
+                data["attention_mask"] = [np.ones(t, dtype=np.int64) for t in frames]
+            return BatchFeature(data)
+
+        total = max(frames)
+        if padding == "max_length":
+            total = max(total, self.num_frames(max_length))
+        if pad_to_multiple_of is not None:
+            total = -(-total // pad_to_multiple_of) * pad_to_multiple_of
+
+        features = self._extract(clips, lengths, frames, total)
+        # NaN/inf samples make NaN/inf features; one reduction is much cheaper than isfinite() on the input.
+        if not bool(torch.isfinite(features.sum())):
+            bad = next(i for i, c in enumerate(clips) if not np.isfinite(c).all())
+            raise FeatureExtractionError(f"clip #{bad} contains non-finite samples (NaN or inf)")
+
+        data = {"input_features": features}
+        if return_attention_mask:
+            mask = torch.arange(total).unsqueeze(0) < torch.tensor(frames).unsqueeze(1)
+            data["attention_mask"] = mask.to(torch.int64)
+        if return_tensors != "pt":
+            data = {k: v.numpy() for k, v in data.items()}
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    @torch.inference_mode()
+    def _extract(self, clips: list[np.ndarray], lengths: list[int], frames: list[int], total: int) -> torch.Tensor:
+        """Log-mel features (batch, n_mels, total) of validated clips; frames past each clip's own are padding."""
+        n_fft, hop, half = self.n_fft, self.hop_length, self.n_fft // 2
+        # One zero buffer holds every clip, centered-padded with zeros (pad_mode="constant"); frame t of clip i reads
+        # row i, samples [t * hop, t * hop + n_fft). Rows are long enough for the last real frame of each clip.
+        # float64 from the start (see "Precision"): the clips are converted while copied in, once.
+        row = max(lengths) + n_fft
+        buffer = torch.empty(len(clips), row, dtype=torch.float64)
+        for i, (clip, n) in enumerate(zip(clips, lengths)):
+            buffer[i, :half].zero_()
+            buffer[i, half : half + n] = torch.from_numpy(clip)
+            buffer[i, half + n :].zero_()
+        buffer = buffer.view(-1)
+        out = torch.empty(len(clips), self.feature_size, total)
+        lo, hi = self._bin_lo, self._bin_hi
+        window, mel_t = self._window, self._mel_interleaved_t
+        for i, t_clip in enumerate(frames):
+            for start in range(0, t_clip, _CHUNK_FRAMES):
+                n = min(_CHUNK_FRAMES, t_clip - start)
+                chunk = buffer.as_strided((n, n_fft), (hop, 1), i * row + start * hop) * window
+                spectrum = torch.view_as_real(torch.fft.rfft(chunk)[:, lo:hi]).reshape(n, 2 * (hi - lo))
+                # (n_mels, 2 bins) @ (2 bins, n): written straight into the (batch, n_mels, frames) layout
+                out[i, :, start : start + n] = mel_t @ spectrum.square_().float().T
+            out[i, :, :t_clip].add_(self.log_offset).log_()
+            out[i, :, t_clip:] = self.padding_value
+        return out

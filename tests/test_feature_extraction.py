@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import torch
+
+from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, FeatureExtractionError
+
+SR = 16000
+
+
+def librosa_log_mel(y, fe):
+    librosa = pytest.importorskip("librosa")
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(y, dtype=np.float64), sr=fe.sampling_rate, n_fft=fe.n_fft, hop_length=fe.hop_length,
+        win_length=fe.win_length, window="hann", center=True, pad_mode="constant", power=2.0,
+        n_mels=fe.feature_size, fmin=fe.f_min, fmax=fe.f_max or fe.sampling_rate / 2, htk=False, norm="slaney",
+    )  # fmt: skip
+    return np.log(mel + fe.log_offset)
+
+
+@pytest.fixture(scope="module")
+def fe():
+    return AudioCapFeatureExtractor()
+
+
+def test_matches_librosa_on_noise_and_full_scale_sine(fe):
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    for y in (0.3 * rng.standard_normal(12345), np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 7000 * t)):
+        y = y.astype(np.float32)
+        out = fe(y, sampling_rate=SR, return_tensors="np")
+        feats = out["input_features"]
+        assert feats.dtype == np.float32 and feats.shape == (1, 80, 1 + len(y) // 160)
+        assert out["attention_mask"].dtype == np.int64 and out["attention_mask"].all()
+        np.testing.assert_allclose(feats[0], librosa_log_mel(y, fe), atol=1e-4, rtol=0)
+
+
+def test_matches_librosa_on_a_real_clip(fe, shared_data):
+    librosa = pytest.importorskip("librosa")
+    clips = sorted((shared_data / "real_clips" / "clotho").glob("*.wav"))
+    if not clips:
+        pytest.skip("no real Clotho clip found")
+    y, _ = librosa.load(clips[0], sr=SR, mono=True, duration=5.0)  # resampled to 16 kHz with soxr
+    feats = fe(y, sampling_rate=SR, return_tensors="pt")["input_features"][0].numpy()
+    np.testing.assert_allclose(feats, librosa_log_mel(y, fe), atol=1e-4, rtol=0)
+
+
+def test_non_default_settings_match_librosa():
+    fe = AudioCapFeatureExtractor(feature_size=64, n_fft=400, win_length=400, hop_length=200, f_min=50.0, f_max=7000.0)
+    y = np.random.default_rng(1).uniform(-1, 1, 8000).astype(np.float32)
+    np.testing.assert_allclose(fe(y, sampling_rate=SR)["input_features"][0], librosa_log_mel(y, fe), atol=1e-4, rtol=0)
+
+
+def test_batch_padding_invariance_and_mask(fe):
+    rng = np.random.default_rng(2)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 4321, 100, 16159)]
+    out = fe(clips, sampling_rate=SR, return_tensors="pt")
+    feats, mask = out["input_features"], out["attention_mask"]
+    frames = [1 + len(c) // 160 for c in clips]
+    assert feats.shape == (4, 80, max(frames)) and feats.dtype == torch.float32  # longest clip, not 30 s
+    assert mask.dtype == torch.int64 and mask.sum(1).tolist() == frames
+    for i, (clip, t) in enumerate(zip(clips, frames)):
+        alone = fe(clip, sampling_rate=SR, return_tensors="pt")["input_features"][0]
+        assert torch.equal(feats[i, :, :t], alone)
+        assert (feats[i, :, t:] == fe.padding_value).all()
+        assert (mask[i, :t] == 1).all() and (mask[i, t:] == 0).all()
+
+
+def test_padding_options(fe):
+    clips = [np.zeros(1600, np.float32), np.zeros(3200, np.float32)]
+    assert fe(clips, sampling_rate=SR, padding="max_length", max_length=16000)["input_features"].shape == (2, 80, 101)
+    assert fe(clips, sampling_rate=SR, pad_to_multiple_of=8)["input_features"].shape == (2, 80, 24)
+    cut = fe(clips, sampling_rate=SR, truncation=True, max_length=1600, return_tensors="pt")
+    assert cut["input_features"].shape == (2, 80, 11) and cut["attention_mask"].all()
+    unpadded = fe(clips, sampling_rate=SR, padding=False)
+    assert [f.shape for f in unpadded["input_features"]] == [(80, 11), (80, 21)]
+    assert "attention_mask" not in fe(clips, sampling_rate=SR, return_attention_mask=False)
+    # digital silence stays finite: log(log_offset)
+    assert np.allclose(unpadded["input_features"][0], np.log(fe.log_offset))
+
+
+@pytest.mark.parametrize(
+    ("audio", "kwargs", "match"),
+    [
+        (np.zeros(1600, np.float32), {"sampling_rate": 44100}, "44100 Hz"),
+        (np.zeros(0, np.float32), {}, "empty"),
+        ([np.zeros(10, np.float32), np.zeros(0, np.float32)], {}, "clip #1 is empty"),
+        (np.array([0.0, np.nan, 0.0], np.float32), {}, "non-finite"),
+        ([np.zeros(10, np.float32), np.array([np.inf] * 400, np.float32)], {}, "clip #1 contains non-finite"),
+        (np.zeros((2, 1600), np.float32), {}, "shape"),
+        ([np.zeros((1600, 2), np.float32)], {}, "clip #0 has shape"),
+        (np.zeros(1600, np.int16), {}, "int16"),
+        ([], {}, "empty list"),
+    ],
+)
+def test_bad_inputs(fe, audio, kwargs, match):
+    kwargs.setdefault("sampling_rate", SR)
+    with pytest.raises(FeatureExtractionError, match=match):
+        fe(audio, **kwargs)
+    assert issubclass(FeatureExtractionError, ValueError)
+
+
+def test_save_load_round_trip(tmp_path):
+    fe = AudioCapFeatureExtractor(feature_size=64, log_offset=1e-5, padding_value=-1.0)
+    fe.save_pretrained(tmp_path)
+    text = (tmp_path / "preprocessor_config.json").read_text()
+    assert "AudioCapFeatureExtractor" in text and "_mel" not in text and "_window" not in text
+    loaded = AudioCapFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == fe.to_dict()
+    y = np.random.default_rng(3).standard_normal(5000).astype(np.float32)
+    assert np.array_equal(loaded(y, sampling_rate=SR)["input_features"], fe(y, sampling_rate=SR)["input_features"])
+
+
+def test_auto_feature_extractor_when_registered(tmp_path):
+    import hf_audiocap
+
+    if not hasattr(hf_audiocap, "AudioCapConfig"):
+        pytest.skip(
+            "AutoFeatureExtractor registration is wired by the package __init__ (AudioCapConfig not exported yet)"
+        )
+    from transformers import AutoFeatureExtractor
+
+    AudioCapFeatureExtractor().save_pretrained(tmp_path)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(tmp_path), AudioCapFeatureExtractor)
