@@ -700,8 +700,10 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         encoder: PreTrainedModel | None = None,
         decoder: PreTrainedModel | None = None,
     ):
-        if not isinstance(config, AudioCapConfig):
-            raise ValueError(f"config must be an AudioCapConfig, got {type(config).__name__}")
+        # model_type, not isinstance: with trust_remote_code, transformers may load the config class from another copy
+        # of configuration_audiocap.py than the one this file imports
+        if getattr(config, "model_type", None) != AudioCapConfig.model_type:
+            raise ValueError(f"config must be an AudioCapConfig (model_type 'audiocap'), got {type(config).__name__}")
         if encoder is not None:
             config.encoder = encoder.config
         if decoder is not None:
@@ -946,6 +948,23 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             for key in ("input_features", "input_values"):
                 inputs.pop(key, None)
         return inputs
+
+    def _prepare_cache_for_generation(
+        self, generation_config, model_kwargs, generation_mode, batch_size, max_cache_length
+    ) -> None:
+        """Default dynamic cache: `EncoderDecoderCache(DynamicCache(), DynamicCache())` with lazily created layers.
+        transformers sizes it from `config.decoder.num_hidden_layers`, which for BART maps to *encoder_layers* (wrong
+        when they differ from decoder_layers -> IndexError); lazy layers fit any decoder. Other cache kinds: stock."""
+        if (
+            model_kwargs.get("cache") is None
+            and generation_config.use_cache is not False
+            and generation_config.cache_implementation in (None, "dynamic")
+        ):
+            model_kwargs["cache"] = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            return
+        super()._prepare_cache_for_generation(
+            generation_config, model_kwargs, generation_mode, batch_size, max_cache_length
+        )
 
     def _prepare_encoder_decoder_kwargs_for_generation(
         self, inputs_tensor, model_kwargs, model_input_name, generation_config

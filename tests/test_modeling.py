@@ -1,0 +1,663 @@
+"""Tests of the audio captioning model (tiny random configs, CPU, seconds each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import transformers
+from transformers import (
+    ASTConfig,
+    AutoConfig,
+    AutoModelForSpeechSeq2Seq,
+    BartConfig,
+    BartForCausalLM,
+    ClapAudioConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    Wav2Vec2Config,
+    Wav2Vec2Model,
+    WhisperConfig,
+    WhisperModel,
+)
+from transformers.trainer_pt_utils import LabelSmoother
+
+from hf_audiocap.configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
+from hf_audiocap.modeling_audiocap import (
+    AudioCapForConditionalGeneration,
+    register_auto_classes,
+    shift_tokens_right,
+)
+
+register_auto_classes()
+
+N_MELS = 16
+VOCAB = 40
+PAD, UNK, SOS, EOS = 0, 1, 2, 3
+
+
+def tiny_config(**kwargs) -> AudioCapConfig:
+    enc = {
+        "num_mel_bins": N_MELS,
+        "d_model": 32,
+        "encoder_layers": 2,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "dropout": 0.0,
+    }
+    dec = {
+        "d_model": 32,
+        "decoder_layers": 2,
+        "decoder_attention_heads": 2,
+        "decoder_ffn_dim": 64,
+        "max_target_positions": 32,
+        "dropout": 0.0,
+    }
+    enc.update(kwargs.pop("encoder", {}))
+    dec.update(kwargs.pop("decoder", {}))
+    return AudioCapConfig(encoder=enc, decoder=dec, vocab_size=VOCAB, **kwargs)
+
+
+def tiny_model(seed: int = 0, **kwargs) -> AudioCapForConditionalGeneration:
+    torch.manual_seed(seed)
+    return AudioCapForConditionalGeneration(tiny_config(**kwargs)).eval()
+
+
+def batch(lengths=(61, 40, 23), n_mels=N_MELS, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    frames = max(lengths)
+    feats = torch.randn(len(lengths), n_mels, frames, generator=g)
+    mask = torch.zeros(len(lengths), frames, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        feats[i, :, n:] = 0.0
+    return feats, mask
+
+
+def labels_for(n: int, length: int = 7, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(4, VOCAB, (n, length), generator=g)
+    for i in range(n):
+        end = length - (i % 3)
+        labels[i, end - 1] = EOS
+        labels[i, end:] = -100
+    return labels
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# tiny pretrained parts saved to local folders
+# --------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def whisper_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("whisper")
+    torch.manual_seed(1)
+    cfg = WhisperConfig(
+        num_mel_bins=N_MELS,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        max_source_positions=64,
+        max_target_positions=32,
+        vocab_size=60,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+        begin_suppress_tokens=None,
+    )
+    WhisperModel(cfg).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bart_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bart")
+    torch.manual_seed(2)
+    cfg = BartConfig(
+        vocab_size=VOCAB,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=48,
+        pad_token_id=PAD,
+        bos_token_id=SOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=SOS,
+        forced_eos_token_id=None,
+    )
+    BartForCausalLM(cfg).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(3)
+    cfg = GPT2Config(
+        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=48, bos_token_id=SOS, eos_token_id=EOS
+    )
+    GPT2LMHeadModel(cfg).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def wav2vec2_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wav2vec2")
+    torch.manual_seed(4)
+    cfg = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        vocab_size=VOCAB,
+    )
+    Wav2Vec2Model(cfg).save_pretrained(path)
+    return str(path)
+
+
+def composed(encoder_dir=None, decoder_dir=None, seed=0, **kwargs) -> AudioCapForConditionalGeneration:
+    torch.manual_seed(seed)
+    if decoder_dir is None:
+        kwargs.setdefault("vocab_size", VOCAB)
+        kwargs.setdefault("decoder_d_model", 32)
+        kwargs.setdefault("decoder_decoder_layers", 1)
+        kwargs.setdefault("decoder_decoder_attention_heads", 2)
+        kwargs.setdefault("decoder_decoder_ffn_dim", 64)
+        kwargs.setdefault("decoder_dropout", 0.0)
+    return AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(encoder_dir, decoder_dir, **kwargs).eval()
+
+
+def assert_round_trip(model, tmp_path, inputs, **load_kwargs):
+    model.save_pretrained(tmp_path)
+    files = os.listdir(tmp_path)
+    assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
+    loaded = AudioCapForConditionalGeneration.from_pretrained(tmp_path, **load_kwargs).eval()
+    with torch.no_grad():
+        a = model(**inputs).logits
+        b = loaded(**inputs).logits
+    assert (a - b).abs().max().item() <= 1e-5
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# config / shapes / loss
+# --------------------------------------------------------------------------------------------------------------------
+def test_default_config_is_the_small_demo_model():
+    config = AudioCapConfig()
+    assert config.model_type == "audiocap"
+    assert (config.encoder.d_model, config.encoder.encoder_layers, config.encoder.encoder_attention_heads) == (
+        256,
+        4,
+        4,
+    )
+    assert (config.decoder.d_model, config.decoder.decoder_layers, config.decoder.decoder_attention_heads) == (
+        256,
+        3,
+        4,
+    )
+    assert (config.pad_token_id, config.decoder_start_token_id, config.eos_token_id) == (0, 2, 3)
+    model = AudioCapForConditionalGeneration(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 6_000_000 < n_params < 7_500_000, n_params
+    assert model.main_input_name == "input_features"
+    assert model.generation_config.decoder_start_token_id == 2 and model.generation_config.max_length == 30
+    # tied embeddings: one tensor
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def test_config_round_trip_and_sub_configs(tmp_path):
+    config = tiny_config(adapter_pooling_stride=2, adapter_pooling_type="max")
+    config.save_pretrained(tmp_path)
+    again = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(again, AudioCapConfig)
+    assert isinstance(again.encoder, AudioCapEncoderConfig) and isinstance(again.decoder, AudioCapDecoderConfig)
+    assert again.adapter_pooling_stride == 2 and again.decoder.vocab_size == VOCAB
+    assert again.sub_configs == {"encoder": AudioCapEncoderConfig, "decoder": AudioCapDecoderConfig}
+    both = AudioCapConfig.from_encoder_decoder_configs(WhisperConfig(d_model=32), BartConfig(vocab_size=VOCAB))
+    assert both.decoder.is_decoder and both.decoder.add_cross_attention and both.vocab_size == VOCAB
+
+
+def test_shapes_and_output_type():
+    model = tiny_model()
+    feats, mask = batch()
+    labels = labels_for(3)
+    out = model(input_features=feats, attention_mask=mask, labels=labels)
+    assert type(out).__name__ == "Seq2SeqLMOutput"
+    assert out.logits.shape == (3, labels.shape[1], VOCAB)
+    # 61 frames -> 31 -> 16 encoder frames (4x conv subsampling)
+    assert out.encoder_last_hidden_state.shape == (3, 16, 32)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    tup = model(input_features=feats, attention_mask=mask, labels=labels, return_dict=False)
+    assert torch.equal(tup[0], out.loss)
+
+
+def test_loss_equals_manual_cross_entropy():
+    model = tiny_model()
+    feats, mask = batch()
+    labels = labels_for(3)
+    out = model(input_features=feats, attention_mask=mask, labels=labels)
+    probs = out.logits.double().softmax(-1)
+    valid = labels != -100
+    target_p = probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    manual = (-target_p.log())[valid].mean()
+    assert abs(out.loss.item() - manual.item()) < 1e-5
+    # decoder inputs = labels shifted right with <sos> first and -100 -> <pad>
+    dec_in = shift_tokens_right(labels, PAD, SOS)
+    assert dec_in[:, 0].eq(SOS).all() and not dec_in.eq(-100).any()
+    again = model(input_features=feats, attention_mask=mask, decoder_input_ids=dec_in)
+    assert torch.allclose(again.logits, out.logits, atol=1e-6)
+    # gradient-accumulation form used by the Trainer: sum / num_items_in_batch
+    n = int(valid.sum())
+    ga = model(input_features=feats, attention_mask=mask, labels=labels, num_items_in_batch=torch.tensor(n))
+    assert abs(ga.loss.item() - manual.item()) < 1e-5
+
+
+def test_label_smoothing_through_the_trainer(tmp_path):
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    model = tiny_model()
+    feats, mask = batch()
+    labels = labels_for(3)
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, report_to=[], use_cpu=True)
+    trainer = Seq2SeqTrainer(model=model, args=args)
+    assert isinstance(trainer.label_smoother, LabelSmoother)
+    inputs = {
+        "input_features": feats,
+        "attention_mask": mask,
+        "labels": labels,
+        "decoder_input_ids": model.prepare_decoder_input_ids_from_labels(labels),
+    }
+    loss = trainer.compute_loss(model, dict(inputs))
+    logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+    logp = logits.double().log_softmax(-1)
+    valid = labels != -100
+    nll = -logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)[valid].mean()
+    smooth = -logp.mean(-1)[valid].mean()
+    expected = 0.9 * nll + 0.1 * smooth
+    assert abs(loss.item() - expected.item()) < 1e-5
+    # epsilon 0 gives back our own loss
+    plain = LabelSmoother(epsilon=0.0)(model(**inputs), labels)
+    assert abs(plain.item() - model(**inputs).loss.item()) < 1e-5
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# generation
+# --------------------------------------------------------------------------------------------------------------------
+def _strip(seq: list[int]) -> list[int]:
+    out = []
+    for t in seq[1:]:
+        if t == EOS:
+            break
+        out.append(t)
+    return out
+
+
+def test_generate_modes():
+    model = tiny_model()
+    feats, mask = batch()
+    kw = {"input_features": feats, "attention_mask": mask}
+    greedy = model.generate(**kw, num_beams=1, max_length=12)
+    assert greedy.shape[0] == 3 and greedy.shape[1] <= 12 and greedy[:, 0].eq(SOS).all()
+    beam = model.generate(**kw, num_beams=3, max_length=12)
+    assert beam.shape[0] == 3 and beam.shape[1] <= 12
+    beam_n = model.generate(**kw, num_beams=3, num_return_sequences=2, max_length=12)
+    assert beam_n.shape[0] == 6
+    torch.manual_seed(0)
+    s1 = model.generate(**kw, do_sample=True, top_k=10, max_length=12, num_beams=1)
+    torch.manual_seed(0)
+    s2 = model.generate(**kw, do_sample=True, top_k=10, max_length=12, num_beams=1)
+    assert torch.equal(s1, s2)
+    nr = model.generate(**kw, num_beams=1, no_repeat_ngram_size=1, max_length=20)
+    for row in nr.tolist():
+        toks = _strip(row)
+        toks = [t for t in toks if t != PAD]
+        assert len(toks) == len(set(toks)), row
+    rp = model.generate(**kw, num_beams=1, repetition_penalty=5.0, max_length=20)
+    assert rp.shape[0] == 3
+    ml = model.generate(**kw, num_beams=1, min_length=10, max_length=14)
+    for row in ml.tolist():
+        assert EOS not in row[:10]
+    assert ml.shape[1] >= 10
+    short = model.generate(**kw, num_beams=3, max_new_tokens=4)
+    assert short.shape[1] <= 5
+
+
+def test_generation_config_saved(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    gen = json.loads((tmp_path / "generation_config.json").read_text())
+    assert gen["decoder_start_token_id"] == SOS and gen["eos_token_id"] == EOS and gen["pad_token_id"] == PAD
+    assert gen["max_length"] == 30 and gen["num_beams"] == 3
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_cache_matches_no_cache(num_beams):
+    model = tiny_model(seed=5)
+    feats, mask = batch()
+    kw = {"input_features": feats, "attention_mask": mask, "num_beams": num_beams, "max_length": 15}
+    with_cache = model.generate(**kw, use_cache=True)
+    without = model.generate(**kw, use_cache=False)
+    assert torch.equal(with_cache, without)
+
+
+def test_incremental_decoding_matches_full_forward():
+    model = tiny_model(seed=6)
+    feats, mask = batch()
+    ids = torch.cat([torch.full((3, 1), SOS), torch.randint(4, VOCAB, (3, 6))], dim=1)
+    enc = model.get_encoder()(input_features=feats, attention_mask=mask)
+    full = model(encoder_outputs=enc, decoder_input_ids=ids, use_cache=False).logits
+    cache = None
+    steps = []
+    for t in range(ids.shape[1]):
+        out = model(encoder_outputs=enc, decoder_input_ids=ids[:, t : t + 1], cache=cache, use_cache=True)
+        cache = out.cache
+        steps.append(out.logits)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+    # the cross-attention keys/values were computed once and reused
+    assert all(cache.is_updated.values())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# batch invariance
+# --------------------------------------------------------------------------------------------------------------------
+def _check_batch_invariance(model, feats, mask, labels):
+    with torch.no_grad():
+        full = model(input_features=feats, attention_mask=mask, labels=labels).logits
+        gen_batch = model.generate(input_features=feats, attention_mask=mask, num_beams=3, max_length=10)
+        for i in range(feats.shape[0]):
+            n = int(mask[i].sum())
+            one_f, one_m = feats[i : i + 1, :, :n], mask[i : i + 1, :n]
+            alone = model(input_features=one_f, attention_mask=one_m, labels=labels[i : i + 1]).logits
+            assert (alone - full[i : i + 1]).abs().max().item() < 1e-4, i
+            gen_one = model.generate(input_features=one_f, attention_mask=one_m, num_beams=3, max_length=10)
+            row = gen_batch[i, : gen_one.shape[1]]
+            assert torch.equal(gen_one[0], row), (i, gen_one, gen_batch[i])
+
+
+@pytest.mark.parametrize("pooling", [(1, "avg"), (2, "avg"), (3, "max")])
+def test_batch_invariance_builtin(pooling):
+    stride, kind = pooling
+    model = tiny_model(seed=7, adapter_pooling_stride=stride, adapter_pooling_type=kind)
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    # garbage in the padded region must not matter either
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    _check_batch_invariance(model, feats, mask, labels_for(4))
+
+
+def test_batch_invariance_whisper_encoder(whisper_dir):
+    model = composed(whisper_dir, None, seed=8)
+    feats, mask = batch(lengths=(23, 61, 40))
+    _check_batch_invariance(model, feats, mask, labels_for(3))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# save / load, pretrained compositions
+# --------------------------------------------------------------------------------------------------------------------
+def test_round_trip_builtin(tmp_path):
+    model = tiny_model(adapter_pooling_stride=2)
+    feats, mask = batch()
+    loaded = assert_round_trip(
+        model, tmp_path, {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)}
+    )
+    kw = {"input_features": feats, "attention_mask": mask, "max_length": 10}
+    assert torch.equal(model.generate(**kw), loaded.generate(**kw))
+    auto = AutoModelForSpeechSeq2Seq.from_pretrained(tmp_path)
+    assert isinstance(auto, AudioCapForConditionalGeneration)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["auto_map"]["AutoModelForSpeechSeq2Seq"] == "modeling_audiocap.AudioCapForConditionalGeneration"
+    assert cfg["auto_map"]["AutoConfig"] == "configuration_audiocap.AudioCapConfig"
+
+
+def test_whisper_encoder_builtin_decoder(whisper_dir, tmp_path):
+    model = composed(whisper_dir, None)
+    assert model.config.encoder.model_type == "whisper"
+    # the pretrained encoder weights were loaded, not re-initialised
+    ref = WhisperModel.from_pretrained(whisper_dir).encoder
+    assert torch.equal(model.encoder.model.conv1.weight, ref.conv1.weight)
+    feats, mask = batch()  # 61 frames: far from Whisper's 3000
+    out = model(input_features=feats, attention_mask=mask, labels=labels_for(3))
+    assert out.encoder_last_hidden_state.shape[1] == 31  # Whisper's 2x subsampling
+    assert_round_trip(model, tmp_path, {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)})
+    assert model.generate(input_features=feats, attention_mask=mask, max_length=8).shape[0] == 3
+
+
+def test_whisper_encoder_bart_decoder(whisper_dir, bart_dir, tmp_path):
+    model = composed(whisper_dir, bart_dir)
+    assert type(model.decoder).__name__ == "BartForCausalLM"
+    feats, mask = batch()
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)}
+    loaded = assert_round_trip(model, tmp_path, inputs)
+    for beams in (1, 3):
+        kw = {"input_features": feats, "attention_mask": mask, "num_beams": beams, "max_length": 10}
+        a = model.generate(**kw)
+        assert torch.equal(a, loaded.generate(**kw))
+        assert torch.equal(a, model.generate(**kw, use_cache=False))
+    _check_batch_invariance(model, feats, mask, labels_for(3))
+
+
+def test_gpt2_decoder_with_cross_attention(gpt2_dir, tmp_path):
+    model = composed(
+        None,
+        gpt2_dir,
+        encoder_num_mel_bins=N_MELS,
+        encoder_d_model=32,
+        encoder_encoder_layers=1,
+        encoder_encoder_attention_heads=2,
+        encoder_encoder_ffn_dim=64,
+    )
+    assert model.decoder.config.add_cross_attention
+    feats, mask = batch()
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)}
+    loaded = assert_round_trip(model, tmp_path, inputs)
+    for beams in (1, 3):
+        kw = {"input_features": feats, "attention_mask": mask, "num_beams": beams, "max_length": 10}
+        a = model.generate(**kw)
+        assert torch.equal(a, model.generate(**kw, use_cache=False))
+        assert torch.equal(a, loaded.generate(**kw))
+
+
+def test_wav2vec2_encoder_waveform_input(wav2vec2_dir, tmp_path):
+    model = composed(wav2vec2_dir, None)
+    assert model.get_encoder().main_input_name == "input_values"
+    g = torch.Generator().manual_seed(0)
+    wav = torch.randn(2, 1600, generator=g)
+    smask = torch.ones(2, 1600, dtype=torch.long)
+    smask[1, 1000:] = 0
+    inputs = {"input_values": wav, "attention_mask": smask, "labels": labels_for(2)}
+    out = model(**inputs)
+    enc = model.get_encoder()(input_values=wav, attention_mask=smask)
+    lengths = model.encoder.model._get_feat_extract_output_lengths(torch.tensor([1600, 1000]))
+    assert enc.attention_mask.sum(-1).tolist() == lengths.tolist()
+    assert torch.isfinite(out.loss)
+    gen = model.generate(input_values=wav, attention_mask=smask, max_length=8)
+    assert gen.shape[0] == 2
+    assert_round_trip(model, tmp_path, inputs)
+
+
+def test_ast_encoder(tmp_path):
+    cfg = ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_length=64,
+        num_mel_bins=N_MELS,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+    )
+    torch.manual_seed(0)
+    model = AudioCapForConditionalGeneration(
+        AudioCapConfig(encoder=cfg.to_dict(), decoder=tiny_config().decoder.to_dict(), vocab_size=VOCAB)
+    ).eval()
+    feats, mask = batch()  # 61 frames -> zero padded to AST's fixed 64
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)}
+    assert torch.isfinite(model(**inputs).loss)
+    assert model.generate(input_features=feats, attention_mask=mask, max_length=8).shape[0] == 3
+    long_feats, long_mask = batch(lengths=(90, 70))  # longer than max_length: truncated
+    assert model(input_features=long_feats, attention_mask=long_mask, labels=labels_for(2)).logits.shape[0] == 2
+    assert_round_trip(model, tmp_path, inputs)
+
+
+def test_clap_audio_encoder(tmp_path):
+    cfg = ClapAudioConfig(
+        spec_size=64,
+        window_size=4,
+        num_mel_bins=N_MELS,
+        hidden_size=32,
+        patch_embeds_hidden_size=8,
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        patch_stride=[4, 4],
+        patch_size=4,
+        enable_fusion=False,
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    model = AudioCapForConditionalGeneration(
+        AudioCapConfig(encoder=cfg.to_dict(), decoder=tiny_config().decoder.to_dict(), vocab_size=VOCAB)
+    ).eval()
+    feats, mask = batch()
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels_for(3)}
+    assert torch.isfinite(model(**inputs).loss)
+    assert model.generate(input_features=feats, attention_mask=mask, max_length=8).shape[0] == 3
+    assert_round_trip(model, tmp_path, inputs)
+
+
+def test_trust_remote_code_in_fresh_interpreter(tmp_path):
+    model = tiny_model()
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    assert (folder / "modeling_audiocap.py").exists() and (folder / "configuration_audiocap.py").exists()
+    feats, mask = batch()
+    torch.save({"f": feats, "m": mask}, tmp_path / "inputs.pt")
+    with torch.no_grad():
+        expected = model.generate(input_features=feats, attention_mask=mask, max_length=10)
+        expected_logits = model(input_features=feats, attention_mask=mask, labels=labels_for(3)).logits
+    torch.save({"g": expected, "l": expected_logits, "labels": labels_for(3)}, tmp_path / "expected.pt")
+    site = os.path.dirname(os.path.dirname(transformers.__file__))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:] = [p for p in sys.path if not p.startswith({repo!r})] + [{site!r}]
+        import torch
+        try:
+            import hf_audiocap
+            sys.exit("hf_audiocap must not be importable here")
+        except ImportError:
+            pass
+        from transformers import AutoModelForSpeechSeq2Seq
+        model = AutoModelForSpeechSeq2Seq.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        inp = torch.load({str(tmp_path / "inputs.pt")!r})
+        exp = torch.load({str(tmp_path / "expected.pt")!r})
+        with torch.no_grad():
+            logits = model(input_features=inp["f"], attention_mask=inp["m"], labels=exp["labels"]).logits
+            gen = model.generate(input_features=inp["f"], attention_mask=inp["m"], max_length=10)
+        assert (logits - exp["l"]).abs().max() <= 1e-5, (logits - exp["l"]).abs().max()
+        assert torch.equal(gen, exp["g"]), (gen, exp["g"])
+        print("OK", type(model).__name__)
+        """
+    )
+    # -S: no site processing, so the editable-install hook of hf_audiocap (a .pth file) never runs; only the
+    # installed packages' directory is put on sys.path
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_MODULES_CACHE"] = str(tmp_path / "modules")
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK AudioCapForConditionalGeneration" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# training features
+# --------------------------------------------------------------------------------------------------------------------
+def test_frozen_encoder_has_no_grads():
+    model = tiny_model(freeze_encoder=True).train()
+    feats, mask = batch()
+    model(input_features=feats, attention_mask=mask, labels=labels_for(3)).loss.backward()
+    assert all(p.grad is None for p in model.encoder.model.parameters())
+    assert all(not p.requires_grad for p in model.encoder.model.parameters())
+    assert model.encoder.adapter.proj.weight.grad is not None
+    assert model.decoder.lm_head.weight.grad is not None
+
+
+def test_gradient_checkpointing_matches():
+    feats, mask = batch()
+    labels = labels_for(3)
+    grads = []
+    for gc in (False, True):
+        model = tiny_model(seed=9).train()
+        if gc:
+            model.activation_checkpointing_enable()  # transformers 5.24's name for gradient_checkpointing_enable
+            assert all(layer.gradient_checkpointing for layer in model.decoder.layers)
+            assert all(layer.gradient_checkpointing for layer in model.encoder.model.layers)
+        loss = model(input_features=feats, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_training_step_reduces_loss():
+    model = tiny_model(seed=10).train()
+    feats, mask = batch()
+    labels = labels_for(3)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss = model(input_features=feats, attention_mask=mask, labels=labels).loss
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first * 0.7
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------------------------------
+def test_bad_inputs(tmp_path):
+    model = tiny_model()
+    feats, mask = batch()
+    with pytest.raises(ValueError, match=r"n_mels=16"):
+        model(input_features=torch.randn(2, 80, 50), labels=labels_for(2))
+    with pytest.raises(ValueError, match="empty batch"):
+        model(input_features=torch.zeros(0, N_MELS, 50), labels=torch.zeros(0, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="32 positions"):
+        model(input_features=feats, attention_mask=mask, labels=torch.full((3, 40), 5))
+    with pytest.raises(ValueError, match="no valid frame"):
+        model(input_features=feats, attention_mask=torch.zeros_like(mask), labels=labels_for(3))
+    with pytest.raises(ValueError, match="labels"):
+        model(input_features=feats, attention_mask=mask)
+    with pytest.raises(ValueError, match="cannot load the encoder"):
+        AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(str(tmp_path / "no-such-encoder"), None)
+    with pytest.raises(ValueError, match="unknown model_type 'not-a-model'"):
+        AudioCapConfig(encoder={"model_type": "not-a-model"})
+    with pytest.raises(ValueError, match="unsupported encoder model_type 'bart'"):
+        AudioCapForConditionalGeneration(AudioCapConfig(encoder=BartConfig().to_dict()))
+    with pytest.raises(ValueError, match="adapter_pooling_type"):
+        AudioCapConfig(adapter_pooling_type="median")
