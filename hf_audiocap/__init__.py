@@ -1,6 +1,42 @@
 """hf_audiocap: fine-tune audio captioning models on the Hugging Face stack.
 
 audio -> AudioCapFeatureExtractor (log-mel) -> AudioCapForConditionalGeneration -> caption -> metrics
+
+Importing the package registers its classes with transformers' Auto classes, once, here.
 """
 
+from transformers import AutoFeatureExtractor, AutoProcessor
+
+from .configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
+from .feature_extraction_audiocap import AudioCapFeatureExtractor, FeatureExtractionError
+from .modeling_audiocap import AudioCapForConditionalGeneration, register_auto_classes, shift_tokens_right
+from .processing_audiocap import AudioCapProcessor
+from .tokenization import build_word_tokenizer
+
 __version__ = "0.1.0"
+
+
+def _register() -> None:
+    # Local use: AutoConfig / AutoModel(ForSpeechSeq2Seq) / AutoFeatureExtractor / AutoProcessor resolve our classes.
+    register_auto_classes()
+    AutoFeatureExtractor.register(AudioCapConfig, AudioCapFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(AudioCapConfig, AudioCapProcessor, exist_ok=True)
+    # Hub use: save_pretrained writes `auto_map` and copies the code files, so a saved folder loads with
+    # trust_remote_code=True where hf_audiocap is not installed.
+    AudioCapFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    AudioCapProcessor.register_for_auto_class("AutoProcessor")
+
+
+_register()
+
+__all__ = [
+    "AudioCapConfig",
+    "AudioCapDecoderConfig",
+    "AudioCapEncoderConfig",
+    "AudioCapFeatureExtractor",
+    "AudioCapForConditionalGeneration",
+    "AudioCapProcessor",
+    "FeatureExtractionError",
+    "build_word_tokenizer",
+    "shift_tokens_right",
+]

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+from .feature_extraction_audiocap import AudioCapFeatureExtractor
 
 __all__ = ["AudioCapProcessor"]
 

@@ -9,14 +9,7 @@ import torch
 
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
-
-
-def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
-    """Teacher forcing input: labels moved one step right behind the start token; -100 becomes pad."""
-    shifted = labels.new_full(labels.shape, pad_token_id)
-    shifted[:, 1:] = labels[:, :-1]
-    shifted[:, 0] = decoder_start_token_id
-    return shifted.masked_fill(shifted == -100, pad_token_id)
+from hf_audiocap.modeling_audiocap import shift_tokens_right
 
 
 @dataclass

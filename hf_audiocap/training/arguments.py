@@ -155,7 +155,10 @@ def _parse_overrides(argv: list[str]) -> dict:
                 value, i = argv[i + 1], i + 1
             else:
                 value = "true"
-        overrides[key.replace("-", "_")] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, bool) and value.lower() not in ("true", "false"):
+            parsed = value  # YAML 1.1 reads `no`/`yes`/`on`/`off` as booleans; on the command line they are words
+        overrides[key.replace("-", "_")] = parsed
         i += 1
     return overrides
 
@@ -183,16 +186,23 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     return parser.parse_dict(_coerce_floats(values))
 
 
+def _type_name(tp) -> str:
+    return tp if isinstance(tp, str) else str(getattr(tp, "__name__", tp))
+
+
 def _coerce_floats(values: dict) -> dict:
     """YAML reads `3e-4` (no dot) as a string: turn such strings into floats where the field is a float."""
     float_fields = {
-        f.name
-        for dc in RECIPE_DATACLASSES
-        for f in dataclasses.fields(dc)
-        if "float" in (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)))
+        f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if "float" in _type_name(f.type)
     }
     out = dict(values)
+    bool_fields = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if "bool" in _type_name(f.type)}
+    known = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc)}
     for key, value in values.items():
+        if isinstance(value, bool) and key in known and key not in bool_fields:
+            raise ValueError(
+                f"recipe key {key} got the boolean {value}: YAML reads no/yes/off/on as booleans, quote it ({key}: 'no')"
+            )
         if key in float_fields and isinstance(value, str):
             try:
                 out[key] = float(value)

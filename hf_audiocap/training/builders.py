@@ -91,31 +91,26 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 
     tok = processor.tokenizer
+    n_mels = processor.feature_extractor.feature_size
     if model_args.model_name_or_path:
         model = AudioCapForConditionalGeneration.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
         )
+    elif model_args.encoder_name_or_path or model_args.decoder_name_or_path:
+        # Pretrained parts keep their own special ids; a built-in part is sized from the tokenizer.
+        kwargs = dict(model_args.config_overrides)
+        if not model_args.decoder_name_or_path:
+            kwargs.update(_special_ids(tok))
+        if not model_args.encoder_name_or_path:
+            kwargs["encoder_num_mel_bins"] = n_mels
+        model = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(
+            model_args.encoder_name_or_path, model_args.decoder_name_or_path, **kwargs
+        )
     else:
-        special = {
-            "vocab_size": len(tok),
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-            "bos_token_id": tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
-            "decoder_start_token_id": tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id,
-        }
-        if model_args.encoder_name_or_path or model_args.decoder_name_or_path:
-            model = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(
-                model_args.encoder_name_or_path,
-                model_args.decoder_name_or_path,
-                num_mel_bins=processor.feature_extractor.feature_size,
-                **special,
-                **model_args.config_overrides,
-            )
-        else:
-            config = AudioCapConfig(
-                num_mel_bins=processor.feature_extractor.feature_size, **special, **model_args.config_overrides
-            )
-            model = AudioCapForConditionalGeneration(config)
+        overrides = dict(model_args.config_overrides)
+        encoder = {"num_mel_bins": n_mels, **overrides.pop("encoder", {})}
+        config = AudioCapConfig(encoder=encoder, **_special_ids(tok), **overrides)
+        model = AudioCapForConditionalGeneration(config)
     if model_args.freeze_encoder:
         model.freeze_encoder()
     gen = model.generation_config
@@ -124,6 +119,17 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
     return model
+
+
+def _special_ids(tok) -> dict:
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    return {
+        "vocab_size": len(tok),
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "bos_token_id": start,
+        "decoder_start_token_id": start,
+    }
 
 
 # --- trainer ----------------------------------------------------------------------------------------
