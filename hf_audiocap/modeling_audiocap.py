@@ -949,6 +949,17 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                 inputs.pop(key, None)
         return inputs
 
+    def _reorder_cache(self, cache: Cache, beam_idx: torch.LongTensor) -> Cache:
+        """Beam search: reorder only the self-attention cache. `beam_idx` always picks beams of the same clip, and the
+        beams of one clip share identical cross-attention keys/values (`generate` repeat_interleaves the encoder
+        output), so reordering the cross-attention cache would copy `batch*beams*frames*d_model*2` floats per layer
+        per step for nothing."""
+        if isinstance(cache, EncoderDecoderCache):
+            cache.self_attention_cache.reorder_cache(beam_idx)
+        else:
+            cache.reorder_cache(beam_idx)
+        return cache
+
     def _prepare_cache_for_generation(
         self, generation_config, model_kwargs, generation_mode, batch_size, max_cache_length
     ) -> None:
