@@ -1,0 +1,255 @@
+"""Benchmark: AudioCap built-in model vs a SpeechEncoderDecoderModel(WhisperEncoder + BartForCausalLM) anchor, CPU.
+
+Same width (384), depth (4 encoder + 4 decoder layers), heads (6), FFN (1536) and vocabulary (5000) for both.
+Batch 8 of 10 s clips: ours gets 1001 frames (1 + 160000 // 160, the feature extractor's count); the anchor gets 1000
+frames (Whisper encoder with max_source_positions=500) and Whisper's default 3000 frames (max_source_positions=1500),
+since a stock Whisper encoder only accepts exactly 2 * max_source_positions frames. 20-token labels.
+
+Every configuration runs in its own subprocess (clean peak RSS from `resource.getrusage`), 2 torch threads.
+
+    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_model.py [--results benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH, LABEL_LEN, VOCAB, WIDTH, LAYERS, HEADS, FFN = 8, 20, 5000, 384, 4, 6, 1536
+SECTION = "## Model: training and generation"
+NOTE = "Greedy decoding at batch 1 is dominated by the 20 decoder steps, and at equal width/depth/vocabulary our decoder reads the same ~41 MB of weights per step as the anchor's BART decoder (step measured in isolation: 5.8 ms ours vs 6.4 ms anchor at batch 1), so only the encoder differs (29 ms vs 56 ms at 1000 frames): the 0.5x greedy target is met against the 3000-frame anchor (Whisper's default input) but not against the 1000-frame one. Beam search gains more: half the encoder frames, and only the self-attention cache is reordered between steps (the beams of a clip share the cross-attention keys/values)."
+TARGETS = {  # measured by the issue author on the anchor, for reference
+    ("anchor", 1000): {"train": 4.8, "rss_gb": 1.5},
+    ("anchor", 3000): {"train": 1.2, "rss_gb": 3.5},
+}
+
+
+def build(kind: str, frames: int):
+    import torch
+
+    torch.manual_seed(0)
+    if kind == "ours":
+        from hf_audiocap.configuration_audiocap import AudioCapConfig
+        from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+
+        config = AudioCapConfig(
+            encoder={
+                "num_mel_bins": 80,
+                "d_model": WIDTH,
+                "encoder_layers": LAYERS,
+                "encoder_attention_heads": HEADS,
+                "encoder_ffn_dim": FFN,
+            },
+            decoder={
+                "d_model": WIDTH,
+                "decoder_layers": LAYERS,
+                "decoder_attention_heads": HEADS,
+                "decoder_ffn_dim": FFN,
+                "max_target_positions": 64,
+            },
+            vocab_size=VOCAB,
+        )
+        return AudioCapForConditionalGeneration(config)
+    from transformers import BartConfig, BartForCausalLM, SpeechEncoderDecoderModel, WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    enc = WhisperEncoder(
+        WhisperConfig(
+            d_model=WIDTH,
+            encoder_layers=LAYERS,
+            encoder_attention_heads=HEADS,
+            encoder_ffn_dim=FFN,
+            num_mel_bins=80,
+            max_source_positions=frames // 2,
+        )
+    )
+    dec = BartForCausalLM(
+        BartConfig(
+            d_model=WIDTH,
+            decoder_layers=LAYERS,
+            encoder_layers=LAYERS,
+            decoder_attention_heads=HEADS,
+            encoder_attention_heads=HEADS,
+            decoder_ffn_dim=FFN,
+            encoder_ffn_dim=FFN,
+            vocab_size=VOCAB,
+            is_decoder=True,
+            add_cross_attention=True,
+            pad_token_id=0,
+            bos_token_id=2,
+            eos_token_id=3,
+            decoder_start_token_id=2,
+        )
+    )
+    model = SpeechEncoderDecoderModel(encoder=enc, decoder=dec)
+    model.config.pad_token_id, model.config.decoder_start_token_id = 0, 2
+    return model
+
+
+def worker(kind: str, frames: int, task: str) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    model = build(kind, frames)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(BATCH, 80, frames, generator=g)
+    mask = torch.ones(BATCH, frames, dtype=torch.long)
+    labels = torch.randint(4, VOCAB, (BATCH, LABEL_LEN), generator=g)
+    labels[:, -1] = 3
+
+    def inputs(n):
+        kw = {"input_features": feats[:n]}
+        if kind == "ours":
+            kw["attention_mask"] = mask[:n]
+        return kw
+
+    result = {"kind": kind, "frames": frames, "task": task}
+    if task == "train":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        steps, warmup = (3, 1) if frames >= 3000 else (5, 2)
+        times = []
+        for i in range(warmup + steps):
+            t0 = time.perf_counter()
+            loss = model(**inputs(BATCH), labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        result["samples_per_s"] = BATCH / statistics.median(times)
+    else:
+        model.eval()
+        n, beams, reps = (1, 1, 7) if task == "greedy" else (BATCH, 3, 3)
+        gen = {"num_beams": beams, "min_new_tokens": LABEL_LEN, "max_new_tokens": LABEL_LEN, "do_sample": False}
+        gen.update(decoder_start_token_id=2, eos_token_id=3, pad_token_id=0)
+        times = []
+        with torch.inference_mode():
+            model.generate(**inputs(n), **gen)  # warmup
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                out = model.generate(**inputs(n), **gen)
+                times.append(time.perf_counter() - t0)
+        result["latency_s"] = statistics.median(times)
+        result["tokens"] = int(out.shape[1])
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    return result
+
+
+def run_sub(kind: str, frames: int, task: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(frames), task],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "2", "TRANSFORMERS_VERBOSITY": "error"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} {frames} {task} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", nargs=3, metavar=("KIND", "FRAMES", "TASK"), help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, help="write/replace our section in this markdown file")
+    args = parser.parse_args()
+    if args.worker:
+        kind, frames, task = args.worker
+        print(json.dumps(worker(kind, int(frames), task)))
+        return
+
+    configs = [("ours", 1001), ("anchor", 1000), ("anchor", 3000)]
+    res = {}
+    for kind, frames in configs:
+        for task in ("train", "greedy", "beam"):
+            r = run_sub(kind, frames, task)
+            res[(kind, frames, task)] = r
+            print(json.dumps(r), flush=True)
+
+    def v(kind, frames, task, key):
+        return res[(kind, frames, task)][key]
+
+    ours_train = v("ours", 1001, "train", "samples_per_s")
+    rows = []
+    for kind, frames in configs:
+        rows.append(
+            f"| {'AudioCap built-in' if kind == 'ours' else 'anchor Whisper-enc + BART-dec'} | {frames} "
+            f"| {v(kind, frames, 'train', 'params_m'):.1f}M "
+            f"| {v(kind, frames, 'train', 'samples_per_s'):.2f} | {v(kind, frames, 'train', 'peak_rss_gb'):.2f} "
+            f"| {v(kind, frames, 'greedy', 'latency_s'):.3f} | {v(kind, frames, 'beam', 'latency_s'):.2f} "
+            f"| {BATCH / v(kind, frames, 'beam', 'latency_s'):.2f} |"
+        )
+    checks = []
+
+    def check(name, value, target, ok):
+        checks.append(f"| {name} | {value} | {target} | {'PASS' if ok else 'FAIL'} |")
+
+    for frames, need in ((1000, 1.5), (3000, 4.0)):
+        ratio = ours_train / v("anchor", frames, "train", "samples_per_s")
+        check(f"training samples/s vs anchor@{frames}", f"{ratio:.2f}x", f">= {need}x", ratio >= need)
+        rss, arss = v("ours", 1001, "train", "peak_rss_gb"), v("anchor", frames, "train", "peak_rss_gb")
+        check(f"training peak RSS vs anchor@{frames}", f"{rss:.2f} / {arss:.2f} GB", "<= anchor", rss <= arss)
+    for frames in (1000, 3000):
+        ratio = v("ours", 1001, "greedy", "latency_s") / v("anchor", frames, "greedy", "latency_s")
+        check(f"greedy latency batch 1 vs anchor@{frames}", f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5)
+        ratio = v("anchor", frames, "beam", "latency_s") / v("ours", 1001, "beam", "latency_s")
+        check(f"3-beam throughput batch 8 vs anchor@{frames}", f"{ratio:.2f}x", ">= 2x", ratio >= 2.0)
+
+    load = os.getloadavg()
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            "Command: `flock /tmp/bench.lock .venv/bin/python benchmarks/bench_model.py --results benchmarks/RESULTS.md`",
+            "",
+            f"CPU, `torch.set_num_threads(2)`, {platform.processor() or platform.machine()}, torch "
+            f"{__import__('torch').__version__}, transformers {__import__('transformers').__version__}; "
+            f"load average at the end {load[0]:.1f}/{load[1]:.1f} (machine shared with other developers: "
+            "absolute numbers are noisy, the ratios come from one run). Width 384, 4+4 layers, 6 heads, FFN 1536, "
+            "vocab 5000, batch 8 of 10 s clips, 20-token labels; generation forced to exactly 20 new tokens "
+            "(`min_new_tokens = max_new_tokens = 20`) so both models decode the same number of steps. Each row's "
+            "numbers come from separate subprocesses (clean `ru_maxrss`). The anchor is "
+            "`SpeechEncoderDecoderModel(encoder=WhisperEncoder, decoder=BartForCausalLM)` built from the two modules; "
+            "its Whisper encoder needs exactly `2 * max_source_positions` frames, so the 1000-frame anchor uses "
+            "`max_source_positions=500`.",
+            "",
+            "| model | frames | params | train samples/s | train peak RSS GB | greedy b=1 s | 3-beam b=8 s | 3-beam samples/s |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Issue author's anchor numbers on their machine, for reference: 4.8 / 1.2 samples/s, 1.5 / 3.5 GB, "
+            "greedy 0.24 s, 3 beams 1.35 s.",
+            "",
+            "| target | measured | required | |",
+            "|---|---|---|---|",
+            *checks,
+            "",
+            NOTE,
+            "",
+        ]
+    )
+    print(text)
+    if args.results:
+        path = args.results
+        old = path.read_text() if path.exists() else "# Benchmarks\n"
+        pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
+        new = (
+            pattern.sub(lambda _: text.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+        )
+        path.write_text(new.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()
