@@ -839,9 +839,13 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         return_dict: bool | None = None,
         input_values: torch.FloatTensor | None = None,
         logits_to_keep: int = 0,
+        encoder_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         r"""
+        encoder_index (`torch.LongTensor` of shape `(decoder_batch,)`, *optional*): for each decoder row, the row of
+            the audio batch it describes. A clip with five captions is then encoded once and its states are shared
+            by its five caption rows (the same loss as five (clip, caption) examples, for a fifth of the encoder cost).
         labels (`torch.LongTensor` of shape `(batch, target_len)`): target ids ending with eos, -100 = ignored. The loss
             is `F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)` (mean over the non -100
             tokens; when the Trainer passes `num_items_in_batch`, the sum divided by it, for gradient accumulation).
@@ -865,6 +869,11 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
         encoder_hidden_states = encoder_outputs.last_hidden_state
         encoder_mask = getattr(encoder_outputs, "attention_mask", None)
+        if encoder_index is not None:
+            encoder_index = encoder_index.to(encoder_hidden_states.device)
+            encoder_hidden_states = encoder_hidden_states.index_select(0, encoder_index)
+            if encoder_mask is not None:
+                encoder_mask = encoder_mask.index_select(0, encoder_index)
 
         if labels is not None:
             max_pos = _decoder_max_positions(self.config.decoder)

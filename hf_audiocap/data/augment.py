@@ -84,5 +84,11 @@ class CaptionMixup:
             peak = float(np.max(np.abs(mixed)))
             mixed_waves[i] = (mixed / peak * 0.99 if peak > 1.0 else mixed).astype(np.float32)
             if mixed_captions is not None:
-                mixed_captions[i] = f"{captions[i].rstrip(' .')} {self.joiner} {captions[j].rstrip(' .')}"
+                mixed_captions[i] = self._join(captions[i], captions[j])
         return mixed_waves, mixed_captions
+
+    def _join(self, a, b):
+        if isinstance(a, str):
+            return f"{a.rstrip(' .')} {self.joiner} {b.rstrip(' .')}"
+        others = list(b) if not isinstance(b, str) else [b]
+        return [self._join(cap, others[k % len(others)]) for k, cap in enumerate(a)]

@@ -18,8 +18,11 @@ class AudioCaptionCollator:
     the frame `attention_mask`), and tokenizes its caption into `labels` padded with -100, plus the
     shifted `decoder_input_ids` (so the Trainer's label smoother, which pops `labels`, still works).
 
-    Examples without a `caption` (evaluation clips, which keep their references grouped) get no labels.
-    Augmentations apply only when `training` is True.
+    An example's text may be one caption (a (clip, caption) example) or the list of its captions (a
+    clip with grouped references): then every caption becomes a label row and `encoder_index` tells the
+    model which clip each row describes, so the clip is encoded once for all of its captions.
+    Examples without the text column (clips to caption) get no labels. Augmentations apply only when
+    `training` is True.
     """
 
     processor: Any
@@ -48,8 +51,18 @@ class AudioCaptionCollator:
         captions = [ex[self.text_column] for ex in examples] if self.text_column in examples[0] else None
         if self.training and self.mixup is not None:
             waves, captions = self.mixup(waves, captions)
-        batch = self.processor(audio=waves, text=captions, sampling_rate=self.sampling_rate, return_tensors="pt")
-        batch = dict(batch)
+        encoder_index = None
+        if captions is not None and isinstance(captions[0], (list, tuple)):
+            for ex, caps in zip(examples, captions):
+                if not caps:
+                    raise ValueError(f"clip {ex.get('id')!r} has no captions")
+            encoder_index = torch.tensor([i for i, caps in enumerate(captions) for _ in caps])
+            captions = [c for caps in captions for c in caps]
+        batch = dict(self.processor(audio=waves, sampling_rate=self.sampling_rate, return_tensors="pt"))
+        if captions is not None:
+            batch["labels"] = self.processor(text=captions, return_tensors="pt")["labels"]
+        if encoder_index is not None:
+            batch["encoder_index"] = encoder_index
         if self.input_name != "input_features" and "input_features" in batch:
             batch[self.input_name] = batch.pop("input_features")
         if self.training and self.spec_augment is not None and self.input_name == "input_features":

@@ -99,6 +99,14 @@ class DataArguments:
         default_factory=dict,
         metadata={"help": "synthcaps only: generator arguments (seed, num_train, num_validation, num_test)."},
     )
+    group_captions: bool = field(
+        default=False,
+        metadata={
+            "help": "Batch clips with all their captions: each clip is encoded once and shared by its caption rows "
+            "(the same (clip, caption) examples and loss, far fewer encoder FLOPs). per_device_train_batch_size "
+            "then counts clips. False: one (clip, caption) example per row."
+        },
+    )
     spec_augment: bool = field(default=False, metadata={"help": "SpecAugment the training log-mels."})
     mixup_prob: float = field(
         default=0.0, metadata={"help": "Probability of mixing a training clip with another (captions joined)."}

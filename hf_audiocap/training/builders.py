@@ -150,11 +150,12 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     }
     train_collator = AudioCaptionCollator(
         **common,
+        text_column="captions" if data_args.group_captions else "caption",
         training=True,
         spec_augment=SpecAugment() if data_args.spec_augment else None,
         mixup=CaptionMixup(prob=data_args.mixup_prob) if data_args.mixup_prob > 0 else None,
     )
-    eval_collator = AudioCaptionCollator(**common)
+    eval_collator = AudioCaptionCollator(**common, text_column="captions")
     callbacks = [
         SampleCaptionsCallback(),
         TrainingCurvesCallback(main_metric=_eval_key(training_args.metric_for_best_model or "cider_d")),
@@ -165,7 +166,9 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         model=model,
         args=training_args,
         data_collator=train_collator,
-        train_dataset=expand_captions(clips[data_args.train_split]),
+        train_dataset=clips[data_args.train_split]
+        if data_args.group_captions
+        else expand_captions(clips[data_args.train_split]),
         eval_dataset=clips[data_args.eval_split] if data_args.eval_split else None,
         processing_class=processor,
         eval_data_collator=eval_collator,

@@ -2,7 +2,7 @@
 
 An evaluation makes two passes over the validation clips:
 1. teacher forcing on every (clip, caption) pair -> `eval_loss` and `eval_perplexity` = exp(loss),
-   the signal that reveals over-fitting;
+   the signal that reveals over-fitting (each clip is encoded once for all of its references);
 2. generation once per clip, scored against all of its references -> the caption metrics
    (`eval_cider_d`, `eval_spider`, ...), because a low loss is not a good caption.
 The generated captions of a few clips are handed to callbacks as `samples`.
@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import speed_metrics
-
-from hf_audiocap.data.loaders import expand_captions
 
 
 class AudioCapTrainer(Seq2SeqTrainer):
@@ -46,9 +44,8 @@ class AudioCapTrainer(Seq2SeqTrainer):
         start = time.time()
 
         # 1. Teacher forcing on every reference caption: validation loss and perplexity.
-        pairs = expand_captions(clips)
         loss_output = self.evaluation_loop(
-            self.get_eval_dataloader(pairs),
+            self.get_eval_dataloader(clips),
             description="Validation loss",
             prediction_loss_only=True,
             ignore_keys=ignore_keys,
