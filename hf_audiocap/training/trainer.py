@@ -87,7 +87,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
         if gen_kwargs.get("num_beams") is None and self.args.generation_num_beams is not None:
             gen_kwargs["num_beams"] = self.args.generation_num_beams
         self._gen_kwargs = {k: v for k, v in gen_kwargs.items() if v is not None}
-        without_captions = clips.remove_columns([c for c in ("caption", "caption_index") if c in clips.column_names])
+        without_captions = clips.remove_columns(
+            [c for c in ("caption", "captions", "caption_index") if c in clips.column_names]
+        )
         output = self.evaluation_loop(
             self.get_eval_dataloader(without_captions),
             description="Generation",
