@@ -70,6 +70,11 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         mel_scale (`str`, defaults to "slaney"): "slaney" (librosa's default) or "htk".
         mel_norm (`str`, *optional*, defaults to "slaney"): "slaney" (area normalisation, librosa's default) or None.
         log_offset (`float`, defaults to 1e-6): features are ``log(mel + log_offset)``; must be > 0.
+        log_mode (`str`, defaults to "natural"): "natural" is ``log(mel + log_offset)``; "whisper" is Whisper's
+            normalisation, for pretrained Whisper encoders: ``log10(max(mel, 1e-10))`` floored at the clip's maximum
+            minus 8, then ``(x + 4) / 4`` (the maximum is taken over the clip's real frames, so a clip padded in a
+            batch keeps its features). Use it with ``n_fft=400, win_length=400``; unlike Whisper, nothing is padded
+            to 30 s and the edges are zero-padded, not reflected.
         padding_value (`float`, defaults to 0.0): the feature value of padding frames.
         return_attention_mask (`bool`, defaults to True): return the frame-level mask by default.
     """
@@ -90,6 +95,7 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         log_offset: float = 1e-6,
         padding_value: float = 0.0,
         return_attention_mask: bool = True,
+        log_mode: str = "natural",
         **kwargs: Any,
     ):
         super().__init__(
@@ -105,6 +111,8 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"hop_length must be > 0, got {hop_length}")
         if not log_offset > 0:
             raise ValueError(f"log_offset must be > 0 (log of silence must stay finite), got {log_offset}")
+        if log_mode not in ("natural", "whisper"):
+            raise ValueError(f"log_mode must be 'natural' or 'whisper', got {log_mode!r}")
         nyquist = sampling_rate / 2
         if f_max is not None and not f_min < f_max <= nyquist:
             raise ValueError(f"need f_min < f_max <= sampling_rate / 2 = {nyquist}, got f_min={f_min}, f_max={f_max}")
@@ -116,6 +124,7 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         self.mel_scale = mel_scale
         self.mel_norm = mel_norm
         self.log_offset = log_offset
+        self.log_mode = log_mode
         self._build_tables()
 
     def _build_tables(self) -> None:
@@ -305,6 +314,11 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
                 spectrum = torch.view_as_real(torch.fft.rfft(chunk)[:, lo:hi]).reshape(n, 2 * (hi - lo))
                 # (n_mels, 2 bins) @ (2 bins, n): written straight into the (batch, n_mels, frames) layout
                 out[i, :, start : start + n] = mel_t @ spectrum.square_().float().T
-            out[i, :, :t_clip].add_(self.log_offset).log_()
+            real = out[i, :, :t_clip]
+            if self.log_mode == "whisper":
+                real.clamp_(min=1e-10).log10_()
+                real.clamp_(min=float(real.max()) - 8.0).add_(4.0).div_(4.0)
+            else:
+                real.add_(self.log_offset).log_()
             out[i, :, t_clip:] = self.padding_value
         return out

@@ -121,3 +121,23 @@ def test_auto_feature_extractor_when_registered(tmp_path):
 
     AudioCapFeatureExtractor().save_pretrained(tmp_path)
     assert isinstance(AutoFeatureExtractor.from_pretrained(tmp_path), AudioCapFeatureExtractor)
+
+
+def test_whisper_log_mode_matches_whisper_feature_extractor_and_is_batch_invariant():
+    from transformers import WhisperFeatureExtractor
+
+    wave = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.1
+    fe = AudioCapFeatureExtractor(n_fft=400, win_length=400, log_mode="whisper")
+    ours = fe(wave, sampling_rate=16000, return_tensors="np")["input_features"][0]
+    whisper = WhisperFeatureExtractor(feature_size=80, chunk_length=5)(wave, sampling_rate=16000, return_tensors="np")
+    whisper = whisper["input_features"][0]
+    # Whisper reflects at the edges and drops the last frame; we zero-pad: compare the interior frames.
+    np.testing.assert_allclose(ours[:, 2 : whisper.shape[1] - 2], whisper[:, 2:-2], atol=1e-4)
+    alone = fe(wave[:16000], sampling_rate=16000, return_tensors="np")["input_features"][0]
+    batch = fe([wave[:16000], wave], sampling_rate=16000, return_tensors="np")["input_features"][0]
+    np.testing.assert_array_equal(batch[:, : alone.shape[1]], alone)
+
+
+def test_unknown_log_mode_is_rejected():
+    with pytest.raises(ValueError, match="log_mode"):
+        AudioCapFeatureExtractor(log_mode="db")
