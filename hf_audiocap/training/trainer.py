@@ -73,9 +73,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
             metrics["epoch"] = self.state.epoch
         self.last_predictions = predictions
         self.log(metrics)
-        self.control = self.callback_handler.call_event(
-            "on_evaluate", self.args, self.state, self.control, metrics=metrics, samples=samples
-        )
+        # `on_evaluate` (not a bare `call_event`) also clears `control.should_evaluate`: otherwise the flag set at the
+        # last step survives into the epoch-end check and the same evaluation runs twice.
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics, samples=samples)
         self._memory_tracker.stop_and_update_metrics(metrics)
         return metrics
 
