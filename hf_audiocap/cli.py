@@ -14,10 +14,24 @@ def _add_synth(subparsers) -> None:
     p.set_defaults(func=synthcaps.main_from_args)
 
 
+def _add_caption(subparsers) -> None:
+    from hf_audiocap.inference import cli_caption
+
+    p = subparsers.add_parser(
+        "caption",
+        help="Caption audio files and folders (long recordings window by window).",
+        description=cli_caption.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cli_caption.add_arguments(p)
+    p.set_defaults(func=cli_caption.main_from_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-audiocap", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
+    _add_caption(subparsers)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
