@@ -1,0 +1,191 @@
+"""Smoke runs of the real training entry point (`recipes/train.py`'s `main`) on a tiny generated SynthCaps with a
+tiny model: the output folder is a complete Hub repository, evaluation reports loss/perplexity/caption metrics, the
+loss falls, and each training option (non-grouped captions, label smoothing, SpecAugment + mixup, early stopping,
+TensorBoard, resuming) runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import yaml
+from recipe_helpers import log_history, make_synthcaps, recipe_main, shared_tiny_run, tiny_run_args, train_losses
+
+
+@pytest.fixture(scope="module")
+def main_run():
+    return shared_tiny_run()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return make_synthcaps(tmp_path_factory.mktemp("synthcaps"))
+
+
+@pytest.mark.slow  # the shared 16-step run (with the first JVM start of the metrics) is set up here
+def test_output_folder_is_a_complete_hub_repository(main_run):
+    _, out = main_run
+    names = {p.name for p in out.iterdir()}
+    expected = {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "configuration_audiocap.py",
+        "modeling_audiocap.py",
+        "processing_audiocap.py",
+        "feature_extraction_audiocap.py",
+        "processor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "test_metrics.json",
+        "test_predictions.jsonl",
+        "training_curves.png",
+        "eval_samples.jsonl",
+    }
+    assert expected <= names, sorted(expected - names)
+    assert "pytorch_model.bin" not in names
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_audiocap.AudioCapConfig",
+        "AutoModelForSpeechSeq2Seq": "modeling_audiocap.AudioCapForConditionalGeneration",
+    }
+    processor_config = json.loads((out / "processor_config.json").read_text())
+    assert processor_config["auto_map"]["AutoProcessor"] == "processing_audiocap.AudioCapProcessor"
+    assert processor_config["processor_class"] == "AudioCapProcessor"
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["max_length"] == 12 and generation["decoder_start_token_id"] == config["decoder_start_token_id"]
+    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_card(main_run):
+    _, out = main_run
+    text = (out / "README.md").read_text()
+    front = yaml.safe_load(text.split("---")[1])
+    assert front["pipeline_tag"] == "audio-to-text" and front["library_name"] == "transformers"
+    results = front["model-index"][0]["results"][0]
+    metrics = {m["type"]: m["value"] for m in results["metrics"]}
+    test_metrics = json.loads((out / "test_metrics.json").read_text())
+    assert {"cider_d", "bleu_4", "meteor", "rouge_l", "source_recall"} <= set(metrics)
+    assert metrics["cider_d"] == pytest.approx(round(test_metrics["cider_d"], 4))
+    assert results["dataset"]["split"] == "test"
+    assert "AutoModelForSpeechSeq2Seq.from_pretrained" in text and "AutoProcessor.from_pretrained" in text
+    assert "trust_remote_code=True" in text and "training_curves.png" in text
+
+
+def test_test_metrics_and_predictions(main_run):
+    _, out = main_run
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    for key in ("cider_d", "cider_d_references", "source_recall", "source_precision", "bleu_4", "loss", "perplexity"):
+        assert key in metrics, key
+    assert metrics["cider_d_references"] > 0.5  # references of a clip describe the same scene
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-6)
+    rows = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(isinstance(r["prediction"], str) and len(r["references"]) == 5 for r in rows)
+
+
+def test_evaluation_reports_loss_perplexity_and_caption_metrics(main_run):
+    _, out = main_run
+    evals = [e for e in log_history(out) if "eval_loss" in e]
+    assert [e["step"] for e in evals] == [8, 16]  # once per eval step, no duplicate at the end of training
+    for e in evals:
+        assert e["eval_perplexity"] == pytest.approx(math.exp(e["eval_loss"]), rel=1e-9)
+        assert "eval_cider_d" in e and "eval_bleu_4" in e
+    samples = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+    assert {s["step"] for s in samples} == {8, 16}
+    assert all(set(s) >= {"id", "prediction", "references"} for s in samples)
+
+
+def test_training_loss_falls(main_run):
+    _, out = main_run
+    losses = train_losses(out)
+    assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0] - 0.3, losses
+    evals = [e["eval_loss"] for e in log_history(out) if "eval_loss" in e]
+    assert evals[-1] < evals[0], evals
+
+
+def test_tensorboard_event_files(main_run):
+    _, out = main_run
+    events = list(out.rglob("events.out.tfevents.*"))
+    assert events, sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert sum(p.stat().st_size for p in events) > 100
+
+
+@pytest.mark.slow
+def test_resume_from_last_checkpoint_continues_the_run(main_run, tmp_path):
+    data, out = main_run
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(out / "checkpoint-8", resumed / "checkpoint-8")
+    args = tiny_run_args(data, resumed, max_steps=16, logging_steps=2, test_split="null")
+    recipe_main()([*args, "--resume_from_checkpoint", "last"])
+    history = log_history(resumed)
+    assert max(e["step"] for e in history) == 16
+    # steps 10..16 were trained again from the checkpoint, with the same data order and RNG state
+    original = {e["step"]: e["loss"] for e in log_history(out) if "loss" in e}
+    again = {e["step"]: e["loss"] for e in history if "loss" in e}
+    assert sorted(again) == [2, 4, 6, 8, 10, 12, 14, 16]
+    for step in (10, 12, 14, 16):
+        assert again[step] == pytest.approx(original[step], rel=1e-4), (step, again, original)
+
+
+def test_resume_last_without_checkpoint_starts_fresh(synth, tmp_path):
+    out = tmp_path / "fresh"
+    args = tiny_run_args(synth, out, max_steps=2, test_split="null")
+    recipe_main()([*args, "--resume_from_checkpoint", "last"])
+    assert max(e["step"] for e in log_history(out)) == 2
+
+
+@pytest.mark.slow
+def test_caption_pairs_with_label_smoothing_and_early_stopping(synth, tmp_path):
+    # the non-grouped path (one (clip, caption) example per row), label-smoothed loss, and early stopping on CIDEr-D
+    out = tmp_path / "pairs"
+    recipe_main()(
+        tiny_run_args(
+            synth,
+            out,
+            group_captions="false",
+            label_smoothing_factor=0.1,
+            per_device_train_batch_size=8,
+            max_steps=40,
+            eval_strategy="steps",
+            eval_steps=4,
+            save_strategy="steps",
+            save_steps=4,
+            load_best_model_at_end="true",
+            metric_for_best_model="cider_d",
+            early_stopping_patience=1,
+            test_split="null",
+        )
+    )
+    history = log_history(out)
+    losses = train_losses(out)
+    assert all(math.isfinite(x) for x in losses) and min(losses[-3:]) < losses[0], losses
+    evals = [e for e in history if "eval_cider_d" in e]
+    steps = [e["step"] for e in evals]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] < 40, "early stopping never stopped the run"
+    assert len(evals) >= 2 and steps == sorted(set(steps))
+    best = max(evals, key=lambda e: e["eval_cider_d"])
+    assert state["best_metric"] == pytest.approx(best["eval_cider_d"])
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    # patience 1: the run stopped at the first evaluation that did not improve on the best
+    assert evals[-1]["eval_cider_d"] <= state["best_metric"]
+    assert (out / "model.safetensors").is_file()
+
+
+def test_spec_augment_and_mixup(synth, tmp_path):
+    out = tmp_path / "augmented"
+    recipe_main()(tiny_run_args(synth, out, spec_augment="true", mixup_prob=0.5, max_steps=4, test_split="null"))
+    losses = train_losses(out)
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert (out / "model.safetensors").is_file()
+
+
+def test_unknown_key_fails_before_training(synth, tmp_path):
+    with pytest.raises(ValueError, match="unknown recipe keys: num_epochs"):
+        recipe_main()(tiny_run_args(synth, tmp_path / "x", num_epochs=3))
+    assert not (tmp_path / "x").exists()
