@@ -25,6 +25,7 @@ def _register() -> None:
     # trust_remote_code=True where hf_audiocap is not installed.
     AudioCapFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     AudioCapProcessor.register_for_auto_class("AutoProcessor")
+    from .inference import pipeline  # noqa: F401  (registers the "audio-captioning" pipeline task on import)
 
 
 _register()

@@ -16,7 +16,8 @@ CAPTIONS = [
 
 
 def save_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A 1-layer, 32-wide random AudioCap model + processor saved with save_pretrained (seconds to build)."""
+    """A 1-layer, 32-wide random AudioCap model + processor saved with save_pretrained (seconds to build). Its weight
+    matrices are scaled up so that, unlike a freshly initialised model, its captions depend on the audio."""
     import torch
 
     from hf_audiocap import (
@@ -35,6 +36,10 @@ def save_tiny_model(folder: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = AudioCapForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.mul_(6.0)
     model.generation_config.max_length = 12
     folder = Path(folder)
     model.save_pretrained(folder)

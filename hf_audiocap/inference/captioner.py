@@ -95,16 +95,17 @@ class Captioner:
         for (key, start, end, _), caption in zip(batch, captions):
             yield key, start, end, caption
 
-    def iter_windows(
+    def open_windows(
         self,
         source,
         window_s: float | None = DEFAULT_WINDOW_S,
         hop_s: float | None = None,
         max_duration: float | None = None,
         name: str | None = None,
-    ) -> Iterator[tuple[float, float, np.ndarray]]:
-        """`(start_s, end_s, wave)` windows of an audio source (see :func:`source_windows`)."""
-        return source_windows(source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name)
+    ) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
+        """`(duration_s, windows)` of an audio source, windows being `(start_s, end_s, wave)` (see
+        :func:`open_source_windows`)."""
+        return open_source_windows(source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name)
 
     def caption_source(
         self,
@@ -117,12 +118,12 @@ class Captioner:
     ) -> dict:
         """`{"duration": s, "segments": [{"start", "end", "caption"}]}` for one source (path, bytes, dict,
         `(array, sr)`); a file longer than the window is streamed from disk window by window."""
-        windows = ((None, s, e, w) for s, e, w in self.iter_windows(source, window_s, hop_s, max_duration, name))
+        duration, windows = self.open_windows(source, window_s, hop_s, max_duration, name)
         segments = [
             {"start": round(s, 3), "end": round(e, 3), "caption": c}
-            for _, s, e, c in self.caption_windows(windows, **generate_kwargs)
+            for _, s, e, c in self.caption_windows(((None, s, e, w) for s, e, w in windows), **generate_kwargs)
         ]
-        return {"duration": round(segments[-1]["end"], 3) if segments else 0.0, "segments": segments}
+        return {"duration": round(duration, 3), "segments": segments}
 
     @torch.inference_mode()
     def caption_nbest(
@@ -178,18 +179,20 @@ def array_windows(
         yield start / sampling_rate, n / sampling_rate, wave[start:]
 
 
-def source_windows(
+def open_source_windows(
     source,
     sampling_rate: int,
     window_s: float | None = DEFAULT_WINDOW_S,
     hop_s: float | None = None,
     max_duration: float | None = None,
     name: str | None = None,
-) -> Iterator[tuple[float, float, np.ndarray]]:
-    """Windows of any audio source. A file on disk longer than `window_s` is streamed from disk in blocks
-    (:func:`iter_audio_windows`: memory does not grow with its length); anything else is decoded whole by
-    :func:`load_audio` (so a clip is decoded the same way wherever it is captioned) and cut by :func:`array_windows`.
-    `max_duration` is checked from the header before any sample is decoded."""
+) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
+    """`(duration_s, windows)` of any audio source; decoding errors are raised here or while iterating.
+
+    A file on disk longer than `window_s` is streamed from disk in blocks (:func:`iter_audio_windows`: memory does not
+    grow with its length); anything else is decoded whole by :func:`load_audio` (so a clip is decoded the same way
+    wherever it is captioned) and cut by :func:`array_windows`. `max_duration` is checked from the header before any
+    sample is decoded."""
     if isinstance(source, (str, os.PathLike)) and window_s is not None:
         sr, frames, _ = audio_info(source, name=name)
         duration = frames / sr if sr else 0.0
@@ -199,7 +202,6 @@ def source_windows(
                 f"max_duration={max_duration:g} s"
             )
         if duration > window_s:
-            yield from iter_audio_windows(source, window_s, hop_s, sampling_rate=sampling_rate)
-            return
+            return duration, iter_audio_windows(source, window_s, hop_s, sampling_rate=sampling_rate)
     wave = load_audio(source, sampling_rate, max_duration=max_duration, name=name)
-    yield from array_windows(wave, sampling_rate, window_s, hop_s)
+    return wave.shape[0] / sampling_rate, array_windows(wave, sampling_rate, window_s, hop_s)

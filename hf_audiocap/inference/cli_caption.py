@@ -24,7 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hf_audiocap.data.audio import audio_info
 from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S
 
 DEFAULT_MODEL = "outputs/synthcaps-demo"
@@ -176,9 +175,8 @@ def caption_files(
     def windows():
         for i, path in enumerate(files):
             try:
-                sr, frames, _ = audio_info(path)
-                durations[i] = frames / sr if sr else 0.0
-                for start, end, wave in captioner.iter_windows(path, window_s, hop_s, max_duration=max_duration):
+                durations[i], file_windows = captioner.open_windows(path, window_s, hop_s, max_duration=max_duration)
+                for start, end, wave in file_windows:
                     yield i, start, end, wave
             except Exception as err:  # noqa: BLE001 - any failure of one file must not stop the others
                 report(i, err)

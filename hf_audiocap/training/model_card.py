@@ -40,10 +40,11 @@ Metrics are computed the COCO-caption way (PTB tokenization, pycocoevalcap score
 
 ## Usage
 ```python
+import hf_audiocap  # pip install hf_audiocap: registers the "audio-captioning" pipeline task with transformers
 from transformers import pipeline
 
-captioner = pipeline("audio-captioning", model="{repo_id}", trust_remote_code=True)
-print(captioner("clip.wav"))
+captioner = pipeline("audio-captioning", model="{repo_id}")
+print(captioner("clip.wav")["caption"])  # long recordings: captioner("rec.wav", window_s=10)["segments"]
 ```
 Or with the model classes:
 ```python
