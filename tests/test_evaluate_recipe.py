@@ -1,0 +1,113 @@
+"""`recipes/evaluate.py`: scoring a saved model (captions generated) or a predictions file against a split."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from recipe_helpers import REPO_ROOT, shared_tiny_run
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return shared_tiny_run()
+
+
+def run_evaluate(argv):
+    import runpy
+
+    module = runpy.run_path(str(REPO_ROOT / "recipes" / "evaluate.py"), run_name="recipes_evaluate")
+    from hf_audiocap.training.evaluation import evaluate_main
+
+    return evaluate_main(module["parse_args"](argv))
+
+
+@pytest.mark.slow
+def test_evaluate_a_saved_model(trained, tmp_path):
+    data, model = trained
+    metrics = run_evaluate(
+        [
+            "--model",
+            str(model),
+            "--dataset",
+            "synthcaps",
+            "--dataset_path",
+            str(data),
+            "--split",
+            "test",
+            "--output_dir",
+            str(tmp_path),
+            "--batch_size",
+            "4",
+        ]
+    )
+    for key in ("cider_d", "bleu_4", "meteor", "cider_d_references", "source_recall", "source_precision"):
+        assert key in metrics, key
+    written = json.loads((tmp_path / "evaluate_test_metrics.json").read_text())
+    assert written == pytest.approx(metrics)
+    rows = [json.loads(line) for line in (tmp_path / "evaluate_test_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    # the same greedy captions as the training run's own test pass (same model, same generation config)
+    trained_rows = {
+        r["id"]: r["prediction"] for r in map(json.loads, (model / "test_predictions.jsonl").read_text().splitlines())
+    }
+    assert {r["id"]: r["prediction"] for r in rows} == trained_rows
+
+
+def test_evaluate_a_predictions_file(trained, tmp_path):
+    data, _ = trained
+    refs = [json.loads(line) for line in (trained[1] / "test_predictions.jsonl").read_text().splitlines()]
+    preds = tmp_path / "preds.jsonl"
+    # predict each clip's first reference (`caption` is accepted as well as `prediction`)
+    preds.write_text("".join(json.dumps({"id": r["id"], "caption": r["references"][0]}) + "\n" for r in refs))
+    metrics = run_evaluate(
+        ["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test"]
+    )
+    assert metrics["bleu_4"] > 0.9 and metrics["cider_d"] > 1.0, metrics
+    assert metrics["source_recall"] > 0.8
+    assert (tmp_path / "evaluate_test_metrics.json").is_file()  # default output: beside the predictions
+    assert (tmp_path / "evaluate_test_predictions.jsonl").is_file()
+
+
+def test_missing_predictions_are_an_error(trained, tmp_path):
+    data, _ = trained
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"id": "synthcaps_test_00000.wav", "prediction": "a dog barks"}) + "\n")
+    with pytest.raises(ValueError, match=r"no prediction for 5 of 6 clips"):
+        run_evaluate(["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data)])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prediction": "x"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected a JSON object with `id`"):
+        run_evaluate(["--predictions", str(bad), "--dataset", "synthcaps", "--dataset_path", str(data)])
+
+
+def test_command_line_error_is_one_line(trained, tmp_path):
+    data, _ = trained
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "recipes" / "evaluate.py"),
+            "--predictions",
+            str(preds),
+            "--dataset",
+            "synthcaps",
+            "--dataset_path",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: ")
+    assert "no prediction for 6 of 6 clips" in proc.stderr
+
+
+def test_model_and_predictions_are_exclusive():
+    with pytest.raises(SystemExit):
+        run_evaluate(["--model", "m", "--predictions", "p"])
