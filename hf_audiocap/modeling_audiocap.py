@@ -39,7 +39,9 @@ are computed in float32, and every layer is a `GradientCheckpointingLayer` (`mod
 
 from __future__ import annotations
 
+import inspect
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +58,7 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.generation.logits_process import LogitsProcessorList
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput
@@ -133,6 +136,44 @@ def _sinusoids(length: int, channels: int, device: torch.device, dtype: torch.dt
     if pos.shape[1] < channels:
         pos = F.pad(pos, (0, channels - pos.shape[1]))
     return pos.to(dtype)
+
+
+@contextmanager
+def _intra_op_threads(num_threads: int | None):
+    """Temporarily cap torch's intra-op threads (restored on exit). A decoder step at batch 1 is a chain of ~50 tiny
+    ops (GEMVs of a few hundred KB): splitting each over threads costs more in OpenMP fork/join than it saves, and on a
+    machine whose other cores are busy every barrier can wait a whole scheduler slice for a preempted worker."""
+    prev = torch.get_num_threads()
+    if num_threads is None or prev <= num_threads:
+        yield
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+class _CachedLogitsProcessorList(LogitsProcessorList):
+    """`LogitsProcessorList` that inspects each processor's signature once instead of at every decoding step
+    (transformers calls `inspect.signature` per processor per step: ~0.1 ms each). Same calls, same checks."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        extra = getattr(self, "_extra_args", None)
+        if extra is None or len(extra) != len(self):
+            extra = [list(inspect.signature(p.__call__).parameters)[2:] for p in self]
+            self._extra_args = extra
+        for processor, names in zip(self, extra):
+            if names:
+                if not all(name in kwargs for name in names):
+                    raise ValueError(
+                        f"Make sure that all the required parameters: {names} for {processor.__class__} are passed "
+                        "to the logits processor."
+                    )
+                scores = processor(input_ids, scores, **kwargs)
+            else:
+                scores = processor(input_ids, scores)
+        return scores
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -394,6 +435,11 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
     def set_output_embeddings(self, value: nn.Module) -> None:
         self.lm_head = value
 
+    # Inference with at most this many decoder rows x new tokens runs on `step_num_threads` intra-op threads
+    # (None = leave torch's setting alone); see `_intra_op_threads`.
+    step_num_threads: int | None = 1
+    step_max_rows: int = 8
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -412,6 +458,38 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         bsz, tgt = inputs_embeds.shape[:2]
+        # a step that reuses cached cross-attention K/V (the prefill that computes them still uses every thread)
+        small = (
+            bsz * tgt <= self.step_max_rows
+            and not self.training
+            and not torch.is_grad_enabled()
+            and isinstance(cache, EncoderDecoderCache)
+            and cache.is_updated.get(len(self.layers) - 1, False)
+        )
+        with _intra_op_threads(self.step_num_threads if small else None):
+            return self._decode(
+                inputs_embeds,
+                attention_mask,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                cache,
+                use_cache,
+                output_hidden_states,
+                logits_to_keep,
+            )
+
+    def _decode(
+        self,
+        inputs_embeds,
+        attention_mask,
+        encoder_hidden_states,
+        encoder_attention_mask,
+        cache,
+        use_cache,
+        output_hidden_states,
+        logits_to_keep,
+    ) -> CausalLMOutputWithCrossAttentions:
+        bsz, tgt = inputs_embeds.shape[:2]
         if use_cache and cache is None:
             cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         elif not use_cache:
@@ -422,8 +500,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                 f"AudioCapDecoder: {past + tgt} decoder positions requested but max_target_positions is "
                 f"{self.config.max_target_positions} (labels/captions must be at most that many tokens)"
             )
-        positions = torch.arange(past, past + tgt, device=inputs_embeds.device)
-        hidden = inputs_embeds + self.embed_positions(positions)[None]
+        hidden = inputs_embeds + self.embed_positions.weight[past : past + tgt][None]
         hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
 
         # Self-attention mask: causal (offset by the cached length), combined with a key padding mask if any.
@@ -441,23 +518,65 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             is_causal = True
         enc_mask = _sdpa_key_mask(encoder_attention_mask)
 
-        all_hidden = (hidden,) if output_hidden_states else None
-        for layer in self.layers:
-            hidden = layer(
-                hidden,
-                encoder_hidden_states,
-                self_attn_mask=self_mask,
-                is_causal=is_causal,
-                encoder_attn_mask=enc_mask,
-                cache=cache,
-            )
-            if output_hidden_states:
-                all_hidden += (hidden,)
+        if (
+            tgt == 1
+            and self_mask is None
+            and not self.training
+            and not output_hidden_states
+            and cache is not None
+            and cache.is_updated.get(len(self.layers) - 1, False)
+        ):
+            hidden = self._cached_step(hidden, enc_mask, cache)
+            all_hidden = None
+        else:
+            all_hidden = (hidden,) if output_hidden_states else None
+            for layer in self.layers:
+                hidden = layer(
+                    hidden,
+                    encoder_hidden_states,
+                    self_attn_mask=self_mask,
+                    is_causal=is_causal,
+                    encoder_attn_mask=enc_mask,
+                    cache=cache,
+                )
+                if output_hidden_states:
+                    all_hidden += (hidden,)
         hidden = self.layer_norm(hidden)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)
         return CausalLMOutputWithCrossAttentions(logits=logits, cache=cache, hidden_states=all_hidden)
+
+    def _cached_step(self, hidden: torch.Tensor, enc_mask: torch.Tensor | None, cache: EncoderDecoderCache):
+        """One new token per row with the cross-attention K/V already cached (every generation step after the first):
+        the same ops as `AudioCapDecoderLayer.forward` in eval mode (identical numbers), called directly on the weights
+        (no module dispatch / hooks / dropout calls / checkpointing wrapper: ~60 Python calls per step fewer). A single
+        query attends to every cached key, so no causal mask is needed."""
+        bsz = hidden.shape[0]
+        self_cache = cache.self_attention_cache
+        cross_layers = cache.cross_attention_cache.layers
+        for i, layer in enumerate(self.layers):
+            sa, ca = layer.self_attn, layer.encoder_attn
+            heads, hd, d = sa.num_heads, sa.head_dim, sa.embed_dim
+            ln = layer.self_attn_layer_norm
+            x = F.layer_norm(hidden, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+            qkv = F.linear(x, sa.qkv_proj.weight, sa.qkv_proj.bias).view(bsz, 1, 3, heads, hd).permute(2, 0, 3, 1, 4)
+            query, key, value = qkv.unbind(0)
+            key, value = self_cache.update(key, value, i)
+            out = F.scaled_dot_product_attention(query, key, value)
+            hidden = hidden + F.linear(out.transpose(1, 2).reshape(bsz, 1, d), sa.out_proj.weight, sa.out_proj.bias)
+            ln = layer.encoder_attn_layer_norm
+            x = F.layer_norm(hidden, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+            query = F.linear(x, ca.q_proj.weight, ca.q_proj.bias).view(bsz, 1, heads, hd).transpose(1, 2)
+            out = F.scaled_dot_product_attention(
+                query, cross_layers[i].keys, cross_layers[i].values, attn_mask=enc_mask
+            )
+            hidden = hidden + F.linear(out.transpose(1, 2).reshape(bsz, 1, d), ca.out_proj.weight, ca.out_proj.bias)
+            ln = layer.final_layer_norm
+            x = F.layer_norm(hidden, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+            x = layer.activation_fn(F.linear(x, layer.fc1.weight, layer.fc1.bias))
+            hidden = hidden + F.linear(x, layer.fc2.weight, layer.fc2.bias)
+        return hidden
 
 
 class AudioCapAdapter(nn.Module):
@@ -957,6 +1076,10 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             for key in ("input_features", "input_values"):
                 inputs.pop(key, None)
         return inputs
+
+    def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
+        """transformers' processors, in a list that inspects their signatures once per `generate` (not every step)."""
+        return _CachedLogitsProcessorList(super()._get_logits_processor(*args, **kwargs))
 
     def _reorder_cache(self, cache: Cache, beam_idx: torch.LongTensor) -> Cache:
         """Beam search: reorder only the self-attention cache. `beam_idx` always picks beams of the same clip, and the
