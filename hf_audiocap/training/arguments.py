@@ -4,6 +4,7 @@ recipe with `--key value` command-line overrides."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,10 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
     )
 
     def __post_init__(self):
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # `torchrun --nproc_per_node N` on a machine without an accelerator: accelerate would initialise the process
+            # group yet report no distributed type, so every rank trained alone (and each wrote the model card).
+            self.use_cpu = True
         super().__post_init__()
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
@@ -145,6 +150,15 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
                     "early_stopping_patience needs load_best_model_at_end: true and a metric_for_best_model "
                     "(e.g. cider_d, or loss)."
                 )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
 
 
 RECIPE_DATACLASSES = (ModelArguments, DataArguments, AudioCapTrainingArguments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -17,7 +18,7 @@ from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
 from hf_audiocap.training.arguments import DataArguments, ModelArguments
-from hf_audiocap.training.callbacks import SampleCaptionsCallback, TrainingCurvesCallback
+from hf_audiocap.training.callbacks import SampleCaptionsCallback, TrainingCurvesCallback, WeightsDigestCallback
 from hf_audiocap.training.trainer import AudioCapTrainer
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     ]
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
+    if os.environ.get(WeightsDigestCallback.ENV):
+        callbacks.append(WeightsDigestCallback(os.environ[WeightsDigestCallback.ENV]))
     trainer = AudioCapTrainer(
         model=model,
         args=training_args,

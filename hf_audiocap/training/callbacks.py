@@ -51,3 +51,31 @@ class TrainingCurvesCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._draw(args, state)
+
+
+class WeightsDigestCallback(TrainerCallback):
+    """At the end of training, every process writes `<folder>/rank<k>.json` with a SHA-256 of its model weights
+    (and the step), so a distributed run can be checked to end with identical replicas. `build_trainer` adds it when
+    the environment variable `HF_AUDIOCAP_WEIGHTS_DIGEST_DIR` names a folder (used by the tests)."""
+
+    ENV = "HF_AUDIOCAP_WEIGHTS_DIGEST_DIR"
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        import hashlib
+
+        import torch
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rank = args.process_index
+        (self.folder / f"rank{rank}.json").write_text(
+            json.dumps(
+                {"rank": rank, "world_size": args.world_size, "step": state.global_step, "sha256": digest.hexdigest()}
+            )
+        )
