@@ -1,0 +1,359 @@
+"""Gradio app: caption a clip, caption the microphone live, and rate captions.
+
+    python app.py                                   # the model of `make demo` (outputs/synthcaps-demo)
+    python app.py --model path/or/hub-id --port 7860 [--host 0.0.0.0] [--share] [--ratings outputs/ratings]
+
+Tabs:
+- "Caption a clip": upload or record; the caption, the n-best list with scores (beam search), the log-mel spectrogram,
+  decoding controls, examples (SynthCaps test clips when present), and a rating (good / wrong + an optional corrected
+  caption) saved with a copy of the audio by Gradio's flagging (CSV) under `--ratings`
+  (summarise with `python recipes/evaluate.py --ratings DIR`).
+- "Live": streaming microphone; every hop (~1 s) the last window (~5 s) of a rolling buffer is captioned; the current
+  caption and a timestamped history are shown.
+
+API (gradio_client): `/caption` takes an audio file (and optional decoding settings) and returns `(caption, error)`;
+it is batched by Gradio's queue (`batch=True`), so simultaneous users share forward passes. A bad upload gives an empty
+caption and a one-line `error` for that request only (a batched function that raises would fail every request of the
+batch). Every caption goes through the shared `Captioner`, as in the CLI, the pipeline and evaluation.
+
+Safe defaults: binds 127.0.0.1 unless --host, no share link unless --share, uploads limited in size (--max-file-size)
+and duration (--max-duration), Gradio analytics and Hub telemetry off. The model is loaded by `build_app`, not on
+import.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before gradio / huggingface_hub are imported: nothing is reported anywhere.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+DEFAULT_MODEL = "outputs/synthcaps-demo"
+DEFAULT_RATINGS_DIR = "outputs/ratings"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "synthcaps" / "test"
+MAX_FILE_SIZE = "20mb"
+MAX_DURATION_S = 120.0
+MAX_BATCH_SIZE = 16
+LIVE_WINDOW_S = 5.0
+LIVE_HOP_S = 1.0
+LIVE_HISTORY = 200
+
+
+def load_captioner(model_path: str, trust_remote_code: bool = False, batch_size: int = MAX_BATCH_SIZE):
+    """The shared Captioner; FileNotFoundError says to run `make demo` or pass --model when there is no model."""
+    from hf_audiocap.inference.cli_caption import load_captioner as _load
+
+    return _load(model_path, batch_size=batch_size, trust_remote_code=trust_remote_code)
+
+
+class CaptionService:
+    """What the app's events call: decoding checks, batched captions, n-best, spectrogram, live windows."""
+
+    def __init__(self, captioner, max_duration_s: float = MAX_DURATION_S):
+        self.captioner = captioner
+        self.max_duration_s = max_duration_s
+        gen = captioner.model.generation_config
+        self.defaults = {
+            "num_beams": int(gen.num_beams or 1),
+            "max_length": int(gen.max_length or 30),
+            "repetition_penalty": float(gen.repetition_penalty or 1.0),
+            "no_repeat_ngram_size": int(gen.no_repeat_ngram_size or 0),
+        }
+        self.lock = threading.Lock()  # one forward pass at a time: the CPU is shared between the tabs' events
+
+    # -- decoding settings ------------------------------------------------------------------------------------------
+    def generate_kwargs(self, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
+        """Only the settings that differ from the model's own, so defaults give the CLI's and pipeline's caption."""
+        asked = {
+            "num_beams": None if num_beams is None else int(num_beams),
+            "max_length": None if max_length is None else int(max_length),
+            "repetition_penalty": None if repetition_penalty is None else float(repetition_penalty),
+            "no_repeat_ngram_size": None if no_repeat_ngram_size is None else int(no_repeat_ngram_size),
+        }
+        return {k: v for k, v in asked.items() if v is not None and v != self.defaults[k]}
+
+    # -- audio ------------------------------------------------------------------------------------------------------
+    def load(self, path) -> np.ndarray:
+        """The waveform of an upload, or ValueError with one line naming the file."""
+        from hf_audiocap.data.audio import load_audio
+
+        if path is None or path == "":
+            raise ValueError("no audio: upload a file or record one first")
+        name = Path(path).name
+        return load_audio(path, self.captioner.sampling_rate, max_duration=self.max_duration_s, name=name)
+
+    # -- events -----------------------------------------------------------------------------------------------------
+    def caption_batch(self, paths, num_beams, max_length, repetition_penalty, no_repeat_ngram_size):
+        """Gradio batch function: lists in, `(captions, errors)` out. Requests with the same decoding settings share
+        forward passes; a bad upload only gets its own error."""
+        n = len(paths)
+        captions, errors = [""] * n, [""] * n
+        groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+        for i in range(n):
+            try:
+                wave = self.load(paths[i])
+            except ValueError as err:
+                errors[i] = str(err)
+                continue
+            kwargs = self.generate_kwargs(num_beams[i], max_length[i], repetition_penalty[i], no_repeat_ngram_size[i])
+            groups.setdefault(tuple(sorted(kwargs.items())), []).append((i, wave))
+        for key, items in groups.items():
+            try:
+                with self.lock:
+                    texts = self.captioner.caption_arrays([w for _, w in items], **dict(key))
+            except Exception as err:  # noqa: BLE001 - e.g. invalid decoding settings: report, keep serving
+                for i, _ in items:
+                    errors[i] = f"captioning failed: {type(err).__name__}: {' '.join(str(err).split())}"
+                continue
+            for (i, _), text in zip(items, texts):
+                captions[i] = text
+        return captions, errors
+
+    def details(self, path, num_beams, max_length, repetition_penalty, no_repeat_ngram_size, n_best):
+        """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings."""
+        wave = self.load(path)
+        kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
+        with self.lock:
+            nbest = self.captioner.caption_nbest(wave, num_return_sequences=int(n_best), **kwargs)
+        rows = [[text, round(score, 4)] for text, score in nbest]
+        settings = {**self.defaults, **kwargs}
+        return rows, self.spectrogram(wave), json.dumps(settings, sort_keys=True)
+
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        """The model's own log-mel input as an image: low frequencies at the bottom, magma colours."""
+        from matplotlib import colormaps
+
+        fe = self.captioner.processor.feature_extractor
+        feats = fe(wave, sampling_rate=self.captioner.sampling_rate, return_tensors="np")["input_features"][0]
+        lo, hi = np.percentile(feats, 1), np.percentile(feats, 99.5)
+        img = np.clip((feats - lo) / max(hi - lo, 1e-6), 0, 1)[::-1]
+        rgb = (colormaps["magma"](img)[..., :3] * 255).astype(np.uint8)
+        return np.repeat(rgb, 3, axis=0)  # 80 mel bands -> 240 px high
+
+    def live_step(self, chunk, state: dict | None, window_s: float = LIVE_WINDOW_S, hop_s: float = LIVE_HOP_S):
+        """One microphone chunk `(sr, int16 samples)` in; the current caption, the history rows and the new state out.
+        The state keeps the last `window_s` seconds at the model's rate; a caption is made every `hop_s` seconds."""
+        from hf_audiocap.data.audio import load_audio
+
+        sr_model = self.captioner.sampling_rate
+        state = dict(state or {"buffer": np.zeros(0, np.float32), "t": 0.0, "next": 0.0, "history": [], "caption": ""})
+        if chunk is None:
+            return state["caption"], state["history"], state
+        sr, data = chunk
+        data = np.asarray(data)
+        if data.size == 0 or not sr:
+            return state["caption"], state["history"], state
+        wave = load_audio((data, int(sr)), sr_model, name="microphone")
+        keep = int(window_s * sr_model)
+        state["buffer"] = np.concatenate([state["buffer"], wave])[-keep:]
+        state["t"] += wave.shape[0] / sr_model
+        if state["t"] + 1e-6 >= state["next"] and state["buffer"].shape[0] >= int(0.5 * sr_model):
+            with self.lock:
+                caption = self.captioner.caption_arrays([state["buffer"]])[0]
+            start = max(0.0, state["t"] - state["buffer"].shape[0] / sr_model)
+            state["caption"] = caption
+            state["history"] = [[_clock(start), _clock(state["t"]), caption], *state["history"]][:LIVE_HISTORY]
+            state["next"] = state["t"] + hop_s - 0.25 * hop_s  # chunks arrive about every hop: do not skip one
+        return state["caption"], state["history"], state
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m):02d}:{s:04.1f}"
+
+
+def build_app(
+    model_path: str = DEFAULT_MODEL,
+    ratings_dir: str | os.PathLike = DEFAULT_RATINGS_DIR,
+    max_duration_s: float = MAX_DURATION_S,
+    trust_remote_code: bool = False,
+    captioner=None,
+    examples_dir: str | os.PathLike | None = EXAMPLES_DIR,
+):
+    """The Blocks app (queue configured); loads the model unless a `captioner` is given."""
+    import gradio as gr
+
+    if captioner is None:
+        captioner = load_captioner(model_path, trust_remote_code=trust_remote_code)
+    service = CaptionService(captioner, max_duration_s=max_duration_s)
+    d = service.defaults
+    ratings_dir = Path(ratings_dir)
+
+    with gr.Blocks(title="hf_audiocap: audio captioning", analytics_enabled=False) as demo:
+        gr.Markdown(
+            f"# Audio captioning\nModel: `{model_path}`. An audio clip in, one English sentence out "
+            f"(clips up to {max_duration_s:g} s)."
+        )
+        with gr.Tab("Caption a clip"):
+            with gr.Row():
+                with gr.Column():
+                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
+                    with gr.Accordion("Decoding", open=False):
+                        num_beams = gr.Slider(1, 10, value=d["num_beams"], step=1, label="Beams")
+                        max_length = gr.Slider(2, 100, value=d["max_length"], step=1, label="Max length (tokens)")
+                        repetition_penalty = gr.Slider(
+                            1.0, 2.0, value=d["repetition_penalty"], step=0.05, label="Repetition penalty"
+                        )
+                        no_repeat = gr.Slider(0, 5, value=d["no_repeat_ngram_size"], step=1, label="No-repeat n-gram")
+                        n_best = gr.Slider(1, 10, value=5, step=1, label="n-best list size")
+                    caption_btn = gr.Button("Caption", variant="primary")
+                    examples = sorted(Path(examples_dir).glob("*.wav"))[:4] if examples_dir else []
+                    if examples:
+                        gr.Examples([[str(p)] for p in examples], inputs=[audio], label="SynthCaps test clips")
+                with gr.Column():
+                    caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
+                    error = gr.Textbox(label="Error", visible=False)
+                    nbest = gr.Dataframe(
+                        headers=["caption", "score"], label="n-best (beam search)", interactive=False, wrap=True
+                    )
+                    spectrogram = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False)
+                    decoding = gr.Textbox(label="Decoding", visible=False)
+                    model_box = gr.Textbox(value=str(model_path), label="Model", visible=False)
+                    with gr.Group():
+                        gr.Markdown("**Is this caption right?**")
+                        corrected = gr.Textbox(label="Corrected caption", placeholder="optional: what it should say")
+                        with gr.Row():
+                            good_btn = gr.Button("👍 Good")
+                            wrong_btn = gr.Button("👎 Wrong")
+                        rating_status = gr.Markdown(elem_id="rating-status")
+
+        with gr.Tab("Live"):
+            gr.Markdown(
+                f"Speak or play sounds: every {LIVE_HOP_S:g} s the last {LIVE_WINDOW_S:g} s are captioned "
+                "(model's decoding settings)."
+            )
+            mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
+            live_caption = gr.Textbox(label="Now", interactive=False, elem_id="live-caption")
+            live_history = gr.Dataframe(headers=["from", "to", "caption"], label="History", interactive=False)
+            live_state = gr.State(None)
+            clear_btn = gr.Button("Clear history")
+
+        # -- events -------------------------------------------------------------------------------------------------
+        def check_upload(path):
+            try:
+                service.load(path)
+            except ValueError as err:
+                raise gr.Error(str(err), title="Cannot caption this audio") from None
+
+        def show_error(message):
+            if message:
+                gr.Warning(message)
+
+        def details(path, beams, length, penalty, ngram, n):
+            try:
+                return service.details(path, beams, length, penalty, ngram, n)
+            except ValueError as err:
+                raise gr.Error(str(err), title="Cannot caption this audio") from None
+
+        decoding_inputs = [num_beams, max_length, repetition_penalty, no_repeat]
+        (
+            caption_btn.click(check_upload, [audio], None, api_visibility="private")
+            .success(
+                service.caption_batch,
+                [audio, *decoding_inputs],
+                [caption, error],
+                batch=True,
+                max_batch_size=MAX_BATCH_SIZE,
+                api_name="caption",
+                concurrency_limit=1,
+                concurrency_id="model",
+            )
+            .then(show_error, [error], None, api_visibility="private")
+            .success(
+                details, [audio, *decoding_inputs, n_best], [nbest, spectrogram, decoding], api_visibility="private"
+            )
+        )
+
+        flagger = gr.CSVLogger(dataset_file_name="ratings.csv", verbose=False)
+        flagger.setup([audio, caption, corrected, model_box, decoding], ratings_dir)
+
+        def rate(label):
+            def _rate(audio_payload, caption_text, corrected_text, model_name, decoding_json):
+                if not audio_payload or not caption_text:
+                    gr.Warning("Caption a clip first, then rate its caption.")
+                    return "Nothing rated yet."
+                flagger.flag(
+                    [audio_payload, caption_text, corrected_text, model_name, decoding_json], flag_option=label
+                )
+                return f"Saved: **{label}**" + (" with a corrected caption." if corrected_text else ".")
+
+            return _rate
+
+        rating_inputs = [audio, caption, corrected, model_box, decoding]
+        good_btn.click(rate("good"), rating_inputs, [rating_status], preprocess=False, api_name="rate_good")
+        wrong_btn.click(rate("wrong"), rating_inputs, [rating_status], preprocess=False, api_name="rate_wrong")
+
+        def live(chunk, state):
+            try:
+                return service.live_step(chunk, state)
+            except ValueError as err:  # an odd chunk: say so, keep listening
+                gr.Warning(str(err))
+                state = state or {}
+                return state.get("caption", ""), state.get("history", []), state
+
+        mic.stream(
+            live,
+            [mic, live_state],
+            [live_caption, live_history, live_state],
+            stream_every=LIVE_HOP_S,
+            time_limit=3600,
+            api_visibility="private",
+            concurrency_limit=4,
+        )
+        clear_btn.click(
+            lambda: ("", [], None), None, [live_caption, live_history, live_state], api_visibility="private"
+        )
+
+    demo.queue(max_size=256, default_concurrency_limit=2)
+    demo.caption_service = service
+    return demo
+
+
+def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs):
+    """Launches with the safe defaults: loopback, no share link, a maximum upload size."""
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=kwargs.pop("max_file_size", MAX_FILE_SIZE),
+        ssr_mode=False,
+        show_error=True,
+        **kwargs,
+    )
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"local folder or Hub id (default: {DEFAULT_MODEL})")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument("--ratings", default=DEFAULT_RATINGS_DIR, help="folder where ratings are saved (CSV + audio)")
+    p.add_argument("--max-file-size", default=MAX_FILE_SIZE, help="largest upload accepted (default: 20mb)")
+    p.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest clip accepted, in seconds")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a Hub repository's code to run")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        demo = build_app(args.model, args.ratings, args.max_duration, args.trust_remote_code)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
+    launch(demo, host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
