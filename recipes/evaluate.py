@@ -17,6 +17,7 @@ def parse_args(argv=None):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="saved model folder or Hub id to generate captions with")
     src.add_argument("--predictions", help="JSON lines with `id` and `prediction` (or `caption`) per clip")
+    src.add_argument("--ratings", help="folder of ratings saved by app.py: print their summary")
     p.add_argument(
         "--dataset", default="synthcaps", help="loader: synthcaps, clotho, audiocaps, manifest, audiofolder, hf"
     )
@@ -36,7 +37,13 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     try:
-        evaluate_main(parse_args())
+        args = parse_args()
+        if args.ratings:
+            from hf_audiocap.inference.ratings import print_ratings_summary
+
+            print_ratings_summary(args.ratings, args.output_dir)
+        else:
+            evaluate_main(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"evaluate.py: error: {err}", file=sys.stderr)
         sys.exit(2)
