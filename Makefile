@@ -33,7 +33,7 @@ browser-deps:
 demo: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps browser-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

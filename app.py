@@ -213,7 +213,11 @@ def build_app(
                     caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
                     error = gr.Textbox(label="Error", visible=False)
                     nbest = gr.Dataframe(
-                        headers=["caption", "score"], label="n-best (beam search)", interactive=False, wrap=True
+                        headers=["caption", "score"],
+                        label="n-best (beam search)",
+                        interactive=False,
+                        wrap=True,
+                        column_widths=["82%", "18%"],
                     )
                     spectrogram = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False)
                     decoding = gr.Textbox(label="Decoding", visible=False)
@@ -222,8 +226,8 @@ def build_app(
                         gr.Markdown("**Is this caption right?**")
                         corrected = gr.Textbox(label="Corrected caption", placeholder="optional: what it should say")
                         with gr.Row():
-                            good_btn = gr.Button("👍 Good")
-                            wrong_btn = gr.Button("👎 Wrong")
+                            good_btn = gr.Button("Good")
+                            wrong_btn = gr.Button("Wrong")
                         rating_status = gr.Markdown(elem_id="rating-status")
 
         with gr.Tab("Live"):
@@ -233,7 +237,9 @@ def build_app(
             )
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
             live_caption = gr.Textbox(label="Now", interactive=False, elem_id="live-caption")
-            live_history = gr.Dataframe(headers=["from", "to", "caption"], label="History", interactive=False)
+            live_history = gr.Dataframe(
+                headers=["from", "to", "caption"], label="History", interactive=False, elem_id="live-history"
+            )
             live_state = gr.State(None)
             clear_btn = gr.Button("Clear history")
 
