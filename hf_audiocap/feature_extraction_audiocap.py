@@ -75,6 +75,10 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
             minus 8, then ``(x + 4) / 4`` (the maximum is taken over the clip's real frames, so a clip padded in a
             batch keeps its features). Use it with ``n_fft=400, win_length=400``; unlike Whisper, nothing is padded
             to 30 s and the edges are zero-padded, not reflected.
+        do_normalize (`bool`, defaults to False): standardise the log-mels with a fixed `mean` and `std` (as AST does with
+            its dataset statistics): ``(x - mean) / std`` on real frames. Models trained from scratch learn much faster
+            on standardised inputs; the statistics travel with the saved config, so inference matches training.
+        mean (`float`), std (`float`): the statistics used by `do_normalize` (see `compute_normalization`).
         padding_value (`float`, defaults to 0.0): the feature value of padding frames.
         return_attention_mask (`bool`, defaults to True): return the frame-level mask by default.
     """
@@ -96,6 +100,9 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         padding_value: float = 0.0,
         return_attention_mask: bool = True,
         log_mode: str = "natural",
+        do_normalize: bool = False,
+        mean: float = 0.0,
+        std: float = 1.0,
         **kwargs: Any,
     ):
         super().__init__(
@@ -111,6 +118,8 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"hop_length must be > 0, got {hop_length}")
         if not log_offset > 0:
             raise ValueError(f"log_offset must be > 0 (log of silence must stay finite), got {log_offset}")
+        if not std > 0:
+            raise ValueError(f"std must be > 0, got {std}")
         if log_mode not in ("natural", "whisper"):
             raise ValueError(f"log_mode must be 'natural' or 'whisper', got {log_mode!r}")
         nyquist = sampling_rate / 2
@@ -125,6 +134,9 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         self.mel_norm = mel_norm
         self.log_offset = log_offset
         self.log_mode = log_mode
+        self.do_normalize = do_normalize
+        self.mean = float(mean)
+        self.std = float(std)
         self._build_tables()
 
     def _build_tables(self) -> None:
@@ -320,5 +332,25 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
                 real.clamp_(min=float(real.max()) - 8.0).add_(4.0).div_(4.0)
             else:
                 real.add_(self.log_offset).log_()
+            if self.do_normalize:
+                real.sub_(self.mean).div_(self.std)
             out[i, :, t_clip:] = self.padding_value
         return out
+
+
+def compute_normalization(
+    feature_extractor: AudioCapFeatureExtractor, waves: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """Mean and standard deviation of the (unnormalised) log-mels of `waves`, over every real frame and mel bin:
+    the statistics to set as `mean` / `std` with `do_normalize=True`."""
+    total = total_sq = count = 0.0
+    raw = AudioCapFeatureExtractor(**{**feature_extractor.to_dict(), "do_normalize": False})
+    for wave in waves:
+        feats = raw(wave, sampling_rate=raw.sampling_rate, return_tensors="pt")["input_features"][0].double()
+        total += float(feats.sum())
+        total_sq += float((feats * feats).sum())
+        count += feats.numel()
+    if count == 0:
+        raise ValueError("compute_normalization needs at least one clip")
+    mean = total / count
+    return mean, max(float(np.sqrt(max(total_sq / count - mean * mean, 0.0))), 1e-6)

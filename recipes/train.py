@@ -38,7 +38,7 @@ def main(argv=None):
     logger.info("clips: %s", {split: len(ds) for split, ds in clips.items()})
 
     # 3. Processor (log-mel front end + tokenizer) and 4. model.
-    processor = build_processor(model_args, clips[data_args.train_split]["captions"])
+    processor = build_processor(model_args, clips[data_args.train_split])
     model = build_model(model_args, processor, training_args)
     logger.info("model: %.2fM parameters", model.num_parameters() / 1e6)
 

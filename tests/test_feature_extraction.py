@@ -141,3 +141,23 @@ def test_whisper_log_mode_matches_whisper_feature_extractor_and_is_batch_invaria
 def test_unknown_log_mode_is_rejected():
     with pytest.raises(ValueError, match="log_mode"):
         AudioCapFeatureExtractor(log_mode="db")
+
+
+def test_normalization_statistics_standardise_and_travel_with_the_config(tmp_path):
+    from hf_audiocap.feature_extraction_audiocap import compute_normalization
+
+    rng = np.random.default_rng(1)
+    waves = [rng.standard_normal(16000 * k).astype(np.float32) * 0.05 for k in (1, 2, 3)]
+    fe = AudioCapFeatureExtractor()
+    mean, std = compute_normalization(fe, waves)
+    normed = AudioCapFeatureExtractor(do_normalize=True, mean=mean, std=std)
+    feats = [normed(w, sampling_rate=16000, return_tensors="np")["input_features"][0] for w in waves]
+    flat = np.concatenate([f.ravel() for f in feats])
+    assert abs(flat.mean()) < 1e-3 and abs(flat.std() - 1.0) < 1e-3
+    raw = fe(waves[0], sampling_rate=16000, return_tensors="np")["input_features"][0]
+    np.testing.assert_allclose(feats[0], (raw - mean) / std, atol=1e-4)
+    normed.save_pretrained(tmp_path)
+    again = AudioCapFeatureExtractor.from_pretrained(tmp_path)
+    assert (again.do_normalize, again.mean, again.std) == (True, mean, std)
+    with pytest.raises(ValueError, match="std"):
+        AudioCapFeatureExtractor(std=0.0)

@@ -48,6 +48,14 @@ class ModelArguments:
         default_factory=dict,
         metadata={"help": "AudioCapFeatureExtractor fields, e.g. {feature_size: 64, hop_length: 320}."},
     )
+    normalize_features: bool = field(
+        default=True,
+        metadata={
+            "help": "Standardise a new model's log-mels with the mean/std of training clips (saved with the "
+            "processor). Ignored for Whisper-normalised features and when feature_extractor_overrides sets do_normalize."
+        },
+    )
+    normalization_clips: int = field(default=256, metadata={"help": "Training clips measured for those statistics."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the adapter and decoder only."})
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow code from a Hub repository to run. Off unless you set it."}

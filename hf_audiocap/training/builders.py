@@ -11,10 +11,11 @@ from pathlib import Path
 from datasets import DatasetDict
 from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Seq2SeqTrainingArguments
 
+from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
 from hf_audiocap.data.collator import AudioCaptionCollator
 from hf_audiocap.data.loaders import expand_captions, load_caption_dataset
-from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
 from hf_audiocap.training.arguments import DataArguments, ModelArguments
@@ -66,14 +67,24 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
 # --- processor and model ----------------------------------------------------------------------------
 
 
-def build_processor(model_args: ModelArguments, train_captions: list[list[str]]) -> AudioCapProcessor:
-    """The saved model's processor, or a new one: log-mel front end + a word-level tokenizer built from
-    the training captions (or the named pretrained tokenizer)."""
+def build_processor(model_args: ModelArguments, train_clips) -> AudioCapProcessor:
+    """The saved model's processor, or a new one: the log-mel front end (standardised with statistics
+    measured on training clips unless told otherwise) + a word-level tokenizer built from the training
+    captions (or the named pretrained tokenizer)."""
     if model_args.model_name_or_path:
         return AutoProcessor.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
         )
     feature_extractor = AudioCapFeatureExtractor(**model_args.feature_extractor_overrides)
+    wants_stats = (
+        feature_extractor.log_mode == "natural" and "do_normalize" not in model_args.feature_extractor_overrides
+    )
+    if model_args.normalize_features and wants_stats:
+        sample = train_clips.select(range(min(model_args.normalization_clips, len(train_clips))))
+        waves = [load_audio(a, feature_extractor.sampling_rate, name=i) for a, i in zip(sample["audio"], sample["id"])]
+        mean, std = compute_normalization(feature_extractor, waves)
+        feature_extractor.do_normalize, feature_extractor.mean, feature_extractor.std = True, mean, std
+        logger.info("log-mel statistics over %d training clips: mean %.3f, std %.3f", len(waves), mean, std)
     if model_args.tokenizer_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(
             model_args.tokenizer_name_or_path, trust_remote_code=model_args.trust_remote_code
@@ -81,7 +92,7 @@ def build_processor(model_args: ModelArguments, train_captions: list[list[str]])
         if tokenizer.pad_token is None:  # GPT-2 has none: pad with eos (padding is masked in labels anyway)
             tokenizer.pad_token = tokenizer.eos_token
     else:
-        texts = [c for captions in train_captions for c in captions]
+        texts = [c for captions in train_clips["captions"] for c in captions]
         tokenizer = build_word_tokenizer(texts, min_frequency=model_args.word_min_frequency)
     return AudioCapProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
