@@ -208,7 +208,8 @@ def evaluate_test_split(trainer: AudioCapTrainer, clips, data_args: DataArgument
 
     metrics = trainer.evaluate(clips, metric_key_prefix="test")
     predictions = trainer.last_predictions
-    metrics["test_cider_d_references"] = cider_d_leave_one_out(clips["captions"])
+    if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
+        metrics["test_cider_d_references"] = cider_d_leave_one_out(clips["captions"])
     if data_args.dataset == "synthcaps":
         from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
 

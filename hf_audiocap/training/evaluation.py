@@ -59,7 +59,8 @@ def evaluate_main(args) -> dict:
         predictions = [by_id[i] for i in clips["id"]]
     metrics = compute_caption_metrics(predictions, clips["captions"])
     metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    metrics["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
+    if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
+        metrics["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
     if args.dataset == "synthcaps":
         from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
 
