@@ -437,7 +437,9 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
 
     # Inference with at most this many decoder rows x new tokens runs on `step_num_threads` intra-op threads
     # (None = leave torch's setting alone); see `_intra_op_threads`.
-    step_num_threads: int | None = 1
+    # Off by default: in a loaded-machine A/B (2 threads, load ~5) switching the thread count per step made greedy
+    # decoding slower, not faster. Set e.g. `AudioCapDecoder.step_num_threads = 1` to try it on a given machine.
+    step_num_threads: int | None = None
     step_max_rows: int = 8
 
     def forward(

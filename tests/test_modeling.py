@@ -379,7 +379,7 @@ def test_incremental_decoding_matches_full_forward():
 
 def test_lean_cached_step_matches_layer_path_and_restores_threads():
     """Inference steps that reuse the cross-attention cache take `AudioCapDecoder._cached_step` (direct F.* calls) on
-    one intra-op thread: same logits as the module-by-module path, and torch's thread count is restored after."""
+    `step_num_threads` intra-op threads: same logits as the module-by-module path, and torch's thread count is restored after."""
     model = tiny_model(seed=7)
     feats, mask = batch()
     ids = torch.cat([torch.full((3, 1), SOS), torch.randint(4, VOCAB, (3, 5))], dim=1)
@@ -405,7 +405,6 @@ def test_lean_cached_step_matches_layer_path_and_restores_threads():
         del decoder._cached_step
     lean = torch.cat(steps, 1)
     assert len(seen) == ids.shape[1] - 1  # every step after the first (which fills the cross-attention cache)
-    assert all(n == 1 for n in seen) or threads_before == 1
     assert torch.get_num_threads() == threads_before
     full = model(encoder_outputs=model.get_encoder()(input_features=feats, attention_mask=mask), decoder_input_ids=ids)
     assert torch.allclose(lean, full.logits, atol=1e-5)
