@@ -186,6 +186,11 @@ class AudioCapConfig(PretrainedConfig):
         adapter_pooling_stride (`int`): masked temporal pooling stride over the encoder states (1 = no pooling).
         adapter_pooling_type (`str`): "avg" or "max".
         freeze_encoder (`bool`): freeze all encoder parameters (the adapter and decoder still train).
+        keyword_loss_weight (`float`): weight of an auxiliary keyword-estimation loss (0 = off): a linear head on the
+            masked mean of the adapted encoder states predicts which vocabulary words the caption contains
+            (multi-label, binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020). It
+            teaches the encoder what the sounds are called long before the decoder has learned to say it. Added
+            to the training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy.
         vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
         tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
@@ -203,6 +208,7 @@ class AudioCapConfig(PretrainedConfig):
         adapter_pooling_stride: int = 1,
         adapter_pooling_type: str = "avg",
         freeze_encoder: bool = False,
+        keyword_loss_weight: float = 0.0,
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
@@ -230,6 +236,9 @@ class AudioCapConfig(PretrainedConfig):
         self.adapter_pooling_stride = int(adapter_pooling_stride)
         self.adapter_pooling_type = adapter_pooling_type
         self.freeze_encoder = freeze_encoder
+        if keyword_loss_weight < 0:
+            raise ValueError(f"AudioCapConfig: keyword_loss_weight must be >= 0, got {keyword_loss_weight}")
+        self.keyword_loss_weight = float(keyword_loss_weight)
         builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if vocab_size is None:
             vocab_size = self.decoder.vocab_size

@@ -839,6 +839,11 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         if decoder.get_output_embeddings() is None:
             raise ValueError(f"the decoder {type(decoder).__name__} has no LM head; use a *ForCausalLM class")
         self.decoder = decoder
+        self.keyword_head = (
+            nn.Linear(self.decoder.get_input_embeddings().embedding_dim, config.vocab_size)
+            if getattr(config, "keyword_loss_weight", 0.0) > 0
+            else None
+        )
         # keep one config object per part, so what is saved is what runs
         self.config.encoder = self.encoder.model.config
         self.config.decoder = self.decoder.config
@@ -1052,6 +1057,10 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                 loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
             else:
                 loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+            if self.keyword_head is not None and self.training:
+                loss = loss + self.config.keyword_loss_weight * self._keyword_loss(
+                    encoder_hidden_states, encoder_mask, labels.to(logits.device)
+                )
 
         output = Seq2SeqLMOutput(
             loss=loss,
@@ -1065,6 +1074,26 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             encoder_attentions=encoder_outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def _keyword_loss(self, states: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+        """Multi-label keyword estimation from the mean of the (real frames of the) adapted encoder states: binary
+        cross-entropy against the set of words in each caption, summed over the vocabulary and divided by the
+        number of words present (so a caption's length does not scale it)."""
+        if mask is not None:
+            weights = mask.to(states.dtype).unsqueeze(-1)
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        else:
+            pooled = states.mean(1)
+        logits = self.keyword_head(pooled).float()
+        targets = torch.zeros_like(logits)
+        valid = labels.clamp(min=0)
+        targets.scatter_add_(1, valid, (labels >= 0).to(targets.dtype)).clamp_(max=1.0)
+        special = [
+            i for i in (self.config.pad_token_id, self.config.eos_token_id, self.config.bos_token_id) if i is not None
+        ]
+        targets[:, special] = 0.0
+        per_word = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+        return (per_word / targets.sum(-1).clamp(min=1.0)).mean()
 
     # --- generation --------------------------------------------------------------------------------------------------
     def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, **kwargs):

@@ -696,3 +696,29 @@ def test_bad_inputs(tmp_path):
         AudioCapForConditionalGeneration(AudioCapConfig(encoder=BartConfig().to_dict()))
     with pytest.raises(ValueError, match="adapter_pooling_type"):
         AudioCapConfig(adapter_pooling_type="median")
+
+
+def test_keyword_loss_is_training_only_and_teaches_the_encoder(tmp_path):
+    feats, mask = batch()
+    labels = labels_for(3)
+    plain = tiny_model(seed=0)
+    model = tiny_model(seed=0, keyword_loss_weight=0.5)
+    assert model.keyword_head is not None and plain.keyword_head is None
+    # evaluation loss (and so perplexity) is the plain caption cross-entropy
+    model.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        eval_loss = model(input_features=feats, attention_mask=mask, labels=labels).loss
+        plain_loss = plain(input_features=feats, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(eval_loss, plain_loss)
+    model.train()
+    train_loss = model(input_features=feats, attention_mask=mask, labels=labels).loss
+    assert train_loss > eval_loss  # the keyword term is added in training
+    train_loss.backward()
+    assert model.keyword_head.weight.grad.abs().sum() > 0
+    conv = next(p for n, p in model.named_parameters() if "convs" in n)
+    assert conv.grad is not None and conv.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path)
+    again = AudioCapForConditionalGeneration.from_pretrained(tmp_path)
+    assert again.config.keyword_loss_weight == 0.5 and again.keyword_head is not None
+    with pytest.raises(ValueError, match="keyword_loss_weight"):
+        tiny_config(keyword_loss_weight=-1.0)
