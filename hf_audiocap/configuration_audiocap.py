@@ -13,12 +13,13 @@ Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encode
 * the adapter (projection from the encoder width to the decoder width + optional masked temporal pooling),
   `freeze_encoder`, the special token ids and `vocab_size` / `tie_word_embeddings` live on the top-level config.
 
-Default `AudioCapConfig()` = the small demo model (about 6.7M parameters with the default 512-word vocabulary):
-d_model 256, 4 encoder + 3 decoder layers, 4 heads, FFN 1024, 4x conv time subsampling (10 s -> 251 encoder frames).
-Why: the demo trains from scratch on CPU in ~10 minutes on a few thousand 3-10 s synthetic clips with a ~200-word
-vocabulary. The encoder dominates the cost (about 1.6 GFLOP forward per 10 s clip at this size), which keeps an epoch of
-3000 clips in a few minutes on 2 cores; 256-wide / 4-head (head_dim 64) layers are the smallest width at which SDPA
-kernels stay efficient, and 3 decoder layers are plenty for one-sentence captions from a tiny vocabulary.
+Default `AudioCapConfig()` = the small demo model (about 2.9M parameters with a ~200-word vocabulary): d_model 192,
+3 encoder + 2 decoder layers, 4 heads, FFN 768, 4x conv time subsampling, no dropout, keyword-estimation loss 0.5.
+Why: the demo trains from scratch on 2 CPU cores in about 10 minutes on 2,000 3-10 s synthetic clips with a ~200-word
+vocabulary, fed log-mels at a 20 ms hop (80 ms per encoder position). Measured there (one clip = its five captions,
+encoded once): 48 clips/s for this size against 15 clips/s for d_model 256 / 4+3 layers / FFN 1024 at a 10 ms hop,
+and a better validation CIDEr-D at equal wall-clock time: under-fitting, not over-fitting, is what limits a
+ten-minute CPU run, hence no dropout. Recipes for real corpora (Clotho) set their own sizes and dropout.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ class AudioCapEncoderConfig(PretrainedConfig):
     def __init__(
         self,
         num_mel_bins: int = 80,
-        d_model: int = 256,
-        encoder_layers: int = 4,
+        d_model: int = 192,
+        encoder_layers: int = 3,
         encoder_attention_heads: int = 4,
-        encoder_ffn_dim: int = 1024,
+        encoder_ffn_dim: int = 768,
         num_conv_layers: int = 2,
         conv_kernel_size: int = 3,
         conv_stride: int = 2,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
         activation_function: str = "gelu",
@@ -100,12 +101,12 @@ class AudioCapDecoderConfig(PretrainedConfig):
     def __init__(
         self,
         vocab_size: int = 512,
-        d_model: int = 256,
-        decoder_layers: int = 3,
+        d_model: int = 192,
+        decoder_layers: int = 2,
         decoder_attention_heads: int = 4,
-        decoder_ffn_dim: int = 1024,
+        decoder_ffn_dim: int = 768,
         max_target_positions: int = 64,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
         activation_function: str = "gelu",
@@ -208,7 +209,7 @@ class AudioCapConfig(PretrainedConfig):
         adapter_pooling_stride: int = 1,
         adapter_pooling_type: str = "avg",
         freeze_encoder: bool = False,
-        keyword_loss_weight: float = 0.0,
+        keyword_loss_weight: float = 0.5,
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
