@@ -1058,9 +1058,18 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             else:
                 loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
             if self.keyword_head is not None and self.training:
-                loss = loss + self.config.keyword_loss_weight * self._keyword_loss(
-                    encoder_hidden_states, encoder_mask, labels.to(logits.device)
+                # Each caption row weighs as many tokens as it has, and the sum is normalised like the caption
+                # term (by the step's token count across processes and accumulated batches when the Trainer
+                # gives it), so DDP and gradient accumulation give the same loss as one big batch.
+                row_loss = self._keyword_loss(encoder_hidden_states, encoder_mask, labels.to(logits.device))
+                row_tokens = (labels.to(logits.device) != -100).sum(-1).to(row_loss.dtype)
+                denominator = (
+                    torch.as_tensor(num_items_in_batch, device=row_loss.device, dtype=row_loss.dtype)
+                    if num_items_in_batch is not None
+                    else row_tokens.sum().clamp(min=1.0)
                 )
+                keyword_loss = (row_loss * row_tokens).sum() / denominator
+                loss = loss + self.config.keyword_loss_weight * keyword_loss
 
         output = Seq2SeqLMOutput(
             loss=loss,
@@ -1078,7 +1087,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
     def _keyword_loss(self, states: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
         """Multi-label keyword estimation from the mean of the (real frames of the) adapted encoder states: binary
         cross-entropy against the set of words in each caption, summed over the vocabulary and divided by the
-        number of words present (so a caption's length does not scale it)."""
+        number of words present (so a caption's length does not scale it); one value per caption row."""
         if mask is not None:
             weights = mask.to(states.dtype).unsqueeze(-1)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
@@ -1093,7 +1102,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         ]
         targets[:, special] = 0.0
         per_word = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
-        return (per_word / targets.sum(-1).clamp(min=1.0)).mean()
+        return per_word / targets.sum(-1).clamp(min=1.0)
 
     # --- generation --------------------------------------------------------------------------------------------------
     def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, **kwargs):

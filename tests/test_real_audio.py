@@ -11,7 +11,7 @@ from recipe_helpers import recipe_main
 pytestmark = pytest.mark.slow
 
 SMALL_MODEL = (
-    "{encoder: {d_model: 96, encoder_layers: 2, encoder_attention_heads: 4, encoder_ffn_dim: 192, dropout: 0.0}, "
+    "{keyword_loss_weight: 0.0, encoder: {d_model: 96, encoder_layers: 2, encoder_attention_heads: 4, encoder_ffn_dim: 192, dropout: 0.0}, "
     "decoder: {d_model: 96, decoder_layers: 2, decoder_attention_heads: 4, decoder_ffn_dim: 192, dropout: 0.0}}"
 )
 
