@@ -22,12 +22,20 @@ from __future__ import annotations
 import io
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_JVM_OPTIONS = ("-Xmx2G", "-Djava.awt.headless=true")
+# -Xrs: the JVM leaves SIGINT/SIGTERM/SIGHUP to Python (Ctrl-C and a kill behave as without Java);
+# a JVM crash report goes to the temp folder, never into the user's working directory.
+_JVM_OPTIONS = (
+    "-Xmx2G",
+    "-Djava.awt.headless=true",
+    "-Xrs",
+    f"-XX:ErrorFile={os.path.join(tempfile.gettempdir(), 'hf_audiocap_jvm_crash_%p.log')}",
+)
 _PTB_ARGS = ("-preserveLines", "-lowerCase")
 _METEOR_ARGS = ("-", "-", "-stdio", "-l", "en", "-norm")
 _JAVA_WS = "".join(chr(i) for i in range(33))  # what Java's String.trim() strips

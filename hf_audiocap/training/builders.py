@@ -170,7 +170,13 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     eval_collator = AudioCaptionCollator(**common, text_column="captions")
     callbacks = [
         SampleCaptionsCallback(),
-        TrainingCurvesCallback(main_metric=_eval_key(training_args.metric_for_best_model or "cider_d")),
+        TrainingCurvesCallback(
+            main_metric=_eval_key(training_args.metric_for_best_model or "cider_d"),
+            # the keyword-estimation term is added to the training loss only: say so beside the validation loss
+            train_loss_label="training loss (+ keyword term)"
+            if getattr(model.config, "keyword_loss_weight", 0.0) > 0
+            else "training loss",
+        ),
     ]
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))

@@ -35,14 +35,20 @@ class TrainingCurvesCallback(TrainerCallback):
     """Redraws `<output_dir>/training_curves.png` (training/validation loss, perplexity, main metric)
     after every evaluation and at the end, so over-fitting is seen at a glance."""
 
-    def __init__(self, main_metric: str = "eval_cider_d"):
+    def __init__(self, main_metric: str = "eval_cider_d", train_loss_label: str = "training loss"):
         self.main_metric = main_metric
+        self.train_loss_label = train_loss_label
 
     def _draw(self, args, state):
         if not state.is_world_process_zero:
             return
         try:
-            plot_training_curves(state.log_history, Path(args.output_dir) / "training_curves.png", self.main_metric)
+            plot_training_curves(
+                state.log_history,
+                Path(args.output_dir) / "training_curves.png",
+                self.main_metric,
+                self.train_loss_label,
+            )
         except Exception as err:  # a plot must never stop a training run
             logger.warning("could not draw the training curves: %s", err)
 

@@ -10,7 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_training_curves(log_history: list[dict], path: str | Path, main_metric: str = "eval_cider_d") -> Path:
+def plot_training_curves(
+    log_history: list[dict],
+    path: str | Path,
+    main_metric: str = "eval_cider_d",
+    train_loss_label: str = "training loss",
+) -> Path:
     """Draws three panels from `TrainerState.log_history` and writes them to `path` (PNG)."""
 
     def series(key):
@@ -19,7 +24,7 @@ def plot_training_curves(log_history: list[dict], path: str | Path, main_metric:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax = axes[0]
-    for key, label in (("loss", "training loss"), ("eval_loss", "validation loss")):
+    for key, label in (("loss", train_loss_label), ("eval_loss", "validation loss")):
         x, y = series(key)
         if x:
             ax.plot(x, y, marker="o" if key == "eval_loss" else None, label=label)
