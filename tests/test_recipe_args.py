@@ -159,3 +159,12 @@ def test_every_recipe_parses(recipe, tmp_path):
 
 def test_recipes_found():
     assert len(TRAINING_RECIPES) >= 4, TRAINING_RECIPES
+
+
+def test_help_lists_every_recipe_field(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_recipe(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("--dataset_path", "--group_captions", "--normalize_features", "--early_stopping_patience"):
+        assert name in out

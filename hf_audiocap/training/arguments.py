@@ -199,6 +199,9 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     Unknown keys, in the recipe or on the command line, are an error listing them, before anything runs.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        HfArgumentParser(RECIPE_DATACLASSES).print_help()
+        raise SystemExit(0)
     values: dict = {}
     if argv and not argv[0].startswith("--"):
         recipe = Path(argv.pop(0))
