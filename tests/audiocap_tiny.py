@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,13 @@ CAPTIONS = [
     "an engine is running while birds chirp",
     "a small bell rings three times",
 ]
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a server started by a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def save_tiny_model(folder: Path, seed: int = 0) -> Path:

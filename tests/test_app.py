@@ -4,13 +4,12 @@ batching of simultaneous requests, ratings through flagging) and its live-captio
 from __future__ import annotations
 
 import csv
-import socket
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audiocap_tiny import save_tiny_model, write_bad_files, write_tone
+from audiocap_tiny import free_port, save_tiny_model, write_bad_files, write_tone
 
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.inference.captioner import Captioner
@@ -22,12 +21,6 @@ import app  # noqa: E402  (importing loads no model)
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

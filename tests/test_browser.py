@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-from audiocap_tiny import save_tiny_model
+from audiocap_tiny import free_port, save_tiny_model
 
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.inference.captioner import Captioner
@@ -38,12 +37,6 @@ if not os.path.exists(CHROMIUM):
 
 sys.path.insert(0, str(REPO))
 import app  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
