@@ -1117,6 +1117,74 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                 inputs.pop(key, None)
         return inputs
 
+    def _sample(
+        self,
+        input_ids: torch.LongTensor,
+        logits_processor: LogitsProcessorList,
+        stopping_criteria,
+        generation_config,
+        synced_gpus: bool = False,
+        streamer=None,
+        **model_kwargs,
+    ):
+        """Greedy decoding and sampling (transformers' `_sample` semantics). For a plain call with the built-in decoder
+        (no streamer, no per-step outputs returned, no multi-GPU sync, default cache), every step after the first calls
+        the decoder's lean cached step directly: the same ops, logits processors, token choice and stopping criteria,
+        without transformers' per-step input preparation and output bookkeeping (about half of a batch-1 step's time
+        on CPU). Any other call goes to transformers' loop."""
+        cache = model_kwargs.get("cache")
+        if (
+            self.training
+            or self.config.decoder.model_type != AUDIOCAP_DECODER_TYPE
+            or streamer is not None
+            or synced_gpus
+            or generation_config.return_dict_in_generate
+            or not isinstance(cache, EncoderDecoderCache)
+            or model_kwargs.get("decoder_attention_mask") is not None
+            or model_kwargs.get("encoder_outputs") is None
+        ):
+            return super()._sample(
+                input_ids,
+                logits_processor,
+                stopping_criteria,
+                generation_config,
+                synced_gpus,
+                streamer,
+                **model_kwargs,
+            )
+        decoder = self.decoder
+        encoder_outputs = model_kwargs["encoder_outputs"]
+        enc_mask = _sdpa_key_mask(getattr(encoder_outputs, "attention_mask", None))
+        pad_token_id = generation_config._pad_token_tensor
+        has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
+        unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        # first step: the regular forward computes and caches the cross-attention keys/values
+        logits = self(
+            decoder_input_ids=input_ids, encoder_outputs=encoder_outputs, cache=cache, use_cache=True, return_dict=True
+        ).logits[:, -1]
+        with _intra_op_threads(decoder.step_num_threads if input_ids.shape[0] <= decoder.step_max_rows else None):
+            while True:
+                scores = logits_processor(input_ids, logits.to(dtype=torch.float32))
+                if generation_config.do_sample:
+                    next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+                else:
+                    next_tokens = torch.argmax(scores, dim=-1)
+                if has_eos_stopping_criteria:
+                    next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
+                input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+                unfinished = unfinished & ~stopping_criteria(input_ids, None)
+                if unfinished.max() == 0:
+                    return input_ids
+                position = input_ids.shape[1] - 1
+                if position >= decoder.config.max_target_positions:
+                    raise ValueError(
+                        f"AudioCapDecoder: {position + 1} decoder positions requested but max_target_positions is "
+                        f"{decoder.config.max_target_positions} (lower max_length / max_new_tokens)"
+                    )
+                hidden = decoder.embed_tokens(next_tokens[:, None]) + decoder.embed_positions.weight[position][None]
+                hidden = decoder._cached_step(hidden, enc_mask, cache)
+                logits = decoder.lm_head(decoder.layer_norm(hidden))[:, -1]
+
     def _get_logits_processor(self, *args, **kwargs) -> LogitsProcessorList:
         """transformers' processors, in a list that inspects their signatures once per `generate` (not every step)."""
         return _CachedLogitsProcessorList(super()._get_logits_processor(*args, **kwargs))
