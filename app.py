@@ -18,7 +18,9 @@ batch). Every caption goes through the shared `Captioner`, as in the CLI, the pi
 
 Safe defaults: binds 127.0.0.1 unless --host, no share link unless --share, uploads limited in size (--max-file-size)
 and duration (--max-duration), Gradio analytics and Hub telemetry off. The model is loaded by `build_app`, not on
-import.
+import. Files: only uploads (inside Gradio's upload folder) are read, whatever path a client sends (Gradio refuses
+others, and the app checks again); the app writes only to Gradio's temporary folder (files older than 2 h are deleted
+every 30 min) and to the --ratings folder (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -58,9 +60,12 @@ def load_captioner(model_path: str, trust_remote_code: bool = False, batch_size:
 class CaptionService:
     """What the app's events call: decoding checks, batched captions, n-best, spectrogram, live windows."""
 
-    def __init__(self, captioner, max_duration_s: float = MAX_DURATION_S):
+    def __init__(self, captioner, max_duration_s: float = MAX_DURATION_S, upload_dirs=None):
         self.captioner = captioner
         self.max_duration_s = max_duration_s
+        # When set (the app sets Gradio's upload folder), a path outside these folders is refused before it is opened,
+        # whatever a client sends (Gradio itself already refuses such paths; this does not rely on it).
+        self.upload_dirs = None if upload_dirs is None else [os.path.realpath(d) for d in upload_dirs]
         gen = captioner.model.generation_config
         self.defaults = {
             "num_beams": int(gen.num_beams or 1),
@@ -89,7 +94,16 @@ class CaptionService:
         if path is None or path == "":
             raise ValueError("no audio: upload a file or record one first")
         name = Path(path).name
+        if not self.is_upload(path):
+            raise ValueError(f"cannot decode {name!r}: not an uploaded file (outside the app's upload folder)")
         return load_audio(path, self.captioner.sampling_rate, max_duration=self.max_duration_s, name=name)
+
+    def is_upload(self, path) -> bool:
+        """Whether `path` lies inside the upload folders (always True when none were set)."""
+        if self.upload_dirs is None:
+            return True
+        real = os.path.realpath(os.fspath(path))
+        return any(os.path.commonpath([real, d]) == d for d in self.upload_dirs)
 
     # -- events -----------------------------------------------------------------------------------------------------
     def caption_batch(self, paths, num_beams, max_length, repetition_penalty, no_repeat_ngram_size):
@@ -181,14 +195,17 @@ def build_app(
 ):
     """The Blocks app (queue configured); loads the model unless a `captioner` is given."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
     if captioner is None:
         captioner = load_captioner(model_path, trust_remote_code=trust_remote_code)
-    service = CaptionService(captioner, max_duration_s=max_duration_s)
+    service = CaptionService(captioner, max_duration_s=max_duration_s, upload_dirs=[get_upload_folder()])
     d = service.defaults
     ratings_dir = Path(ratings_dir)
 
-    with gr.Blocks(title="hf_audiocap: audio captioning", analytics_enabled=False) as demo:
+    # delete_cache: every 30 min, uploads and rendered images older than 2 h leave the temporary folder (Gradio keeps
+    # them until the server stops otherwise), so a long-running app does not fill the disk.
+    with gr.Blocks(title="hf_audiocap: audio captioning", analytics_enabled=False, delete_cache=(1800, 7200)) as demo:
         gr.Markdown(
             f"# Audio captioning\nModel: `{model_path}`. An audio clip in, one English sentence out "
             f"(clips up to {max_duration_s:g} s)."
@@ -287,6 +304,9 @@ def build_app(
                 if not audio_payload or not caption_text:
                     gr.Warning("Caption a clip first, then rate its caption.")
                     return "Nothing rated yet."
+                path = audio_payload.get("path") if isinstance(audio_payload, dict) else None
+                if not path or not service.is_upload(path):  # flagging copies this file into the ratings folder
+                    raise gr.Error("Only an uploaded clip can be rated.", title="Cannot rate this audio")
                 flagger.flag(
                     [audio_payload, caption_text, corrected_text, model_name, decoding_json], flag_option=label
                 )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -342,6 +343,27 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         # Linear/Conv1d/Embedding: normal(0, init_std); LayerNorm: ones/zeros (transformers' generic init, which also
         # skips modules already loaded from a checkpoint). Nothing else holds parameters.
         super()._init_weights(module)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, safetensors only: a folder or Hub repository with only pickled weights
+        (`pytorch_model.bin`) is refused, never unpickled. (Passing `use_safetensors=False` explicitly allows them;
+        transformers then reads them with `torch.load(weights_only=True)`; no hf_audiocap entry point does.)"""
+        if kwargs.get("use_safetensors") is None:
+            kwargs["use_safetensors"] = True
+        folder = os.fspath(pretrained_model_name_or_path or "")
+        if kwargs.get("subfolder"):
+            folder = os.path.join(folder, kwargs["subfolder"])
+        if kwargs["use_safetensors"] and os.path.isdir(folder):
+            names = os.listdir(folder)
+            if not any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+                pickled = sorted(n for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt")))
+                if pickled:
+                    raise OSError(
+                        f"{folder}: only pickled weights ({', '.join(pickled[:3])}), no model.safetensors; models "
+                        "load from safetensors only (re-save the model with save_pretrained in a trusted environment)"
+                    )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
 
 class AudioCapEncoder(AudioCapPreTrainedModel):
@@ -907,6 +929,9 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         kw_dec = {k[len("decoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("decoder_")}
         if "start_token_id" in kw_dec:  # `decoder_start_token_id` is a top-level config field, not a decoder kwarg
             kwargs["decoder_start_token_id"] = kw_dec.pop("start_token_id")
+        for kw in (kw_enc, kw_dec):  # pretrained parts load from safetensors only, as the whole model does
+            if kw.get("use_safetensors") is None:
+                kw["use_safetensors"] = True
 
         def load_config(path, what, extra):
             try:

@@ -28,6 +28,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioFileNotFoundError",
     "audio_info",
+    "check_audio",
     "iter_audio_windows",
     "load_audio",
     "resample",
@@ -192,6 +193,42 @@ def audio_info(source: Any, *, name: str | None = None) -> tuple[int, int, int]:
     except (sf.LibsndfileError, RuntimeError) as err:
         raise _open_error(src, err) from None
     return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def check_audio(source: Any, *, max_duration: float | None = None, name: str | None = None) -> tuple[int, int, int]:
+    """Everything :func:`load_audio` checks before reading a sample: ``(sampling_rate, num_frames, channels)`` of a
+    source whose header is readable, not truncated (WAV), not empty and not longer than ``max_duration`` seconds.
+
+    Reads the header only (microseconds per file), so a whole dataset can be checked before training or evaluation
+    starts. What only decoding finds (NaN/Inf samples, corruption inside compressed data) is left to
+    :func:`load_audio`. A container libsndfile cannot open but the audioread fallback may decode gives
+    ``(0, 0, 0)`` (its header is checked when it is decoded). Raises :class:`AudioDecodeError` with the same one-line
+    messages as :func:`load_audio`.
+    """
+    src = _normalise(source, name)
+    if src.array is not None:
+        wav, sr = _from_array(src)
+        _check_duration(src.name, wav.shape[0], sr, max_duration)
+        if wav.shape[0] == 0:
+            raise _fail(src.name, "zero-length audio (0 samples)")
+        return sr, int(wav.shape[0]), _array_layout(np.asarray(src.array))[1]
+    try:
+        info = sf.info(src.open())
+    except (sf.LibsndfileError, RuntimeError) as err:
+        refused = _unreadable(src, err)
+        if refused is not None:
+            raise refused from None
+        return 0, 0, 0
+    sr, frames, channels = int(info.samplerate), int(info.frames), int(info.channels)
+    if sr <= 0 or channels <= 0:
+        raise _fail(src.name, f"invalid header ({sr} Hz, {channels} channels)")
+    _check_duration(src.name, frames, sr, max_duration)
+    truncated = _riff_truncated(src)
+    if truncated:
+        raise _fail(src.name, truncated)
+    if frames == 0:
+        raise _fail(src.name, "zero-length audio (0 samples)")
+    return sr, frames, channels
 
 
 def load_audio(
@@ -373,17 +410,25 @@ def _decode(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
     return to_mono(data), sr
 
 
-def _decode_fallback(src: _Source, err: Exception, max_duration: float | None) -> tuple[np.ndarray, int]:
-    """librosa/audioread for containers libsndfile does not read, only when a real backend exists."""
+def _unreadable(src: _Source, err: Exception) -> AudioDecodeError | None:
+    """The error for a source libsndfile cannot open, or None when the audioread fallback will try it."""
     ext = Path(src.path or src.name).suffix.lower()
     if src.path is None or ext not in _FALLBACK_EXTENSIONS:
-        raise _open_error(src, err) from None
+        return _open_error(src, err)
     if not _fallback_available():
-        raise _fail(
+        return _fail(
             src.name,
             f"libsndfile cannot read {ext} files and no fallback decoder is available "
             "(audioread found no FFmpeg/GStreamer/CoreAudio/MAD backend); convert it to WAV/FLAC/OGG/MP3",
-        ) from None
+        )
+    return None
+
+
+def _decode_fallback(src: _Source, err: Exception, max_duration: float | None) -> tuple[np.ndarray, int]:
+    """librosa/audioread for containers libsndfile does not read, only when a real backend exists."""
+    refused = _unreadable(src, err)
+    if refused is not None:
+        raise refused from None
     import librosa
 
     if max_duration is not None:

@@ -17,7 +17,13 @@ Bad input policy (shared by all loaders):
   ``caption_1..caption_N`` columns, blank cells are simply fewer references: only a row with no caption at all counts;
 * audio files that do not exist -> one :class:`MissingAudioError` (also a ``FileNotFoundError``) giving the count per
   split and the first 5; with ``skip_missing=True`` those clips are skipped and one warning per split says how many;
-* a manifest row whose audio path resolves outside the base folder -> :class:`DatasetFormatError` naming the row.
+* a manifest row whose audio path resolves outside the base folder (``../../etc/passwd``, an absolute path elsewhere;
+  also an AudioCaps id with a path separator, a relative path of an ``hf`` dataset leaving its folder) ->
+  :class:`DatasetFormatError` naming the row; a split name that is not a plain name (``a/b``, ``..``) likewise;
+* NUL bytes in a text file (a binary or UTF-16 file) -> :class:`DatasetFormatError` naming the file and line;
+* audio that cannot be used is NOT decoded here: :func:`check_audio_files` checks every clip's header (readable, not
+  truncated, not empty, not over a maximum duration) in one pass, which ``recipes/train.py`` and
+  ``recipes/evaluate.py`` run before anything else.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ __all__ = [
     "load_hf_dataset",
     "load_manifest",
     "register_loader",
+    "check_audio_files",
 ]
 
 CAPTION_FEATURES = datasets.Features(
@@ -64,6 +71,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", "
 _CAPTION_N = re.compile(r"^caption_(\d+)$")
 _SPLIT_ORDER = ("train", "development", "dev", "validation", "valid", "val", "evaluation", "eval", "test")
 _MAX_LISTED = 5
+_SPLIT_NAME = re.compile(r"^[\w.-]+$")
 
 
 class DatasetFormatError(ValueError):
@@ -83,12 +91,17 @@ def _read_text(path: Path) -> str:
     """Read a UTF-8 text file (BOM tolerated); invalid UTF-8 is an error naming the line."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DatasetFormatError(
             f"'{path}' line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})"
         ) from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data[:nul].count(b"\n") + 1
+        raise DatasetFormatError(f"'{path}' line {line}: NUL byte at offset {nul} (a binary file, or not UTF-8 text?)")
+    return text
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -444,6 +457,9 @@ def load_audiocaps(
             yid = row["youtube_id"].strip()
             if not yid:
                 raise DatasetFormatError(f"{where}: empty youtube_id")
+            for field_name, value in (("youtube_id", yid), ("audiocap_id", row["audiocap_id"].strip())):
+                if "/" in value or "\\" in value or value in (".", ".."):  # would name a file outside audio_dir
+                    raise DatasetFormatError(f"{where}: {field_name} {value!r} contains a path separator")
             start = _norm_time(row["start_time"].strip(), where)
             clip = clips.setdefault((yid, start), {"audiocap_id": row["audiocap_id"].strip(), "captions": []})
             clip["captions"].extend(_clean_captions([row["caption"]], where, drop_empty_captions, col))
@@ -546,6 +562,8 @@ def load_manifest(
         where = f"'{path}' line {line}"
         split = str(row.get(split_column) or "").strip() if split_column else ""
         split = split or default_split
+        if not _SPLIT_NAME.match(split) or split in (".", ".."):
+            raise DatasetFormatError(f"{where}: split name {split!r} is not a plain name (letters, digits, . _ -)")
         col = collectors.get(split) or collectors.setdefault(split, _Collector(split, str(base)))
         audio = row.get(audio_column)
         if isinstance(audio, Mapping):
@@ -730,7 +748,9 @@ def _convert_hf_split(ds, split, source, audio_column, caption_column, id_column
             audio = batch[audio_column][j]
             if isinstance(audio, str):
                 p = Path(audio)
-                audio = {"bytes": None, "path": str(base / p) if base is not None and not p.is_absolute() else audio}
+                if base is not None and not p.is_absolute():
+                    audio = str(_resolve_inside(base, audio, row_where))
+                audio = {"bytes": None, "path": audio}
             audio = {"bytes": (audio or {}).get("bytes"), "path": (audio or {}).get("path")}
             values: list[Any] = []
             for c in cap_cols:
@@ -791,6 +811,66 @@ def _convert_hf_split(ds, split, source, audio_column, caption_column, id_column
             stacklevel=3,
         )
     return converted
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checking every clip's audio before a run
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def check_audio_files(
+    dataset: datasets.Dataset | datasets.DatasetDict,
+    *,
+    max_duration: float | None = None,
+    where: str = "",
+    batch_size: int = 256,
+    num_threads: int = 8,
+) -> None:
+    """Checks the header of every clip's audio (:func:`hf_audiocap.data.audio.check_audio`: readable, not truncated,
+    not empty, at most ``max_duration`` seconds) without decoding any sample, so a bad file stops a training or
+    evaluation run before it starts instead of hours into it. Raises one :class:`DatasetFormatError` giving the count
+    per split and the first 5 reasons (each naming its file). Reads the ``audio`` column ``batch_size`` rows at a time
+    (bounded memory with embedded bytes) and the headers on ``num_threads`` threads (network storage)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hf_audiocap.data.audio import AudioDecodeError, check_audio
+
+    splits = dataset.items() if isinstance(dataset, datasets.DatasetDict) else [("", dataset)]
+
+    def check(item) -> str | None:
+        audio, clip_id = item
+        name = (audio or {}).get("path") or clip_id if isinstance(audio, Mapping) else clip_id
+        try:
+            check_audio(audio, max_duration=max_duration, name=str(name))
+        except AudioDecodeError as err:
+            return str(err)
+        return None
+
+    problems: list[str] = []
+    counts: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+        for split, ds in splits:
+            if "audio" not in ds.column_names:
+                raise DatasetFormatError(
+                    f"{where or 'dataset'}: no 'audio' column (columns: {', '.join(ds.column_names)})"
+                )
+            bad = 0
+            columns = ["audio", "id"] if "id" in ds.column_names else ["audio"]
+            for batch in ds.select_columns(columns).iter(batch_size=batch_size):
+                ids = batch.get("id") or [f"row {i}" for i in range(len(batch["audio"]))]
+                for reason in pool.map(check, zip(batch["audio"], ids)):
+                    if reason is not None:
+                        bad += 1
+                        if len(problems) < _MAX_LISTED:
+                            problems.append(reason)
+            if bad:
+                counts.append(f"{split + ': ' if split else ''}{bad:,} of {ds.num_rows:,}")
+    if counts:
+        raise DatasetFormatError(
+            f"{where + ': ' if where else ''}unusable audio in {'; '.join(counts)} clip(s); first {len(problems)}: "
+            + "; ".join(problems)
+            + " (fix or remove these clips)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------------

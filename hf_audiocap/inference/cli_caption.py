@@ -11,7 +11,9 @@ as in the pipeline, the app and evaluation.
 
 A file that cannot be captioned (missing, empty, not audio, corrupt, zero-length, too long) is reported on stderr in one
 line naming it; the other files are still captioned and the exit status is 1 at the end. The output is written only to
-`--output` (atomically: a temporary file beside it, then a rename) or to stdout.
+`--output` (atomically: a temporary file beside it, then a rename) or to stdout; when no file at all could be
+captioned, an existing `--output` is left as it was. Nothing else is written (file names found in folders only appear
+inside the output).
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def main_from_args(args) -> int:
         progress=not args.quiet,
         **generate_kwargs,
     )
+    if output is not None and not results and (failed or errors):
+        # Nothing was captioned: an earlier output is worth more than an empty one.
+        print(f"hf-audiocap caption: error: no file could be captioned; {output!r} not written", file=sys.stderr)
+        return 1
     text = format_results(results, args.format)
     if output is None:
         sys.stdout.write(text)
@@ -117,6 +123,8 @@ def load_captioner(model: str, batch_size: int = 16, trust_remote_code: bool = F
         return Captioner.from_pretrained(model, trust_remote_code=trust_remote_code, batch_size=batch_size)
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not trust_remote_code and "trust_remote_code" in str(err):
+            reason = "it asks to run its own code, which runs only with --trust-remote-code (read that code first)"
         raise ValueError(f"cannot load model {model!r}: {reason}") from None
 
 

@@ -14,7 +14,7 @@ from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Se
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
 from hf_audiocap.data.collator import AudioCaptionCollator
-from hf_audiocap.data.loaders import expand_captions, load_caption_dataset
+from hf_audiocap.data.loaders import check_audio_files, expand_captions, load_caption_dataset
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
@@ -61,6 +61,9 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
         clips[data_args.eval_split] = clips[data_args.eval_split].select(
             range(min(data_args.max_eval_clips, len(clips[data_args.eval_split])))
         )
+    # Every clip's header (readable, not truncated or empty, within max_duration) before anything is decoded: a bad
+    # file stops the run now, with the list of bad clips, not at the batch that holds it.
+    check_audio_files(clips, max_duration=data_args.max_duration, where=str(data_args.dataset_path))
     return clips
 
 

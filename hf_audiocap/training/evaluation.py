@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from hf_audiocap.inference.cli_caption import write_atomic
 from hf_audiocap.training.arguments import DataArguments
 
 
@@ -71,13 +73,17 @@ def evaluate_main(args) -> dict:
 
     out = Path(args.output_dir or args.model or Path(args.predictions).parent)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"evaluate_{args.split}_predictions.jsonl", "w", encoding="utf-8") as f:
-        for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"]):
-            f.write(json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n")
-    (out / f"evaluate_{args.split}_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    # Only these two files, named from the split (a plain name: nothing from the dataset can leave `out`), each written
+    # whole or not at all (a temporary file beside it, then a rename): a failed run leaves earlier results intact.
+    stem = "evaluate_" + re.sub(r"[^\w.-]", "_", args.split).lstrip(".")
+    predictions_path, metrics_path = out / f"{stem}_predictions.jsonl", out / f"{stem}_metrics.json"
+    lines = [
+        json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n"
+        for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"])
+    ]
+    write_atomic(str(predictions_path), "".join(lines))
+    write_atomic(str(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     width = max(len(k) for k in metrics)
     print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))
-    print(
-        f"\nWrote {out / f'evaluate_{args.split}_predictions.jsonl'} and {out / f'evaluate_{args.split}_metrics.json'}"
-    )
+    print(f"\nWrote {predictions_path} and {metrics_path}")
     return metrics
