@@ -10,7 +10,6 @@ import sys
 
 import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_audiocap.training.arguments import parse_recipe
 from hf_audiocap.training.builders import (
@@ -20,6 +19,7 @@ from hf_audiocap.training.builders import (
     evaluate_test_split,
     format_report,
     load_recipe_datasets,
+    prepare_features,
 )
 from hf_audiocap.training.model_card import write_model_card
 
@@ -41,15 +41,13 @@ def main(argv=None):
     processor = build_processor(model_args, clips[data_args.train_split])
     model = build_model(model_args, processor, training_args)
     logger.info("model: %.2fM parameters", model.num_parameters() / 1e6)
+    clips = prepare_features(clips, processor, data_args, training_args)  # precompute_features: cached log-mels
 
     # 5. Trainer: teacher forcing on labels, generation + caption metrics at evaluation.
     trainer = build_trainer(model, processor, clips, data_args, training_args)
 
-    # 6. Train (resuming from `--resume_from_checkpoint PATH|last`).
-    resume = training_args.resume_from_checkpoint
-    if resume == "last":
-        resume = get_last_checkpoint(training_args.output_dir)
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    # 6. Train (resuming from `--resume_from_checkpoint PATH|last`: `last` is the newest COMPLETE checkpoint).
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)

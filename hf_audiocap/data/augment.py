@@ -1,7 +1,11 @@
 """Training-only augmentations: SpecAugment on log-mels and mixup on waveforms.
 
-Both draw from torch's global RNG, which the Trainer seeds and checkpoints, so a resumed run
-replays the same augmentations.
+Both draw from torch's global RNG, which the Trainer seeds and checkpoints. `recipes/train.py` has `AudioCapTrainer`
+apply SpecAugment at the training step, after a resumed run has restored its checkpoint's RNG state, so a resumed run
+replays the same masks (tests/test_training_faults.py: bit-identical weights). Mixup is drawn while collating, but the
+dataloader collates one batch ahead and a resumed run restores the RNG state only after fetching its first batch: after
+a resume from a checkpoint inside an epoch, mixup draws differ from an uninterrupted run's (SpecAugment drawn in the
+collator did: weights 5e-3 apart after 12 tiny steps).
 """
 
 from __future__ import annotations

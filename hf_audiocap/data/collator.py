@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from hf_audiocap.data.audio import load_audio
@@ -23,6 +24,11 @@ class AudioCaptionCollator:
     model which clip each row describes, so the clip is encoded once for all of its captions.
     Examples without the text column (clips to caption) get no labels. Augmentations apply only when
     `training` is True.
+
+    Examples that carry precomputed log-mels (an `input_features` column of (frames, n_mels) arrays, see
+    `hf_audiocap.data.features`) are not decoded: their features are padded exactly as the feature extractor pads
+    a batch (same values, same mask). With `return_clip_ids`, the batch also holds `clip_ids` (the examples' `id`),
+    which `AudioCapTrainer` pops before the forward, to name a batch whose loss is not finite.
     """
 
     processor: Any
@@ -36,6 +42,7 @@ class AudioCaptionCollator:
     training: bool = False
     spec_augment: SpecAugment | None = None
     mixup: CaptionMixup | None = None
+    return_clip_ids: bool = False
 
     @property
     def sampling_rate(self) -> int:
@@ -44,12 +51,18 @@ class AudioCaptionCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not examples:
             raise ValueError("cannot collate an empty batch")
-        waves = [
-            load_audio(ex[self.audio_column], self.sampling_rate, max_duration=self.max_duration, name=ex.get("id"))
-            for ex in examples
-        ]
+        precomputed = "input_features" in examples[0]
+        if not precomputed:
+            waves = [
+                load_audio(
+                    ex[self.audio_column], self.sampling_rate, max_duration=self.max_duration, name=ex.get("id")
+                )
+                for ex in examples
+            ]
         captions = [ex[self.text_column] for ex in examples] if self.text_column in examples[0] else None
         if self.training and self.mixup is not None:
+            if precomputed:
+                raise ValueError("mixup mixes waveforms: it cannot apply to precomputed log-mels")
             waves, captions = self.mixup(waves, captions)
         encoder_index = None
         if captions is not None and isinstance(captions[0], (list, tuple)):
@@ -58,7 +71,10 @@ class AudioCaptionCollator:
                     raise ValueError(f"clip {ex.get('id')!r} has no captions")
             encoder_index = torch.tensor([i for i, caps in enumerate(captions) for _ in caps])
             captions = [c for caps in captions for c in caps]
-        batch = dict(self.processor(audio=waves, sampling_rate=self.sampling_rate, return_tensors="pt"))
+        if precomputed:
+            batch = self._pad_features([ex["input_features"] for ex in examples])
+        else:
+            batch = dict(self.processor(audio=waves, sampling_rate=self.sampling_rate, return_tensors="pt"))
         if captions is not None:
             batch["labels"] = self.processor(text=captions, return_tensors="pt")["labels"]
         if encoder_index is not None:
@@ -78,4 +94,18 @@ class AudioCaptionCollator:
             batch["decoder_input_ids"] = shift_tokens_right(
                 batch["labels"], self.pad_token_id, self.decoder_start_token_id
             )
+        if self.return_clip_ids:
+            batch["clip_ids"] = [ex.get("id") for ex in examples]
         return batch
+
+    def _pad_features(self, per_clip: list) -> dict[str, torch.Tensor]:
+        """(frames, n_mels) log-mels of each clip -> (batch, n_mels, longest) float32 + (batch, longest) int64 mask."""
+        feats = [torch.from_numpy(np.asarray(f, dtype=np.float32)) for f in per_clip]
+        frames = torch.tensor([f.shape[0] for f in feats])
+        total = int(frames.max())
+        fe = self.processor.feature_extractor
+        out = torch.full((len(feats), fe.feature_size, total), float(fe.padding_value))
+        for i, f in enumerate(feats):
+            out[i, :, : f.shape[0]] = f.T
+        mask = (torch.arange(total).unsqueeze(0) < frames.unsqueeze(1)).to(torch.int64)
+        return {"input_features": out, "attention_mask": mask}

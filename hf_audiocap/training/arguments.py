@@ -123,10 +123,32 @@ class DataArguments:
     num_sample_captions: int = field(
         default=5, metadata={"help": "Generated captions shown beside their references at each evaluation."}
     )
+    precompute_features: bool = field(
+        default=False,
+        metadata={
+            "help": "Decode every clip and compute its log-mels once, with datasets.map, into a cache in "
+            "features_cache_dir that later runs (a resumed one included) load instead of recomputing; its name "
+            "hashes every feature-extractor setting and the clips, so a changed setting computes a new one. Needs "
+            "group_captions: true and no mixup (mixup mixes waveforms)."
+        },
+    )
+    features_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of the precompute_features caches. None: hf_audiocap_log_mels in the datasets cache."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must lie in [0, 1], got {self.mixup_prob}.")
+        if self.precompute_features and not self.group_captions:
+            raise ValueError(
+                "precompute_features needs group_captions: true (one row per (clip, caption) would copy each clip's "
+                "log-mels once per caption)."
+            )
+        if self.precompute_features and self.mixup_prob > 0:
+            raise ValueError("precompute_features cannot be combined with mixup_prob > 0 (mixup mixes waveforms).")
         if self.synth_if_missing and self.dataset != "synthcaps":
             raise ValueError("synth_if_missing only applies to dataset: synthcaps.")
         if self.dataset == "audiocaps" and not self.audio_dir:
@@ -143,6 +165,14 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         default=None,
         metadata={"help": "Stop after this many evaluations without improving metric_for_best_model."},
     )
+    nonfinite_loss: str = field(
+        default="stop",
+        metadata={
+            "help": "A NaN/inf training loss: 'stop' ends the run with an error naming the step and the clips of the "
+            "batch; 'skip' drops that batch (no update from it) and logs the same line. 'skip' is single-process only.",
+            "choices": ["stop", "skip"],
+        },
+    )
 
     def __post_init__(self):
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
@@ -150,6 +180,11 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
             # group yet report no distributed type, so every rank trained alone (and each wrote the model card).
             self.use_cpu = True
         super().__post_init__()
+        if self.nonfinite_loss not in ("stop", "skip"):
+            raise ValueError(f"nonfinite_loss must be 'stop' or 'skip', got {self.nonfinite_loss!r}.")
+        if self.nonfinite_loss == "skip" and self.world_size > 1:
+            # a process that skips its backward would leave the others waiting in the gradient all-reduce
+            raise ValueError("nonfinite_loss: skip is single-process only; use stop with several processes.")
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise ValueError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}.")

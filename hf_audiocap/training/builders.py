@@ -14,6 +14,7 @@ from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Se
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
 from hf_audiocap.data.collator import AudioCaptionCollator
+from hf_audiocap.data.features import precompute_log_mels
 from hf_audiocap.data.loaders import check_audio_files, expand_captions, load_caption_dataset
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.processing_audiocap import AudioCapProcessor
@@ -65,6 +66,22 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
     # file stops the run now, with the list of bad clips, not at the batch that holds it.
     check_audio_files(clips, max_duration=data_args.max_duration, where=str(data_args.dataset_path))
     return clips
+
+
+def prepare_features(clips: DatasetDict, processor, data_args: DataArguments, training_args) -> DatasetDict:
+    """With `precompute_features`, every split's log-mels from the cache (computed there on the first run, by the
+    main process first); otherwise `clips` as they are (the collator decodes and featurizes each batch)."""
+    if not data_args.precompute_features:
+        return clips
+    with training_args.main_process_first(desc="log-mel cache"):
+        return DatasetDict(
+            {
+                split: precompute_log_mels(
+                    ds, processor.feature_extractor, data_args.features_cache_dir, data_args.max_duration
+                )
+                for split, ds in clips.items()
+            }
+        )
 
 
 # --- processor and model ----------------------------------------------------------------------------
@@ -167,8 +184,8 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         **common,
         text_column="captions" if data_args.group_captions else "caption",
         training=True,
-        spec_augment=SpecAugment() if data_args.spec_augment else None,
         mixup=CaptionMixup(prob=data_args.mixup_prob) if data_args.mixup_prob > 0 else None,
+        return_clip_ids=True,
     )
     eval_collator = AudioCaptionCollator(**common, text_column="captions")
     callbacks = [
@@ -198,6 +215,8 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         callbacks=callbacks,
         metrics_fn=compute_caption_metrics,
         num_sample_captions=data_args.num_sample_captions,
+        # drawn at the training step, after a resumed run's RNG state is restored (see AudioCapTrainer)
+        spec_augment=SpecAugment() if data_args.spec_augment and input_name == "input_features" else None,
     )
     return trainer
 

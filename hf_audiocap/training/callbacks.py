@@ -15,7 +15,17 @@ logger = logging.getLogger(__name__)
 
 class SampleCaptionsCallback(TrainerCallback):
     """At each evaluation, prints a few generated captions beside their references and appends them to
-    `<output_dir>/eval_samples.jsonl` (with the step), so what the model says is seen, not only its scores."""
+    `<output_dir>/eval_samples.jsonl` (with the step), so what the model says is seen, not only its scores. A resumed
+    run first drops the lines of steps after its checkpoint (written by the interrupted run, they are written again)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        path = Path(args.output_dir) / "eval_samples.jsonl"
+        if state.global_step == 0 or not state.is_world_process_zero or not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= state.global_step]
+        if len(kept) != len(lines):
+            path.write_text("".join(kept), encoding="utf-8")
 
     def on_evaluate(self, args, state, control, metrics=None, samples=None, **kwargs):
         if not samples or not state.is_world_process_zero:

@@ -6,26 +6,127 @@ An evaluation makes two passes over the validation clips:
 2. generation once per clip, scored against all of its references -> the caption metrics
    (`eval_cider_d`, `eval_spider`, ...), because a low loss is not a good caption.
 The generated captions of a few clips are handed to callbacks as `samples`.
+
+Training survives faults:
+- checkpoints are complete or ignored: `checkpoint_complete.json` is written last, old checkpoints are rotated out
+  only after it, and `train(resume_from_checkpoint="last")` resumes from the newest complete one (see checkpoints.py);
+- SpecAugment is drawn here, at the training step, not in the collator: the Trainer restores the RNG state of a
+  checkpoint after fetching the first batch of a resumed run (the dataloader also fetches one batch ahead), so
+  randomness drawn while collating would differ after a resume, while randomness drawn here replays exactly;
+- a non-finite training loss stops the run (`NonFiniteLossError`, a ValueError) or, with `nonfinite_loss: skip`, drops
+  that batch (no backward: its gradients stay None, so the optimizer leaves every weight and moment as they were), with
+  one line naming the step and the clips of the batch (training batches carry `clip_ids`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import Seq2SeqTrainer
-from transformers.trainer_utils import speed_metrics
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, speed_metrics
+
+from hf_audiocap.training.checkpoints import mark_complete, resolve_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite; the message names the step and the clips of the batch."""
+
+
+class _SkipBatch(Exception):
+    def __init__(self, loss):
+        self.loss = loss
 
 
 class AudioCapTrainer(Seq2SeqTrainer):
-    def __init__(self, *args, eval_data_collator=None, metrics_fn=None, num_sample_captions: int = 5, **kwargs):
+    def __init__(
+        self,
+        *args,
+        eval_data_collator=None,
+        metrics_fn=None,
+        num_sample_captions: int = 5,
+        spec_augment=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator  # no augmentation at evaluation
         self.metrics_fn = metrics_fn
         self.num_sample_captions = num_sample_captions
+        self.spec_augment = spec_augment  # applied to training batches in training_step
         self.last_predictions: list[str] | None = None
+        self.skipped_batches = 0
+
+    # --- training: resume from complete checkpoints only, augment, stop (or skip) on a non-finite loss ----------
+
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        """`resume_from_checkpoint`: a checkpoint folder, or `"last"`/True for the newest COMPLETE checkpoint of
+        `output_dir` (a fresh start when there is none)."""
+        resume = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        return super().train(
+            resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
+        )
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._clip_ids = inputs.pop("clip_ids", None)
+        if self.spec_augment is not None and "input_features" in inputs and "attention_mask" in inputs:
+            inputs["input_features"] = self.spec_augment(inputs["input_features"], inputs["attention_mask"])
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        except _SkipBatch as skipped:
+            return skipped.loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        loss = result[0] if return_outputs else result
+        if model.training and not bool(torch.isfinite(loss).all()):
+            self._on_nonfinite_loss(loss)
+        return result
+
+    def _on_nonfinite_loss(self, loss) -> None:
+        ids = list(self._clip_ids or [])
+        shown = ", ".join(str(i) for i in ids[:16]) + (f" (+{len(ids) - 16} more)" if len(ids) > 16 else "")
+        message = (
+            f"non-finite training loss ({float(loss.detach().float().mean()):.4g}) at step {self.state.global_step + 1} "
+            f"(epoch {self.state.epoch or 0.0:.2f}), batch of {len(ids)} clip(s): {shown or 'ids unknown'}"
+        )
+        if getattr(self.args, "nonfinite_loss", "stop") != "skip":
+            raise NonFiniteLossError(f"{message} (nonfinite_loss: skip drops such batches instead)")
+        self.skipped_batches += 1
+        logger.warning("%s: batch skipped (nonfinite_loss: skip), %d so far", message, self.skipped_batches)
+        raise _SkipBatch(loss.detach())
+
+    # --- checkpoints: complete or ignored ---------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial):
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(folder):
+            shutil.rmtree(folder)  # written again after a resume: it must not look complete before its new files do
+        self.accelerator.wait_for_everyone()
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotate below, once this one is complete
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+        if self.args.should_save:
+            mark_complete(folder)
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
 
     def get_eval_dataloader(self, eval_dataset=None):
         if self.eval_data_collator is None:
