@@ -33,7 +33,11 @@ AUDIOCAP_DECODER_TYPE = "audiocap_decoder"
 
 
 class AudioCapEncoderConfig(PretrainedConfig):
-    r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel 3, stride 2) + GELU (2 -> 4x time reduction), sinusoidal
+    r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel 3, stride 2) + GELU (2 -> 4x time reduction) or, with
+    `conv2d_channels` (e.g. `[16, 32]`), a 2-D CNN front end (per block: Conv2d 3x3 + GELU + 2x2 average pooling over
+    frequency and time, then the channels x remaining mel bands projected to `d_model`): a CNN sees local
+    time-frequency patterns (a beep's line, a chirp's sweep) wherever they sit, and learns them from far less data
+    than a transformer on frame vectors; then sinusoidal
     positions computed for the actual length (any length works, nothing is padded to 30 s), `encoder_layers` pre-LN
     transformer layers using `torch.nn.functional.scaled_dot_product_attention` with the key padding mask."""
 
@@ -54,6 +58,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         num_conv_layers: int = 2,
         conv_kernel_size: int = 3,
         conv_stride: int = 2,
+        conv2d_channels: list[int] | None = None,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
@@ -70,6 +75,12 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.num_conv_layers = num_conv_layers
         self.conv_kernel_size = conv_kernel_size
         self.conv_stride = conv_stride
+        self.conv2d_channels = list(conv2d_channels) if conv2d_channels else None
+        if self.conv2d_channels and (min(self.conv2d_channels) < 1 or num_mel_bins >> len(self.conv2d_channels) < 1):
+            raise ValueError(
+                f"AudioCapEncoderConfig: conv2d_channels must be positive and halve num_mel_bins ({num_mel_bins}) at "
+                f"most log2(num_mel_bins) times, got {conv2d_channels}"
+            )
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.activation_dropout = activation_dropout
@@ -192,6 +203,10 @@ class AudioCapConfig(PretrainedConfig):
             (multi-label, binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020). It
             teaches the encoder what the sounds are called long before the decoder has learned to say it. Added
             to the training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy.
+        keyword_memory_tokens (`int`): with the keyword head, append the embeddings of the clip's `k` most probable
+            keywords (weighted by their estimated probability) to the audio states the decoder cross-attends to, as
+            Koizumi et al. (2020) feed estimated keywords to the decoder: each word is estimated on its own, so sounds
+            heard together for the first time are still named. 0 = off (needs `keyword_loss_weight` > 0).
         vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
         tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
@@ -210,6 +225,7 @@ class AudioCapConfig(PretrainedConfig):
         adapter_pooling_type: str = "avg",
         freeze_encoder: bool = False,
         keyword_loss_weight: float = 0.5,
+        keyword_memory_tokens: int = 0,
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
@@ -240,6 +256,12 @@ class AudioCapConfig(PretrainedConfig):
         if keyword_loss_weight < 0:
             raise ValueError(f"AudioCapConfig: keyword_loss_weight must be >= 0, got {keyword_loss_weight}")
         self.keyword_loss_weight = float(keyword_loss_weight)
+        if int(keyword_memory_tokens) < 0 or (keyword_memory_tokens and not keyword_loss_weight > 0):
+            raise ValueError(
+                f"AudioCapConfig: keyword_memory_tokens must be >= 0 and needs keyword_loss_weight > 0 (the keyword "
+                f"head), got keyword_memory_tokens={keyword_memory_tokens}, keyword_loss_weight={keyword_loss_weight}"
+            )
+        self.keyword_memory_tokens = int(keyword_memory_tokens)
         builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if vocab_size is None:
             vocab_size = self.decoder.vocab_size

@@ -108,9 +108,11 @@ def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start
 class AudioCapEncoderOutput(BaseModelOutput):
     """`BaseModelOutput` + the encoder-frame `attention_mask` (bool, `(batch, encoder_frames)`, None = all valid).
 
-    It travels inside `encoder_outputs`, so `generate` expands it with the states for beam search / sampling."""
+    It travels inside `encoder_outputs`, so `generate` expands it with the states for beam search / sampling.
+    `keyword_logits` `(batch, vocab)`: the keyword head's estimate, once added by the model (see `_with_keywords`)."""
 
     attention_mask: torch.Tensor | None = None
+    keyword_logits: torch.Tensor | None = None
 
 
 def _lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -376,16 +378,28 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
         super().__init__(config)
         k, s = config.conv_kernel_size, config.conv_stride
         channels = [config.num_mel_bins] + [config.d_model] * config.num_conv_layers
-        self.convs = nn.ModuleList(
-            nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
-            for i in range(config.num_conv_layers)
-        )
+        cnn = getattr(config, "conv2d_channels", None) or []
+        if cnn:
+            self.convs = nn.ModuleList()
+            self.convs2d = nn.ModuleList(
+                nn.Conv2d(c_in, c_out, kernel_size=3, padding=1) for c_in, c_out in zip([1, *cnn[:-1]], cnn)
+            )
+            self.conv2d_proj = nn.Linear(cnn[-1] * (config.num_mel_bins >> len(cnn)), config.d_model)
+        else:
+            self.convs = nn.ModuleList(
+                nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
+                for i in range(config.num_conv_layers)
+            )
         self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
         self.post_init()
 
     def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        if getattr(self.config, "conv2d_channels", None):
+            for _ in self.config.conv2d_channels:
+                lengths = (lengths + 1) >> 1  # ceil(lengths / 2) per pooling block
+            return lengths
         k, s = self.config.conv_kernel_size, self.config.conv_stride
         for _ in range(self.config.num_conv_layers):
             lengths = torch.div(lengths + 2 * (k // 2) - k, s, rounding_mode="floor") + 1
@@ -413,7 +427,10 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
                 )
                 # zero the padded frames again: conv(pad) != 0 (bias), and the next conv would leak it into real frames
                 x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
-        hidden = x.transpose(1, 2)
+        if getattr(self.config, "conv2d_channels", None):
+            hidden, lengths = self._cnn_front_end(x, lengths)
+        else:
+            hidden = x.transpose(1, 2)
         hidden = hidden + _sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
         hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
         frame_mask = _lengths_to_mask(lengths, hidden.shape[1]) if lengths is not None else None
@@ -425,6 +442,24 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
                 all_hidden += (hidden,)
         hidden = self.layer_norm(hidden)
         return AudioCapEncoderOutput(last_hidden_state=hidden, hidden_states=all_hidden, attention_mask=frame_mask)
+
+    def _cnn_front_end(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        """(batch, n_mels, frames), padding frames already zero -> (batch, ceil(frames / 2^blocks), d_model). Frames are
+        zero-padded to a multiple of 2^blocks and the padding is zeroed before every pooling, so a clip padded in a batch
+        gets exactly the features it gets alone (a last, half-real pooled frame averages its real frame with zeros)."""
+        blocks, frames = len(self.convs2d), x.shape[-1]
+        pad = (-frames) % (1 << blocks)
+        if pad and lengths is None:
+            lengths = torch.full((x.shape[0],), frames, dtype=torch.long, device=x.device)
+        x = F.pad(x, (0, pad)).unsqueeze(1)  # (batch, 1, n_mels, frames)
+        for conv in self.convs2d:
+            x = F.gelu(conv(x))
+            if lengths is not None:
+                x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, None, :]
+                lengths = (lengths + 1) >> 1
+            x = F.avg_pool2d(x, 2)
+        bsz, channels, bands, frames = x.shape
+        return self.conv2d_proj(x.reshape(bsz, channels * bands, frames).transpose(1, 2)), lengths
 
 
 class AudioCapDecoder(AudioCapPreTrainedModel):
@@ -866,6 +901,11 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             if getattr(config, "keyword_loss_weight", 0.0) > 0
             else None
         )
+        self.keyword_embed = (
+            nn.Embedding(config.vocab_size, self.decoder.get_input_embeddings().embedding_dim)
+            if getattr(config, "keyword_memory_tokens", 0) > 0
+            else None
+        )
         # keep one config object per part, so what is saved is what runs
         self.config.encoder = self.encoder.model.config
         self.config.decoder = self.decoder.config
@@ -1018,6 +1058,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             )
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
+        encoder_outputs = self._with_keywords(encoder_outputs)
         encoder_hidden_states = encoder_outputs.last_hidden_state
         encoder_mask = getattr(encoder_outputs, "attention_mask", None)
         if encoder_index is not None:
@@ -1086,7 +1127,10 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                 # Each caption row weighs as many tokens as it has, and the sum is normalised like the caption
                 # term (by the step's token count across processes and accumulated batches when the Trainer
                 # gives it), so DDP and gradient accumulation give the same loss as one big batch.
-                row_loss = self._keyword_loss(encoder_hidden_states, encoder_mask, labels.to(logits.device))
+                keyword_logits = encoder_outputs.keyword_logits
+                if encoder_index is not None:
+                    keyword_logits = keyword_logits.index_select(0, encoder_index)
+                row_loss = self._keyword_loss(keyword_logits, labels.to(logits.device))
                 row_tokens = (labels.to(logits.device) != -100).sum(-1).to(row_loss.dtype)
                 denominator = (
                     torch.as_tensor(num_items_in_batch, device=row_loss.device, dtype=row_loss.dtype)
@@ -1109,16 +1153,44 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         )
         return output if return_dict else output.to_tuple()
 
-    def _keyword_loss(self, states: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
-        """Multi-label keyword estimation from the mean of the (real frames of the) adapted encoder states: binary
-        cross-entropy against the set of words in each caption, summed over the vocabulary and divided by the
-        number of words present (so a caption's length does not scale it); one value per caption row."""
+    def _with_keywords(self, encoder_outputs: AudioCapEncoderOutput) -> AudioCapEncoderOutput:
+        """Keyword estimation, once per encoder output: the keyword head on the masked mean of the adapted audio states
+        gives `keyword_logits` (multi-label over the vocabulary); with `keyword_memory_tokens` = k > 0 the embeddings
+        of the k most probable words, scaled by their probability, are appended to the states (and the frame mask)
+        the decoder cross-attends to. Outputs that already carry `keyword_logits` (e.g. `generate` steps) pass as is."""
+        if self.keyword_head is None or encoder_outputs.keyword_logits is not None:
+            return encoder_outputs
+        states, mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask
         if mask is not None:
             weights = mask.to(states.dtype).unsqueeze(-1)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         else:
             pooled = states.mean(1)
-        logits = self.keyword_head(pooled).float()
+        logits = self.keyword_head(pooled)
+        encoder_outputs.keyword_logits = logits
+        k = self.config.keyword_memory_tokens
+        if k and self.keyword_embed is not None:
+            special = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+            special[
+                [
+                    i
+                    for i in (self.config.pad_token_id, self.config.eos_token_id, self.config.bos_token_id)
+                    if i is not None
+                ]
+            ] = True
+            probs = torch.sigmoid(logits.float()).masked_fill(special, 0.0)
+            top_p, top_i = probs.topk(min(k, probs.shape[-1]), dim=-1)
+            memory = self.keyword_embed(top_i) * top_p.to(states.dtype).unsqueeze(-1)
+            encoder_outputs.last_hidden_state = torch.cat([states, memory], dim=1)
+            if mask is not None:
+                encoder_outputs.attention_mask = torch.cat([mask, mask.new_ones(mask.shape[0], top_i.shape[1])], 1)
+        return encoder_outputs
+
+    def _keyword_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Multi-label keyword estimation (`keyword_logits`, one row per caption): binary cross-entropy against the
+        set of words in each caption, summed over the vocabulary and divided by the number of words present (so a
+        caption's length does not scale it); one value per caption row."""
+        logits = logits.float()
         targets = torch.zeros_like(logits)
         valid = labels.clamp(min=0)
         targets.scatter_add_(1, valid, (labels >= 0).to(targets.dtype)).clamp_(max=1.0)
@@ -1242,10 +1314,20 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             generation_config, model_kwargs, generation_mode, batch_size, max_cache_length
         )
 
+    def _prepare_text_encoder_decoder_kwargs_for_generation(
+        self, inputs_tensor, model_kwargs, model_input_name, generation_config
+    ):
+        """Runs the audio encoder + adapter (+ keyword estimation) once per `generate`."""
+        model_kwargs = super()._prepare_text_encoder_decoder_kwargs_for_generation(
+            inputs_tensor, model_kwargs, model_input_name, generation_config
+        )
+        model_kwargs["encoder_outputs"] = self._with_keywords(model_kwargs["encoder_outputs"])
+        return model_kwargs
+
     def _prepare_encoder_decoder_kwargs_for_generation(
         self, inputs_tensor, model_kwargs, model_input_name, generation_config
     ):
-        """Runs the audio encoder + adapter once; kept for the transformers name used by older callers."""
+        """The same, under the name older transformers callers use."""
         return self._prepare_text_encoder_decoder_kwargs_for_generation(
             inputs_tensor, model_kwargs, model_input_name, generation_config
         )

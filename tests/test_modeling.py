@@ -468,6 +468,37 @@ def test_batch_invariance_builtin(pooling):
     _check_batch_invariance(model, feats, mask, labels_for(4))
 
 
+@pytest.mark.parametrize("memory", [0, 4])
+def test_batch_invariance_cnn_front_end_and_keyword_memory(memory):
+    """The 2-D CNN front end (odd lengths: a half-real last pooled frame) and the keyword memory appended to the
+    audio states keep a clip's logits and captions the same alone and padded in a batch, garbage padding included."""
+    model = tiny_model(seed=9, encoder={"conv2d_channels": [4, 8]}, keyword_memory_tokens=memory)
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    _check_batch_invariance(model, feats, mask, labels_for(4))
+    enc = model.get_encoder()(input_features=feats, attention_mask=mask)
+    assert enc.last_hidden_state.shape[1] == 16  # ceil(61 / 4) frames; keyword memory is added by the model
+    out = model._with_keywords(enc)
+    assert out.last_hidden_state.shape[1] == 16 + memory and out.keyword_logits.shape == (4, VOCAB)
+    assert out.attention_mask[:, 16:].all() and out.attention_mask[:, :16].sum(-1).tolist() == [6, 16, 10, 5]
+
+
+def test_cnn_front_end_and_keyword_memory_train_save_and_reload(tmp_path):
+    model = tiny_model(seed=10, encoder={"conv2d_channels": [4, 8]}, keyword_memory_tokens=3).train()
+    feats, mask = batch()
+    loss = model(input_features=feats, attention_mask=mask, labels=labels_for(3)).loss
+    loss.backward()
+    assert (
+        model.encoder.model.convs2d[0].weight.grad.abs().sum() > 0 and model.keyword_embed.weight.grad.abs().sum() > 0
+    )
+    ids = torch.full((3, 4), SOS)
+    assert_round_trip(
+        model.eval(), tmp_path, {"input_features": feats, "attention_mask": mask, "decoder_input_ids": ids}
+    )
+    with pytest.raises(ValueError, match="keyword_memory_tokens"):
+        tiny_config(keyword_loss_weight=0.0, keyword_memory_tokens=2)
+
+
 def test_batch_invariance_whisper_encoder(whisper_dir):
     model = composed(whisper_dir, None, seed=8)
     feats, mask = batch(lengths=(23, 61, 40))
