@@ -214,6 +214,7 @@ class _PoisonBatch:
 def _tiny_trainer(data: Path, out: Path, poison_batch: int, **overrides):
     from hf_audiocap.training.arguments import parse_recipe
     from hf_audiocap.training.builders import build_model, build_processor, build_trainer, load_recipe_datasets
+    from hf_audiocap.training.callbacks import TrainingCurvesCallback
 
     model_args, data_args, training_args = parse_recipe(
         tiny_run_args(data, out, max_steps=3, test_split="null", eval_split="null", **overrides)
@@ -222,6 +223,7 @@ def _tiny_trainer(data: Path, out: Path, poison_batch: int, **overrides):
     processor = build_processor(model_args, clips["train"])
     model = build_model(model_args, processor, training_args)
     trainer = build_trainer(model, processor, clips, data_args, training_args)
+    trainer.remove_callback(TrainingCurvesCallback)  # its plot (matplotlib) is not under test: seconds saved
     trainer.data_collator = _PoisonBatch(trainer.data_collator, poison_batch)
     return trainer
 
