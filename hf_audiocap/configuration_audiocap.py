@@ -37,7 +37,9 @@ class AudioCapEncoderConfig(PretrainedConfig):
     `conv2d_channels` (e.g. `[16, 32]`), a 2-D CNN front end (per block: Conv2d 3x3 + GELU + 2x2 average pooling over
     frequency and time, then the channels x remaining mel bands projected to `d_model`): a CNN sees local
     time-frequency patterns (a beep's line, a chirp's sweep) wherever they sit, and learns them from far less data
-    than a transformer on frame vectors; then sinusoidal
+    than a transformer on frame vectors. With `summary_token`, a first position holds a projection of the clip's
+    log-mel statistics (per band: mean, standard deviation and maximum over its real frames): what a clip-level
+    detector sees at once, available to every layer and to the decoder from the first step. Then sinusoidal
     positions computed for the actual length (any length works, nothing is padded to 30 s), `encoder_layers` pre-LN
     transformer layers using `torch.nn.functional.scaled_dot_product_attention` with the key padding mask."""
 
@@ -59,6 +61,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         conv_kernel_size: int = 3,
         conv_stride: int = 2,
         conv2d_channels: list[int] | None = None,
+        summary_token: bool = False,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
@@ -76,6 +79,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.conv_kernel_size = conv_kernel_size
         self.conv_stride = conv_stride
         self.conv2d_channels = list(conv2d_channels) if conv2d_channels else None
+        self.summary_token = bool(summary_token)
         if self.conv2d_channels and (min(self.conv2d_channels) < 1 or num_mel_bins >> len(self.conv2d_channels) < 1):
             raise ValueError(
                 f"AudioCapEncoderConfig: conv2d_channels must be positive and halve num_mel_bins ({num_mel_bins}) at "

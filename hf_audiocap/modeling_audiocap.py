@@ -390,6 +390,9 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
                 nn.Conv1d(channels[i], channels[i + 1], kernel_size=k, stride=s, padding=k // 2)
                 for i in range(config.num_conv_layers)
             )
+        self.summary_proj = (
+            nn.Linear(3 * config.num_mel_bins, config.d_model) if getattr(config, "summary_token", False) else None
+        )
         self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
@@ -416,6 +419,7 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
         x = input_features
         if lengths is not None:
             x = x * _lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        summary = self._summary(x, lengths) if self.summary_proj is not None else None
         for conv in self.convs:
             x = F.gelu(conv(x))
             if lengths is not None:
@@ -432,6 +436,9 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
         else:
             hidden = x.transpose(1, 2)
         hidden = hidden + _sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
+        if summary is not None:
+            hidden = torch.cat([summary, hidden], dim=1)
+            lengths = lengths + 1 if lengths is not None else None
         hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
         frame_mask = _lengths_to_mask(lengths, hidden.shape[1]) if lengths is not None else None
         sdpa_mask = _sdpa_key_mask(frame_mask)
@@ -442,6 +449,19 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
                 all_hidden += (hidden,)
         hidden = self.layer_norm(hidden)
         return AudioCapEncoderOutput(last_hidden_state=hidden, hidden_states=all_hidden, attention_mask=frame_mask)
+
+    def _summary(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(batch, n_mels, frames) -> the summary position (batch, 1, d_model): per band mean, std and max over the
+        clip's real frames, projected."""
+        if lengths is None:
+            mean, std, peak = x.mean(-1), x.std(-1, unbiased=False), x.amax(-1)
+        else:
+            real = _lengths_to_mask(lengths, x.shape[-1])[:, None, :]
+            count = lengths.to(x.dtype)[:, None]
+            mean = x.sum(-1) / count  # padding frames are already zero
+            std = (((x - mean[..., None]) * real).square().sum(-1) / count).sqrt()
+            peak = x.masked_fill(~real, torch.finfo(x.dtype).min).amax(-1)
+        return self.summary_proj(torch.cat([mean, std, peak], dim=-1)).unsqueeze(1)
 
     def _cnn_front_end(self, x: torch.Tensor, lengths: torch.Tensor | None):
         """(batch, n_mels, frames), padding frames already zero -> (batch, ceil(frames / 2^blocks), d_model). Frames are

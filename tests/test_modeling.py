@@ -468,6 +468,16 @@ def test_batch_invariance_builtin(pooling):
     _check_batch_invariance(model, feats, mask, labels_for(4))
 
 
+def test_batch_invariance_summary_token():
+    """The clip-statistics position (masked mean/std/max) is the same for a clip alone and padded with garbage."""
+    model = tiny_model(seed=11, encoder={"summary_token": True})
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    _check_batch_invariance(model, feats, mask, labels_for(4))
+    enc = model.get_encoder()(input_features=feats, attention_mask=mask)
+    assert enc.attention_mask.sum(-1).tolist() == [1 + 6, 1 + 16, 1 + 10, 1 + 5]
+
+
 @pytest.mark.parametrize("memory", [0, 4])
 def test_batch_invariance_cnn_front_end_and_keyword_memory(memory):
     """The 2-D CNN front end (odd lengths: a half-real last pooled frame) and the keyword memory appended to the
