@@ -27,10 +27,11 @@ the log turns into 1e-4 .. 7e-4 errors on full-scale sines and chirps with ``log
 as 1e-4 would hide it, and that squashes quiet sounds). In float64 the features match librosa-float64 to ~1e-6 on any
 signal at any ``log_offset``, for ~1.7x the time of an all-float32 path. Output features are float32.
 
-Speed: frames are windowed, FFT'd (``torch.fft.rfft``), squared and projected on the mel filters in cache-sized
-chunks of frames, per clip, without complex ``abs``/``sqrt`` (the real and imaginary parts are squared in place and
-multiplied by a mel matrix whose rows are duplicated for them); only the frequency bins the filters use are kept,
-frames past a clip's end are not computed. See benchmarks/bench_features.py.
+Speed: each clip is copied once into a zero-padded row in its own precision; its frames are strided views of that
+row, windowed, FFT'd (``torch.fft.rfft``), cast to float32, squared and projected on the mel filters in cache-sized
+chunks of frames, without complex ``abs``/``sqrt`` (the complex spectrum viewed as interleaved real and imaginary parts
+is squared in place and multiplied by a mel matrix whose rows are duplicated for them); frames past a clip's end are
+not computed. See benchmarks/bench_features.py.
 """
 
 from __future__ import annotations
@@ -152,12 +153,10 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
             norm=self.mel_norm,
             mel_scale=self.mel_scale,
         )
-        nonzero = np.flatnonzero(filters.any(axis=1))
-        self._bin_lo, self._bin_hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else (0, 1)
-        used = torch.from_numpy(filters[self._bin_lo : self._bin_hi].astype(np.float32))
         # rfft output viewed as real is (..., bins, 2) = re, im interleaved: square it in place and multiply by the
         # mel matrix with each row duplicated, which sums re^2 + im^2 inside the matmul (no complex abs, no sqrt).
-        self._mel_interleaved_t = used.repeat_interleave(2, dim=0).T.contiguous()  # (n_mels, 2 * used bins)
+        mel = torch.from_numpy(filters.astype(np.float32))
+        self._mel_interleaved_t = mel.repeat_interleave(2, dim=0).T.contiguous()  # (n_mels, 2 * bins)
         left = (self.n_fft - self.win_length) // 2
         # float64: the far spectral leakage of a Hann window depends on its exact shape; a float32-rounded window
         # adds a noise floor ~1e-7 below the loudest bin, which the log turns into ~1e-4 errors on loud pure tones.
@@ -306,26 +305,23 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
     def _extract(self, clips: list[np.ndarray], lengths: list[int], frames: list[int], total: int) -> torch.Tensor:
         """Log-mel features (batch, n_mels, total) of validated clips; frames past each clip's own are padding."""
         n_fft, hop, half = self.n_fft, self.hop_length, self.n_fft // 2
-        # One zero buffer holds every clip, centered-padded with zeros (pad_mode="constant"); frame t of clip i reads
-        # row i, samples [t * hop, t * hop + n_fft). Rows are long enough for the last real frame of each clip.
-        # float64 from the start (see "Precision"): the clips are converted while copied in, once.
-        row = max(lengths) + n_fft
-        buffer = torch.empty(len(clips), row, dtype=torch.float64)
-        for i, (clip, n) in enumerate(zip(clips, lengths)):
-            buffer[i, :half].zero_()
-            buffer[i, half : half + n] = torch.from_numpy(clip)
-            buffer[i, half + n :].zero_()
-        buffer = buffer.view(-1)
+        # Each clip is copied once into a zero-padded row (centered, pad_mode="constant"); frame t reads samples
+        # [t * hop, t * hop + n_fft). The row keeps the clips' precision (float32 audio stays float32: multiplied by
+        # the float64 window it gives exact float64 frames, see "Precision").
+        dtype = torch.float64 if any(c.dtype == np.float64 for c in clips) else torch.float32
+        padded = torch.zeros(max(lengths) + n_fft, dtype=dtype)
         out = torch.empty(len(clips), self.feature_size, total)
-        lo, hi = self._bin_lo, self._bin_hi
         window, mel_t = self._window, self._mel_interleaved_t
-        for i, t_clip in enumerate(frames):
+        for i, (clip, n, t_clip) in enumerate(zip(clips, lengths, frames)):
+            padded[half : half + n] = torch.from_numpy(clip)
+            padded[half + n : half + n + n_fft].zero_()
             for start in range(0, t_clip, _CHUNK_FRAMES):
-                n = min(_CHUNK_FRAMES, t_clip - start)
-                chunk = buffer.as_strided((n, n_fft), (hop, 1), i * row + start * hop) * window
-                spectrum = torch.view_as_real(torch.fft.rfft(chunk)[:, lo:hi]).reshape(n, 2 * (hi - lo))
-                # (n_mels, 2 bins) @ (2 bins, n): written straight into the (batch, n_mels, frames) layout
-                out[i, :, start : start + n] = mel_t @ spectrum.square_().float().T
+                m = min(_CHUNK_FRAMES, t_clip - start)
+                chunk = padded.as_strided((m, n_fft), (hop, 1), start * hop) * window
+                # (m, bins) complex -> (m, 2 * bins) real view (no copy) -> float32 -> re^2, im^2 in place
+                spectrum = torch.view_as_real(torch.fft.rfft(chunk)).reshape(m, -1).float().square_()
+                # (n_mels, 2 bins) @ (2 bins, m): written straight into the (batch, n_mels, frames) layout
+                out[i, :, start : start + m] = mel_t @ spectrum.T
             real = out[i, :, :t_clip]
             if self.log_mode == "whisper":
                 real.clamp_(min=1e-10).log10_()
