@@ -52,6 +52,7 @@ logger = logging.get_logger(__name__)
 __all__ = ["AudioCapFeatureExtractor", "FeatureExtractionError"]
 
 _CHUNK_FRAMES = 512  # frames per rfft/matmul call: keeps the intermediates in cache (measured best of 128..1001)
+_MEL_GROUPS = 4  # mel bands are projected in this many groups, each on the span of bins its filters use
 
 
 class FeatureExtractionError(ValueError):
@@ -157,6 +158,14 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         # mel matrix with each row duplicated, which sums re^2 + im^2 inside the matmul (no complex abs, no sqrt).
         mel = torch.from_numpy(filters.astype(np.float32))
         self._mel_interleaved_t = mel.repeat_interleave(2, dim=0).T.contiguous()  # (n_mels, 2 * bins)
+        # The filters are narrow at low frequencies: in groups of consecutive mel bands, each group only needs the span
+        # of bins its filters cover (4 groups: a quarter of the multiply-adds of the dense product, measured faster).
+        self._mel_groups = []
+        bounds = np.linspace(0, self.feature_size, min(_MEL_GROUPS, self.feature_size) + 1).round().astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            cols = torch.nonzero(self._mel_interleaved_t[lo:hi].any(0)).flatten()
+            a, b = (int(cols[0]), int(cols[-1]) + 1) if cols.numel() else (0, 1)
+            self._mel_groups.append((int(lo), int(hi), a, b, self._mel_interleaved_t[lo:hi, a:b].contiguous()))
         left = (self.n_fft - self.win_length) // 2
         # float64: the far spectral leakage of a Hann window depends on its exact shape; a float32-rounded window
         # adds a noise floor ~1e-7 below the loudest bin, which the log turns into ~1e-4 errors on loud pure tones.
@@ -311,7 +320,7 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
         dtype = torch.float64 if any(c.dtype == np.float64 for c in clips) else torch.float32
         padded = torch.zeros(max(lengths) + n_fft, dtype=dtype)
         out = torch.empty(len(clips), self.feature_size, total)
-        window, mel_t = self._window, self._mel_interleaved_t
+        window = self._window
         for i, (clip, n, t_clip) in enumerate(zip(clips, lengths, frames)):
             padded[half : half + n] = torch.from_numpy(clip)
             padded[half + n : half + n + n_fft].zero_()
@@ -320,8 +329,9 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
                 chunk = padded.as_strided((m, n_fft), (hop, 1), start * hop) * window
                 # (m, bins) complex -> (m, 2 * bins) real view (no copy) -> float32 -> re^2, im^2 in place
                 spectrum = torch.view_as_real(torch.fft.rfft(chunk)).reshape(m, -1).float().square_()
-                # (n_mels, 2 bins) @ (2 bins, m): written straight into the (batch, n_mels, frames) layout
-                out[i, :, start : start + m] = mel_t @ spectrum.T
+                # per group (bands, 2 bins) @ (2 bins, m): written straight into the (batch, n_mels, frames) layout
+                for lo, hi, a, b, mel_t in self._mel_groups:
+                    out[i, lo:hi, start : start + m] = mel_t @ spectrum[:, a:b].T
             real = out[i, :, :t_clip]
             if self.log_mode == "whisper":
                 real.clamp_(min=1e-10).log10_()
