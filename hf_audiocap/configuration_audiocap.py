@@ -211,6 +211,10 @@ class AudioCapConfig(PretrainedConfig):
             keywords (weighted by their estimated probability) to the audio states the decoder cross-attends to, as
             Koizumi et al. (2020) feed estimated keywords to the decoder: each word is estimated on its own, so sounds
             heard together for the first time are still named. 0 = off (needs `keyword_loss_weight` > 0).
+        keyword_statistics (`bool`): also feed the keyword head the clip's per-band log-mel statistics (mean, standard
+            deviation and maximum over its real frames, layer-normalised) beside the pooled encoder states: a linear
+            clip-level detector that is useful from the first steps, while the encoder is still learning (log-mel
+            encoders only; needs `keyword_loss_weight` > 0).
         vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
         tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
@@ -230,6 +234,7 @@ class AudioCapConfig(PretrainedConfig):
         freeze_encoder: bool = False,
         keyword_loss_weight: float = 0.5,
         keyword_memory_tokens: int = 0,
+        keyword_statistics: bool = False,
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
@@ -266,6 +271,9 @@ class AudioCapConfig(PretrainedConfig):
                 f"head), got keyword_memory_tokens={keyword_memory_tokens}, keyword_loss_weight={keyword_loss_weight}"
             )
         self.keyword_memory_tokens = int(keyword_memory_tokens)
+        if keyword_statistics and not keyword_loss_weight > 0:
+            raise ValueError("AudioCapConfig: keyword_statistics needs keyword_loss_weight > 0 (the keyword head)")
+        self.keyword_statistics = bool(keyword_statistics)
         builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if vocab_size is None:
             vocab_size = self.decoder.vocab_size

@@ -109,14 +109,29 @@ class AudioCapEncoderOutput(BaseModelOutput):
     """`BaseModelOutput` + the encoder-frame `attention_mask` (bool, `(batch, encoder_frames)`, None = all valid).
 
     It travels inside `encoder_outputs`, so `generate` expands it with the states for beam search / sampling.
-    `keyword_logits` `(batch, vocab)`: the keyword head's estimate, once added by the model (see `_with_keywords`)."""
+    `keyword_logits` `(batch, vocab)`: the keyword head's estimate, once added by the model (see `_with_keywords`).
+    `clip_statistics` `(batch, 3 * n_mels)`: per-band log-mel statistics, with `keyword_statistics`."""
 
     attention_mask: torch.Tensor | None = None
     keyword_logits: torch.Tensor | None = None
+    clip_statistics: torch.Tensor | None = None
 
 
 def _lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _clip_statistics(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """(batch, bands, frames) -> (batch, 3 * bands): per band mean, standard deviation and maximum over each clip's
+    real frames (`lengths`; None = all frames), whatever the padding holds."""
+    if lengths is None:
+        return torch.cat([x.mean(-1), x.std(-1, unbiased=False), x.amax(-1)], dim=-1)
+    real = _lengths_to_mask(lengths, x.shape[-1])[:, None, :]
+    count = lengths.to(x.dtype)[:, None]
+    mean = x.masked_fill(~real, 0.0).sum(-1) / count
+    std = ((x - mean[..., None]).masked_fill(~real, 0.0).square().sum(-1) / count).sqrt()
+    peak = x.masked_fill(~real, torch.finfo(x.dtype).min).amax(-1)
+    return torch.cat([mean, std, peak], dim=-1)
 
 
 def _sdpa_key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -453,15 +468,7 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
     def _summary(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(batch, n_mels, frames) -> the summary position (batch, 1, d_model): per band mean, std and max over the
         clip's real frames, projected."""
-        if lengths is None:
-            mean, std, peak = x.mean(-1), x.std(-1, unbiased=False), x.amax(-1)
-        else:
-            real = _lengths_to_mask(lengths, x.shape[-1])[:, None, :]
-            count = lengths.to(x.dtype)[:, None]
-            mean = x.sum(-1) / count  # padding frames are already zero
-            std = (((x - mean[..., None]) * real).square().sum(-1) / count).sqrt()
-            peak = x.masked_fill(~real, torch.finfo(x.dtype).min).amax(-1)
-        return self.summary_proj(torch.cat([mean, std, peak], dim=-1)).unsqueeze(1)
+        return self.summary_proj(_clip_statistics(x, lengths)).unsqueeze(1)
 
     def _cnn_front_end(self, x: torch.Tensor, lengths: torch.Tensor | None):
         """(batch, n_mels, frames), padding frames already zero -> (batch, ceil(frames / 2^blocks), d_model). Frames are
@@ -758,6 +765,9 @@ class AudioCapAudioEncoder(nn.Module):
         self.kind = _encoder_kind(config.encoder)
         self.model = encoder if encoder is not None else _build_encoder(config.encoder)
         self.main_input_name = "input_values" if self.kind == "waveform" else "input_features"
+        self.clip_statistics = bool(getattr(config, "keyword_statistics", False))
+        if self.clip_statistics and self.kind == "waveform":
+            raise ValueError("keyword_statistics needs a log-mel encoder, not a waveform encoder")
         self.adapter = AudioCapAdapter(
             _encoder_output_dim(config.encoder),
             config.decoder.hidden_size,
@@ -810,6 +820,9 @@ class AudioCapAudioEncoder(nn.Module):
                 attention_mask = None
         hidden, mask, extra = getattr(self, f"_encode_{self.kind}")(feats, attention_mask, output_hidden_states)
         hidden, mask = self.adapter(hidden, mask)
+        if self.clip_statistics:
+            lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
+            extra["clip_statistics"] = _clip_statistics(feats, lengths)
         return AudioCapEncoderOutput(last_hidden_state=hidden, attention_mask=mask, **extra)
 
     def _encode_builtin(self, feats, mask, output_hidden_states):
@@ -916,10 +929,13 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         if decoder.get_output_embeddings() is None:
             raise ValueError(f"the decoder {type(decoder).__name__} has no LM head; use a *ForCausalLM class")
         self.decoder = decoder
+        keyword_in = self.decoder.get_input_embeddings().embedding_dim
+        self.keyword_stats_norm = None
+        if getattr(config, "keyword_statistics", False):
+            self.keyword_stats_norm = nn.LayerNorm(3 * config.encoder.num_mel_bins)
+            keyword_in += 3 * config.encoder.num_mel_bins
         self.keyword_head = (
-            nn.Linear(self.decoder.get_input_embeddings().embedding_dim, config.vocab_size)
-            if getattr(config, "keyword_loss_weight", 0.0) > 0
-            else None
+            nn.Linear(keyword_in, config.vocab_size) if getattr(config, "keyword_loss_weight", 0.0) > 0 else None
         )
         self.keyword_embed = (
             nn.Embedding(config.vocab_size, self.decoder.get_input_embeddings().embedding_dim)
@@ -1186,6 +1202,12 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         else:
             pooled = states.mean(1)
+        if self.keyword_stats_norm is not None:
+            if encoder_outputs.clip_statistics is None:
+                raise ValueError(
+                    "keyword_statistics: the encoder output has no clip_statistics (run model.get_encoder())"
+                )
+            pooled = torch.cat([pooled, self.keyword_stats_norm(encoder_outputs.clip_statistics)], dim=-1)
         logits = self.keyword_head(pooled)
         encoder_outputs.keyword_logits = logits
         k = self.config.keyword_memory_tokens

@@ -493,6 +493,23 @@ def test_batch_invariance_cnn_front_end_and_keyword_memory(memory):
     assert out.attention_mask[:, 16:].all() and out.attention_mask[:, :16].sum(-1).tolist() == [6, 16, 10, 5]
 
 
+def test_keyword_statistics_are_batch_invariant_and_reach_the_keyword_head(tmp_path):
+    """The keyword head also reads the clip's per-band log-mel statistics (masked: garbage padding ignored)."""
+    model = tiny_model(seed=12, keyword_statistics=True, keyword_memory_tokens=3)
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    _check_batch_invariance(model, feats, mask, labels_for(4))
+    enc = model.get_encoder()(input_features=feats, attention_mask=mask)
+    n = int(mask[0].sum())
+    expected = torch.cat([feats[0, :, :n].mean(-1), feats[0, :, :n].std(-1, unbiased=False), feats[0, :, :n].amax(-1)])
+    assert torch.allclose(enc.clip_statistics[0], expected, atol=1e-5)
+    train = model.train()
+    train(input_features=feats, attention_mask=mask, labels=labels_for(4)).loss.backward()
+    assert train.keyword_stats_norm.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="keyword_statistics"):
+        tiny_config(keyword_loss_weight=0.0, keyword_statistics=True)
+
+
 def test_cnn_front_end_and_keyword_memory_train_save_and_reload(tmp_path):
     model = tiny_model(seed=10, encoder={"conv2d_channels": [4, 8]}, keyword_memory_tokens=3).train()
     feats, mask = batch()
