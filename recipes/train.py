@@ -16,6 +16,7 @@ from hf_audiocap.training.builders import (
     build_model,
     build_processor,
     build_trainer,
+    describe_splits,
     evaluate_test_split,
     format_report,
     load_recipe_datasets,
@@ -35,7 +36,7 @@ def main(argv=None):
 
     # 2. Data: clips with grouped references; training expands them to (clip, caption) pairs.
     clips = load_recipe_datasets(data_args)
-    logger.info("clips: %s", {split: len(ds) for split, ds in clips.items()})
+    logger.info("clips: %s", describe_splits(clips))
 
     # 3. Processor (log-mel front end + tokenizer) and 4. model.
     processor = build_processor(model_args, clips[data_args.train_split])

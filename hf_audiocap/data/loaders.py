@@ -716,12 +716,47 @@ def load_hf_dataset(
 def _convert_hf_split(ds, split, source, audio_column, caption_column, id_column, drop_empty, probe, base):
     cols = list(ds.column_names)
     where = f"{source} [{split}]"
+    convert, counts, cast_audio = _hf_row_converter(
+        cols, ds.features, where, split, audio_column, caption_column, id_column, drop_empty, probe, base
+    )
+    if cast_audio:
+        ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
+    kwargs: dict[str, Any] = {}
+    cache_files = [f["filename"] for f in ds.cache_files]
+    if cache_files and not os.access(os.path.dirname(cache_files[0]), os.W_OK):
+        kwargs["keep_in_memory"] = True  # read-only source folder: do not try to write the cache next to it
+    converted = ds.map(
+        convert,
+        batched=True,
+        with_indices=True,
+        remove_columns=cols,
+        features=CAPTION_FEATURES,
+        desc=f"Converting {split}",
+        load_from_cache_file=False,
+        **kwargs,
+    )
+    if counts["captions"] or counts["clips"]:
+        warnings.warn(
+            f"{where}: dropped {counts['captions']} empty caption(s) and {counts['clips']} clip(s) without captions",
+            stacklevel=3,
+        )
+    return converted
+
+
+def _hf_row_converter(cols, features, where, split, audio_column, caption_column, id_column, drop_empty, probe, base):
+    """(convert, counts, cast_audio): the batched ``map`` function turning rows of a ``datasets`` split with columns
+    ``cols`` into the caption schema (shared by the map-style and the streamed loaders), the dropped-caption counts it
+    updates, and whether the audio column is an ``Audio`` feature to cast to ``decode=False`` first. ``features``
+    None (a stream whose types are unknown): the audio column's type is read from each value (path or {bytes, path})."""
     if audio_column not in cols:
         raise DatasetFormatError(f"{where}: no audio column {audio_column!r} (columns: {', '.join(cols)})")
-    feature = ds.features[audio_column]
-    if isinstance(feature, datasets.Audio):
-        ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
-    elif not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+    feature = features[audio_column] if features is not None else None
+    cast_audio = isinstance(feature, datasets.Audio)
+    if not (
+        feature is None
+        or cast_audio
+        or (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"))
+    ):
         raise DatasetFormatError(f"{where}: column {audio_column!r} is {feature}, expected an Audio or string column")
     if caption_column is None:
         cap_cols = _detect_caption_columns(cols)
@@ -791,26 +826,7 @@ def _convert_hf_split(ds, split, source, audio_column, caption_column, id_column
             out["captions"].append(caps)
         return out
 
-    kwargs: dict[str, Any] = {}
-    cache_files = [f["filename"] for f in ds.cache_files]
-    if cache_files and not os.access(os.path.dirname(cache_files[0]), os.W_OK):
-        kwargs["keep_in_memory"] = True  # read-only source folder: do not try to write the cache next to it
-    converted = ds.map(
-        convert,
-        batched=True,
-        with_indices=True,
-        remove_columns=cols,
-        features=CAPTION_FEATURES,
-        desc=f"Converting {split}",
-        load_from_cache_file=False,
-        **kwargs,
-    )
-    if counts["captions"] or counts["clips"]:
-        warnings.warn(
-            f"{where}: dropped {counts['captions']} empty caption(s) and {counts['clips']} clip(s) without captions",
-            stacklevel=3,
-        )
-    return converted
+    return convert, counts, cast_audio
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -898,11 +914,14 @@ def load_caption_dataset(source: str, *args: Any, **kwargs: Any) -> datasets.Dat
     return LOADERS[source](*args, **kwargs)
 
 
-def expand_captions(dataset: datasets.Dataset | datasets.DatasetDict, **map_kwargs: Any):
+def expand_captions(dataset: datasets.Dataset | datasets.DatasetDict | datasets.IterableDataset, **map_kwargs: Any):
     """One row per (clip, caption) for training: ``captions`` is replaced by ``caption`` (string) and
-    ``caption_index`` (int32); other columns are repeated. Evaluation should keep ``captions`` grouped."""
+    ``caption_index`` (int32); other columns are repeated. Evaluation should keep ``captions`` grouped. An
+    ``IterableDataset`` (a streamed split, with known features) is expanded lazily, as it is read."""
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict({k: expand_captions(v, **map_kwargs) for k, v in dataset.items()})
+    if dataset.column_names is None or dataset.features is None:
+        raise ValueError("expand_captions: the stream's columns are unknown (map it to the caption schema first)")
     if "captions" not in dataset.column_names:
         raise ValueError(f"expand_captions: no 'captions' column (columns: {', '.join(dataset.column_names)})")
     others = [c for c in dataset.column_names if c != "captions"]
@@ -920,5 +939,6 @@ def expand_captions(dataset: datasets.Dataset | datasets.DatasetDict, **map_kwar
                 out["caption_index"].append(k)
         return out
 
-    map_kwargs.setdefault("desc", "Expanding captions")
+    if not isinstance(dataset, datasets.IterableDataset):
+        map_kwargs.setdefault("desc", "Expanding captions")
     return dataset.map(explode, batched=True, remove_columns=dataset.column_names, features=features, **map_kwargs)

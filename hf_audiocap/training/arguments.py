@@ -138,6 +138,27 @@ class DataArguments:
             "help": "Folder of the precompute_features caches. None: hf_audiocap_log_mels in the datasets cache."
         },
     )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the TRAINING split (a datasets IterableDataset) instead of building it in memory: the hf "
+            "source is read with datasets' streaming=True (local parquet/json/csv data_files, a Hub repository, a "
+            "save_to_disk folder), the other loaders' index of paths with to_iterable_dataset. Rows are converted, "
+            "captions expanded (or grouped, group_captions), shuffled with a buffer (shuffle_buffer_size) and split by "
+            "node (one part per process) as they are read, repeated without end; audio is decoded per batch by the "
+            "collator, so the training audio is never all in memory. Needs max_steps > 0 and step-based logging/eval/save. "
+            "Validation/test splits stay map-style (read once, in memory). The hf stream's clips are not checked "
+            "up front: a bad file stops the run at its batch, naming it. Not with precompute_features."
+        },
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={
+            "help": "streaming only: rows held in the shuffle buffer (the shard order is shuffled too, with the "
+            "training seed); larger shuffles better and holds more rows (audio paths or bytes, not waveforms). 0: "
+            "the stream's own order."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.mixup_prob <= 1.0:
@@ -155,6 +176,17 @@ class DataArguments:
             raise ValueError("dataset: audiocaps needs audio_dir, the folder of clips you downloaded.")
         if self.max_label_length < 2:
             raise ValueError(f"max_label_length must be >= 2, got {self.max_label_length}.")
+        if self.shuffle_buffer_size < 0:
+            raise ValueError(f"shuffle_buffer_size must be >= 0, got {self.shuffle_buffer_size}.")
+        if self.streaming and self.precompute_features:
+            raise ValueError(
+                "streaming cannot be combined with precompute_features (the log-mel cache is computed over every clip "
+                "before training): set precompute_features: false, or streaming: false."
+            )
+        if self.skip_missing and self.dataset == "hf":
+            raise ValueError(
+                "skip_missing does not apply to dataset: hf (its loader does not look for files): drop skip_missing."
+            )
 
 
 @dataclass
@@ -251,7 +283,35 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")
-    return parser.parse_dict(_coerce_floats(values))
+    model_args, data_args, training_args = parser.parse_dict(_coerce_floats(values))
+    check_recipe(data_args, training_args)
+    return model_args, data_args, training_args
+
+
+def check_recipe(data_args: DataArguments, training_args: Seq2SeqTrainingArguments) -> None:
+    """Combinations of data and training arguments that cannot work, refused before anything runs."""
+    if data_args.streaming:
+        if training_args.max_steps <= 0:
+            raise ValueError(
+                "streaming: true needs max_steps > 0 (a streamed training split has no length, so epochs cannot be "
+                "counted): set max_steps, e.g. --max_steps 10000."
+            )
+        epoch_based = [
+            name
+            for name in ("eval_strategy", "save_strategy", "logging_strategy")
+            if getattr(getattr(training_args, name, None), "value", getattr(training_args, name, None)) == "epoch"
+        ]
+        if epoch_based:
+            raise ValueError(
+                f"streaming: true repeats the training stream without epochs: {', '.join(epoch_based)}: epoch would "
+                "never trigger; use steps (with eval_steps/save_steps/logging_steps)."
+            )
+        strategy = getattr(training_args, "train_sampling_strategy", "random")
+        if strategy not in (None, "random"):
+            raise ValueError(
+                f"train_sampling_strategy: {strategy} needs a map-style training split; a stream is read in its "
+                "shuffled order (shuffle_buffer_size): drop train_sampling_strategy, or set streaming: false."
+            )
 
 
 def _type_name(tp) -> str:

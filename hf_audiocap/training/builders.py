@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Seq2SeqTrainingArguments
 
 from hf_audiocap.data.audio import load_audio
@@ -16,6 +17,7 @@ from hf_audiocap.data.augment import CaptionMixup, SpecAugment
 from hf_audiocap.data.collator import AudioCaptionCollator
 from hf_audiocap.data.features import precompute_log_mels
 from hf_audiocap.data.loaders import check_audio_files, expand_captions, load_caption_dataset
+from hf_audiocap.data.streaming import load_hf_stream, materialize, to_caption_stream, training_stream
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
@@ -30,7 +32,11 @@ logger = logging.getLogger(__name__)
 
 
 def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
-    """The recipe's clips, one row per clip with its grouped `captions` (SynthCaps generated if asked)."""
+    """The recipe's clips, one row per clip with its grouped `captions` (SynthCaps generated if asked).
+
+    With `streaming`, the training split is a `datasets.IterableDataset` of the same schema (see
+    `hf_audiocap.data.streaming`): the `hf` source streams every split and collects the validation/test clips into
+    small in-memory splits; the other loaders build their index of paths as usual and stream the training one."""
     path = Path(data_args.dataset_path)
     if data_args.dataset == "synthcaps":
         if not (path / f"clotho_captions_{data_args.train_split}.csv").is_file():
@@ -47,9 +53,13 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
         source, kwargs = "audiocaps", {"audio_dir": data_args.audio_dir}
     else:
         source, kwargs = data_args.dataset, {}
+    if source != "hf":  # the hf loader looks for no files (DataArguments refuses skip_missing with it)
+        kwargs["skip_missing"] = data_args.skip_missing
     kwargs.update(data_args.dataset_kwargs)
     splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
-    clips = load_caption_dataset(source, data_args.dataset_path, skip_missing=data_args.skip_missing, **kwargs)
+    if data_args.streaming and source == "hf":
+        return _load_hf_streams(data_args, splits, kwargs)
+    clips = load_caption_dataset(source, data_args.dataset_path, **kwargs)
     missing = [s for s in splits if s not in clips]
     if missing:
         raise ValueError(f"{data_args.dataset_path}: no split(s) {missing}; it has {sorted(clips)}")
@@ -65,7 +75,47 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
     # Every clip's header (readable, not truncated or empty, within max_duration) before anything is decoded: a bad
     # file stops the run now, with the list of bad clips, not at the batch that holds it.
     check_audio_files(clips, max_duration=data_args.max_duration, where=str(data_args.dataset_path))
+    if data_args.streaming:
+        clips[data_args.train_split] = to_caption_stream(clips[data_args.train_split])
     return clips
+
+
+def _load_hf_streams(data_args: DataArguments, splits: list[str], kwargs: dict) -> DatasetDict:
+    """`streaming` with the hf source: the training split stays a stream (its first `max_train_clips` with that
+    option); the validation/test splits are read from their streams into memory (they are small and need a length)
+    and checked like any loader's."""
+    clips = DatasetDict()
+    for split in splits:
+        stream = load_hf_stream(data_args.dataset_path, split, **kwargs)
+        if split == data_args.train_split:
+            clips[split] = stream.take(data_args.max_train_clips) if data_args.max_train_clips else stream
+        else:
+            limit = data_args.max_eval_clips if split == data_args.eval_split else None
+            clips[split] = materialize(stream, limit or None)
+    held = DatasetDict({s: ds for s, ds in clips.items() if s != data_args.train_split})
+    check_audio_files(held, max_duration=data_args.max_duration, where=str(data_args.dataset_path))
+    return clips
+
+
+def describe_splits(clips) -> dict:
+    """{split: number of clips, or "streamed"} for the log."""
+    return {split: len(ds) if isinstance(ds, Dataset) else "streamed" for split, ds in clips.items()}
+
+
+def training_dataset(train_clips, data_args: DataArguments, training_args):
+    """What the Trainer reads: the clips (`group_captions`) or their (clip, caption) rows; a streamed split also
+    shuffled with a buffer, repeated, and split by node (one part per process, see `training_stream`)."""
+    if isinstance(train_clips, IterableDataset):
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        return training_stream(
+            train_clips,
+            group_captions=data_args.group_captions,
+            shuffle_buffer_size=data_args.shuffle_buffer_size,
+            seed=seed,
+            rank=training_args.process_index,
+            world_size=training_args.world_size,
+        )
+    return train_clips if data_args.group_captions else expand_captions(train_clips)
 
 
 def prepare_features(clips: DatasetDict, processor, data_args: DataArguments, training_args) -> DatasetDict:
@@ -100,7 +150,7 @@ def build_processor(model_args: ModelArguments, train_clips) -> AudioCapProcesso
         feature_extractor.log_mode == "natural" and "do_normalize" not in model_args.feature_extractor_overrides
     )
     if model_args.normalize_features and wants_stats:
-        sample = train_clips.select(range(min(model_args.normalization_clips, len(train_clips))))
+        sample = _first_clips(train_clips, model_args.normalization_clips)
         waves = [load_audio(a, feature_extractor.sampling_rate, name=i) for a, i in zip(sample["audio"], sample["id"])]
         mean, std = compute_normalization(feature_extractor, waves)
         feature_extractor.do_normalize, feature_extractor.mean, feature_extractor.std = True, mean, std
@@ -112,9 +162,22 @@ def build_processor(model_args: ModelArguments, train_clips) -> AudioCapProcesso
         if tokenizer.pad_token is None:  # GPT-2 has none: pad with eos (padding is masked in labels anyway)
             tokenizer.pad_token = tokenizer.eos_token
     else:
-        texts = [c for captions in train_clips["captions"] for c in captions]
+        if isinstance(train_clips, IterableDataset):
+            logger.info("word tokenizer: reading the captions of the streamed training split (one pass)")
+            captions_per_clip = (row["captions"] for row in train_clips)
+        else:
+            captions_per_clip = train_clips["captions"]
+        texts = [c for captions in captions_per_clip for c in captions]
         tokenizer = build_word_tokenizer(texts, min_frequency=model_args.word_min_frequency)
     return AudioCapProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+
+def _first_clips(clips, n: int) -> dict[str, list]:
+    """The `audio` and `id` of the first `n` clips of a split or a stream (a stream reads only those)."""
+    if isinstance(clips, IterableDataset):
+        rows = list(itertools.islice(clips, n))
+        return {"audio": [r["audio"] for r in rows], "id": [r["id"] for r in rows]}
+    return clips.select(range(min(n, len(clips))))[:]
 
 
 def build_model(model_args: ModelArguments, processor: AudioCapProcessor, training_args: Seq2SeqTrainingArguments):
@@ -202,13 +265,14 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
     if os.environ.get(WeightsDigestCallback.ENV):
         callbacks.append(WeightsDigestCallback(os.environ[WeightsDigestCallback.ENV]))
+    streamed = isinstance(clips[data_args.train_split], IterableDataset)
     trainer = AudioCapTrainer(
         model=model,
         args=training_args,
         data_collator=train_collator,
-        train_dataset=clips[data_args.train_split]
-        if data_args.group_captions
-        else expand_captions(clips[data_args.train_split]),
+        train_dataset=training_dataset(clips[data_args.train_split], data_args, training_args),
+        # a stream is already split by node (training_dataset): the Trainer must not shard it a second time
+        train_split_by_node=streamed and training_args.world_size > 1,
         eval_dataset=clips[data_args.eval_split] if data_args.eval_split else None,
         processing_class=processor,
         eval_data_collator=eval_collator,

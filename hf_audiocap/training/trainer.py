@@ -54,9 +54,13 @@ class AudioCapTrainer(Seq2SeqTrainer):
         metrics_fn=None,
         num_sample_captions: int = 5,
         spec_augment=None,
+        train_split_by_node: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # the train dataset is already this process's part (a stream split by `split_dataset_by_node`): its dataloader
+        # must not be sharded again (see get_train_dataloader)
+        self.train_split_by_node = train_split_by_node
         self.eval_data_collator = eval_data_collator  # no augmentation at evaluation
         self.metrics_fn = metrics_fn
         self.num_sample_captions = num_sample_captions
@@ -127,6 +131,47 @@ class AudioCapTrainer(Seq2SeqTrainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=True,
             )
+
+    def get_train_dataloader(self):
+        """With `train_split_by_node`, this process's part of a stream, batched as it comes.
+
+        `accelerator.prepare` would shard it a second time. What accelerate 1.15 does with an `IterableDataset` on
+        several processes (`data_loader.prepare_data_loader`, checked by running it): by default `dispatch_batches=True`:
+        rank 0 alone reads (its own part), concatenates N batches and sends each process a slice, so the other parts
+        are never read (and here it fails: the batches carry `clip_ids` strings, which it cannot concatenate); with
+        `dispatch_batches=False`, `dataset.shard(N, rank)` when the part has >= N shards, else `IterableDatasetShard`
+        (every process keeps one batch in N of its part): each process trains on a subsequence of its part. So the
+        DataLoader is prepared as for one process (`num_processes=1`: neither sharded nor dispatched; batches still
+        moved to the device): each process draws every batch of its own part, and DDP averages the gradients as
+        usual (tests/test_streaming.py::test_two_processes_read_disjoint_parts checks the exact rows per process)."""
+        if not self.train_split_by_node or self.accelerator.num_processes == 1:
+            return super().get_train_dataloader()
+        from accelerate.data_loader import prepare_data_loader
+        from torch.utils.data import DataLoader
+
+        params = {
+            "batch_size": self._train_batch_size,
+            "collate_fn": self._get_collator_with_removed_columns(self.data_collator, description="Training"),
+            "num_workers": self.args.dataloader_num_workers,
+            "pin_memory": self.args.dataloader_pin_memory,
+            "persistent_workers": self.args.dataloader_persistent_workers,
+            "multiprocessing_context": self.args.dataloader_multiprocessing_context,
+            "prefetch_factor": self.args.dataloader_prefetch_factor,
+            "in_order": self.args.dataloader_in_order,
+        }  # what Trainer._get_dataloader passes for an IterableDataset
+        accelerator = self.accelerator
+        dataloader = prepare_data_loader(
+            DataLoader(self.train_dataset, **params),
+            accelerator.device,
+            num_processes=1,
+            process_index=0,
+            put_on_device=accelerator.device_placement,
+            dispatch_batches=False,
+            non_blocking=accelerator.non_blocking,
+            use_stateful_dataloader=accelerator.use_stateful_dataloader,
+        )
+        accelerator._dataloaders.append(dataloader)  # as accelerator.prepare does (its save_state/load_state)
+        return dataloader
 
     def get_eval_dataloader(self, eval_dataset=None):
         if self.eval_data_collator is None:
