@@ -12,9 +12,10 @@ Tabs:
   caption and a timestamped history are shown.
 
 API (gradio_client): `/caption` takes an audio file (and optional decoding settings) and returns `(caption, error)`;
-it is batched by Gradio's queue (`batch=True`), so simultaneous users share forward passes. A bad upload gives an empty
-caption and a one-line `error` for that request only (a batched function that raises would fail every request of the
-batch). Every caption goes through the shared `Captioner`, as in the CLI, the pipeline and evaluation.
+up to 16 requests are decoded at once and their waveforms share forward passes (requests arriving while one pass runs
+go together in the next), so simultaneous users share the model. A bad upload, or a request Gradio refuses, gives an
+empty caption and a one-line `error` (or an error event) for that request only. Every caption goes through the shared
+`Captioner`, as in the CLI, the pipeline and evaluation.
 
 Safe defaults: binds 127.0.0.1 unless --host, no share link unless --share, uploads limited in size (--max-file-size)
 and duration (--max-duration), Gradio analytics and Hub telemetry off. The model is loaded by `build_app`, not on
@@ -26,10 +27,17 @@ every 30 min) and to the --ratings folder (see docs/reliability.md).
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Before gradio / huggingface_hub are imported: nothing is reported anywhere.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# Gradio imports matplotlib around every event, which writes its font cache to ~/.cache/matplotlib: keep it in the
+# temporary folder instead (unless the user chose a folder).
+os.environ.setdefault(
+    "MPLCONFIGDIR",
+    os.path.join(os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio"), "matplotlib"),
+)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -48,6 +56,7 @@ MAX_BATCH_SIZE = 16
 LIVE_WINDOW_S = 5.0
 LIVE_HOP_S = 1.0
 LIVE_HISTORY = 200
+MALLOC_TRIM_EVERY_S = 10.0
 
 
 def load_captioner(model_path: str, trust_remote_code: bool = False, batch_size: int = MAX_BATCH_SIZE):
@@ -74,6 +83,7 @@ class CaptionService:
             "no_repeat_ngram_size": int(gen.no_repeat_ngram_size or 0),
         }
         self.lock = threading.Lock()  # one forward pass at a time: the CPU is shared between the tabs' events
+        self.batcher = _Batcher(self._run_group, max_batch=captioner.batch_size or MAX_BATCH_SIZE)
 
     # -- decoding settings ------------------------------------------------------------------------------------------
     def generate_kwargs(self, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
@@ -106,31 +116,48 @@ class CaptionService:
         return any(os.path.commonpath([real, d]) == d for d in self.upload_dirs)
 
     # -- events -----------------------------------------------------------------------------------------------------
+    def caption(self, path, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
+        """The `/caption` event: one upload in, `(caption, error)` out. The upload is decoded in the request's own
+        thread; the waveform then joins the next forward pass (`_Batcher`): requests that arrive while one runs share
+        the next, so simultaneous users share forward passes. A bad upload only gets its own error.
+
+        Not a Gradio `batch=True` function on purpose: Gradio prepares a batch's requests together, so one request
+        with an invalid payload (a path outside the upload folder, a malformed file object) failed every request of
+        its batch; here each request stands alone until its waveform is ready."""
+        try:
+            wave = self.load(path)
+        except ValueError as err:
+            return "", str(err)
+        kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
+        return self.batcher.submit(wave, tuple(sorted(kwargs.items())))
+
     def caption_batch(self, paths, num_beams, max_length, repetition_penalty, no_repeat_ngram_size):
-        """Gradio batch function: lists in, `(captions, errors)` out. Requests with the same decoding settings share
-        forward passes; a bad upload only gets its own error."""
-        n = len(paths)
-        captions, errors = [""] * n, [""] * n
-        groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
-        for i in range(n):
+        """Lists in, `(captions, errors)` out (each request through :meth:`caption`, one forward pass per group of
+        decoding settings when called from one thread)."""
+        waves: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+        captions, errors = [""] * len(paths), [""] * len(paths)
+        for i, path in enumerate(paths):
             try:
-                wave = self.load(paths[i])
+                wave = self.load(path)
             except ValueError as err:
                 errors[i] = str(err)
                 continue
             kwargs = self.generate_kwargs(num_beams[i], max_length[i], repetition_penalty[i], no_repeat_ngram_size[i])
-            groups.setdefault(tuple(sorted(kwargs.items())), []).append((i, wave))
-        for key, items in groups.items():
-            try:
-                with self.lock:
-                    texts = self.captioner.caption_arrays([w for _, w in items], **dict(key))
-            except Exception as err:  # noqa: BLE001 - e.g. invalid decoding settings: report, keep serving
-                for i, _ in items:
-                    errors[i] = f"captioning failed: {type(err).__name__}: {' '.join(str(err).split())}"
-                continue
-            for (i, _), text in zip(items, texts):
-                captions[i] = text
+            waves.setdefault(tuple(sorted(kwargs.items())), []).append((i, wave))
+        for key, items in waves.items():
+            for (i, _), (text, err) in zip(items, self._run_group([w for _, w in items], key)):
+                captions[i], errors[i] = text, err
         return captions, errors
+
+    def _run_group(self, waves: list[np.ndarray], key: tuple) -> list[tuple[str, str]]:
+        """`(caption, error)` per waveform of one forward pass with the decoding settings `key`."""
+        try:
+            with self.lock:
+                texts = self.captioner.caption_arrays(waves, **dict(key))
+        except Exception as err:  # noqa: BLE001 - e.g. invalid decoding settings: report, keep serving
+            message = f"captioning failed: {type(err).__name__}: {' '.join(str(err).split())}"
+            return [("", message)] * len(waves)
+        return [(text, "") for text in texts]
 
     def details(self, path, num_beams, max_length, repetition_penalty, no_repeat_ngram_size, n_best):
         """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings."""
@@ -178,6 +205,54 @@ class CaptionService:
             state["history"] = [[_clock(start), _clock(state["t"]), caption], *state["history"]][:LIVE_HISTORY]
             state["next"] = state["t"] + hop_s - 0.25 * hop_s  # chunks arrive about every hop: do not skip one
         return state["caption"], state["history"], state
+
+
+class _Batcher:
+    """Groups waveforms submitted from many threads into forward passes: one worker thread takes everything queued
+    (at most `max_batch`, grouped by decoding settings) each time it is free, so a request arriving while the model is
+    idle runs at once and requests arriving while it is busy share the next pass."""
+
+    def __init__(self, run, max_batch: int):
+        import queue
+
+        self._run, self._max = run, max(1, int(max_batch))
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, wave: np.ndarray, key: tuple) -> tuple[str, str]:
+        """Blocks until the waveform has been captioned: `(caption, error)`."""
+        item = {"wave": wave, "key": key, "done": threading.Event(), "result": ("", "captioning failed")}
+        with self._start:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._loop, name="caption-batcher", daemon=True)
+                self._worker.start()
+        self._queue.put(item)
+        item["done"].wait()
+        return item["result"]
+
+    def _loop(self) -> None:
+        import queue
+
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[tuple, list[dict]] = {}
+            for item in batch:
+                groups.setdefault(item["key"], []).append(item)
+            for key, items in groups.items():
+                try:
+                    results = self._run([it["wave"] for it in items], key)
+                except BaseException as err:  # noqa: BLE001 - the worker must outlive any failure
+                    results = [("", f"captioning failed: {type(err).__name__}: {err}")] * len(items)
+                for item, result in zip(items, results):
+                    item["result"] = result
+                    item["wave"] = None
+                    item["done"].set()
 
 
 def _clock(seconds: float) -> str:
@@ -281,14 +356,12 @@ def build_app(
         (
             caption_btn.click(check_upload, [audio], None, api_visibility="private")
             .success(
-                service.caption_batch,
+                service.caption,
                 [audio, *decoding_inputs],
                 [caption, error],
-                batch=True,
-                max_batch_size=MAX_BATCH_SIZE,
                 api_name="caption",
-                concurrency_limit=1,
-                concurrency_id="model",
+                concurrency_limit=MAX_BATCH_SIZE,  # decoded in parallel, then batched by service.batcher
+                concurrency_id="caption",
             )
             .then(show_error, [error], None, api_visibility="private")
             .success(
@@ -353,6 +426,8 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool =
         max_file_size=kwargs.pop("max_file_size", MAX_FILE_SIZE),
         ssr_mode=False,
         show_error=True,
+        # Gradio keeps ~60 KB of state per browser/client session, 10,000 sessions by default (~0.6 GB): 1,000 here
+        state_session_capacity=kwargs.pop("state_session_capacity", 1000),
         **kwargs,
     )
 
@@ -370,8 +445,42 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def bound_native_memory(trim_every_s: float = MALLOC_TRIM_EVERY_S) -> dict:
+    """What keeps the server's native memory flat under load; process-wide, so only `python app.py` does it.
+
+    1. Convolutions and GELU run with PyTorch's own CPU kernels instead of oneDNN's (unless HF_AUDIOCAP_ONEDNN=1).
+       oneDNN compiles and caches kernels per input shape (up to 1024); a server sees a new shape with almost every
+       forward pass (clip lengths and batch sizes vary), and that cache grew RSS by ~200 MB in 4 minutes of 32 clients.
+       PyTorch's kernels took the same CPU time per caption in a 1-thread A/B.
+    2. Every `trim_every_s` seconds, glibc's `malloc_trim(0)` hands freed heap pages back to the system: decoding
+       clips of every length in 16 request threads leaves freed memory in glibc's arenas, which RSS kept counting.
+    Measured with benchmarks/bench_app_soak.py (docs/reliability.md). Returns what was done."""
+    import ctypes
+    import ctypes.util
+
+    import torch
+
+    done = {"onednn_off": False, "malloc_trim_every_s": None}
+    if os.environ.get("HF_AUDIOCAP_ONEDNN", "").lower() not in ("1", "true", "yes"):
+        torch.backends.mkldnn.enabled = False
+        done["onednn_off"] = True
+    libc_name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(libc_name) if libc_name and sys.platform.startswith("linux") else None
+    if trim_every_s and libc is not None and hasattr(libc, "malloc_trim"):
+
+        def trim() -> None:
+            while True:
+                threading.Event().wait(trim_every_s)
+                libc.malloc_trim(0)
+
+        threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+        done["malloc_trim_every_s"] = trim_every_s
+    return done
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    bound_native_memory()
     try:
         demo = build_app(args.model, args.ratings, args.max_duration, args.trust_remote_code)
     except (FileNotFoundError, ValueError) as err:

@@ -466,11 +466,14 @@ def test_app_reads_no_path_a_client_names(served, corpus, tmp_path):
 
 
 def test_app_many_clients_good_and_bad_files(served, corpus):
+    """Good files, bad files and payloads naming server paths at once: each request gets its own answer (a refused
+    payload must not fail the good requests that share a forward pass with it)."""
     from gradio_client import Client, handle_file
 
     _, _, url, _ = served
     kinds = list(AUDIO_CASES) * 2
     results: dict[int, tuple] = {}
+    refused: list[str] = []
 
     def client_thread(offset: int) -> None:
         client = Client(url, verbose=False)
@@ -481,7 +484,13 @@ def test_app_many_clients_good_and_bad_files(served, corpus):
         for i, job in jobs:
             results[i] = job.result(timeout=120)
 
+    def hostile_thread() -> None:
+        payload = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "x.wav"}
+        for _ in range(6):
+            refused.append(_raw_call(url, "caption", [payload, 1, 12, 1.0, 0]))
+
     threads = [threading.Thread(target=client_thread, args=(k,)) for k in range(4)]
+    threads.append(threading.Thread(target=hostile_thread))
     for t in threads:
         t.start()
     for t in threads:
@@ -490,6 +499,7 @@ def test_app_many_clients_good_and_bad_files(served, corpus):
     for i, (caption, error) in results.items():
         case = AUDIO_CASES[kinds[i]]
         assert (error == "" and caption) if case.error is None else (caption == "" and case.error in error), (i, error)
+    assert len(refused) == 6 and all("not uploaded by a user" in text for text in refused)
 
 
 def test_app_wrote_nothing_outside_its_folders(served, corpus):
