@@ -32,6 +32,9 @@ import tempfile
 # Before gradio / huggingface_hub are imported: nothing is reported anywhere.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# Gradio keeps a small record of the last N events in memory (10,000 by default): 1,000 are plenty for its queue
+# estimates and keep a long-running server's memory from growing for the first 10,000 requests.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 # Gradio imports matplotlib around every event, which writes its font cache to ~/.cache/matplotlib: keep it in the
 # temporary folder instead (unless the user chose a folder).
 os.environ.setdefault(
