@@ -1,7 +1,7 @@
 """Log-mel feature extraction throughput: AudioCapFeatureExtractor vs Whisper's torch path vs per-clip librosa.
 
 Run: flock /tmp/bench.lock .venv/bin/python benchmarks/bench_features.py [--clips 64] [--seconds 10] [--threads 2]
-Prints one table row per extractor (best of --repeats runs, clips/s) and the max abs difference to librosa.
+Prints one table row per extractor (best of --repeats interleaved runs, clips/s) and the max abs difference to librosa.
 """
 
 from __future__ import annotations
@@ -13,14 +13,18 @@ import numpy as np
 import torch
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def best_times(fns: list, repeats: int) -> list[float]:
+    """Best wall time of each function, the runs interleaved (A B A B ...) so that a burst of load on a shared
+    machine hits every extractor alike instead of whichever happened to be running."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return [min(record) for record in times]
 
 
 def main() -> None:
@@ -28,7 +32,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -61,19 +65,18 @@ def main() -> None:
             out.append(np.log(mel + ours.log_offset))
         return out
 
-    rows = []
-    for name, fn in [
-        ("AudioCapFeatureExtractor", run_ours),
-        ("Whisper (torch, cpu)", run_whisper),
-        ("librosa per clip", run_librosa),
-    ]:
-        seconds = best_time(fn, args.repeats)
-        rows.append((name, seconds, args.clips / seconds))
+    names = ["AudioCapFeatureExtractor", "Whisper (torch, cpu)", "librosa per clip"]
+    # librosa is timed on its own, after the other two: numpy's BLAS threads keep spinning for a while after its
+    # mel matmul and slowed the torch extractor that ran next by 1.6x (89 -> 149 ms per batch, measured).
+    seconds = best_times([run_ours, run_whisper], args.repeats) + best_times([run_librosa], args.repeats)
+    rows = [(name, s, args.clips / s) for name, s in zip(names, seconds)]
     diff = float(np.max(np.abs(run_ours().numpy() - np.stack(run_librosa()))))
 
     whisper_rate = rows[1][2]
     librosa_rate = rows[2][2]
-    print(f"{args.clips} clips x {args.seconds:g} s at {sr} Hz, torch threads={args.threads}, best of {args.repeats}")
+    print(
+        f"{args.clips} clips x {args.seconds:g} s at {sr} Hz, torch threads={args.threads}, best of {args.repeats} interleaved"
+    )
     print(f"{'extractor':28s} {'ms/batch':>9s} {'clips/s':>9s} {'vs Whisper':>11s} {'vs librosa':>11s}")
     for name, seconds, rate in rows:
         print(
