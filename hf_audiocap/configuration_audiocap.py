@@ -215,6 +215,9 @@ class AudioCapConfig(PretrainedConfig):
             deviation and maximum over its real frames, layer-normalised) beside the pooled encoder states: a linear
             clip-level detector that is useful from the first steps, while the encoder is still learning (log-mel
             encoders only; needs `keyword_loss_weight` > 0).
+        keyword_pooling (`str`): how the keyword head reads the clip: "mean" (the masked mean of the adapted states)
+            or "max" (keyword logits per frame, masked max over frames: a short event is scored where it sounds, as
+            in sound event detection, instead of being averaged away over a long clip).
         vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
         tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
@@ -235,6 +238,7 @@ class AudioCapConfig(PretrainedConfig):
         keyword_loss_weight: float = 0.5,
         keyword_memory_tokens: int = 0,
         keyword_statistics: bool = False,
+        keyword_pooling: str = "mean",
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
@@ -274,6 +278,9 @@ class AudioCapConfig(PretrainedConfig):
         if keyword_statistics and not keyword_loss_weight > 0:
             raise ValueError("AudioCapConfig: keyword_statistics needs keyword_loss_weight > 0 (the keyword head)")
         self.keyword_statistics = bool(keyword_statistics)
+        if keyword_pooling not in ("mean", "max"):
+            raise ValueError(f"AudioCapConfig: keyword_pooling must be 'mean' or 'max', got {keyword_pooling!r}")
+        self.keyword_pooling = keyword_pooling
         builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if vocab_size is None:
             vocab_size = self.decoder.vocab_size

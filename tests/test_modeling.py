@@ -510,6 +510,40 @@ def test_keyword_statistics_are_batch_invariant_and_reach_the_keyword_head(tmp_p
         tiny_config(keyword_loss_weight=0.0, keyword_statistics=True)
 
 
+def test_keyword_max_pooling_is_batch_invariant_and_scores_frames(tmp_path):
+    """keyword_pooling "max": frame-level keyword logits, masked max over frames (garbage padding never wins)."""
+    model = tiny_model(seed=13, keyword_pooling="max", keyword_statistics=True, keyword_memory_tokens=2)
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    _check_batch_invariance(model, feats, mask, labels_for(4))
+    with torch.no_grad():
+        enc = model.get_encoder()(input_features=feats, attention_mask=mask)
+        states, width = enc.last_hidden_state, enc.last_hidden_state.shape[-1]
+        n = int(enc.attention_mask[3].sum())  # the shortest clip: only its real frames count
+        logits = model._with_keywords(enc).keyword_logits  # (appends the keyword memory to enc's states)
+        head = model.keyword_head
+        expected = (states[3, :n] @ head.weight[:, :width].T).amax(0) + head.bias
+        expected += model.keyword_stats_norm(enc.clip_statistics[3]) @ head.weight[:, width:].T
+    assert torch.allclose(logits[3], expected, atol=1e-5)
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels_for(4)}
+    reloaded = assert_round_trip(model, tmp_path, inputs)
+    assert reloaded.config.keyword_pooling == "max"
+    with pytest.raises(ValueError, match="keyword_pooling"):
+        tiny_config(keyword_pooling="attention")
+
+
+def test_conv_front_end_keeps_the_audio_at_unit_scale():
+    """He-normal conv init: unit-variance log-mels leave the conv front end at RMS ~1, on par with the sinusoidal
+    positions added next (with normal(0, 0.02) they came out at ~0.04 and the encoder saw mostly positions)."""
+    model = AudioCapForConditionalGeneration(AudioCapConfig())
+    encoder = model.get_encoder().model
+    x = torch.randn(2, encoder.config.num_mel_bins, 400)
+    with torch.no_grad():
+        for conv in encoder.convs:
+            x = torch.nn.functional.gelu(conv(x))
+    assert 0.5 < x.pow(2).mean().sqrt().item() < 2.0
+
+
 def test_cnn_front_end_and_keyword_memory_train_save_and_reload(tmp_path):
     model = tiny_model(seed=10, encoder={"conv2d_channels": [4, 8]}, keyword_memory_tokens=3).train()
     feats, mask = batch()

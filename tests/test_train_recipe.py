@@ -189,3 +189,27 @@ def test_unknown_key_fails_before_training(synth, tmp_path):
     with pytest.raises(ValueError, match="unknown recipe keys: num_epochs"):
         recipe_main()(tiny_run_args(synth, tmp_path / "x", num_epochs=3))
     assert not (tmp_path / "x").exists()
+
+
+def test_group_by_length_reads_durations_from_headers(synth, tmp_path):
+    """train_sampling_strategy: group_by_length gets each clip's duration (header only) as the `length` column, so
+    transformers' LengthGroupedSampler batches clips of similar durations (less padding for the encoder)."""
+    import soundfile as sf
+    from transformers import Seq2SeqTrainingArguments
+
+    from hf_audiocap.data.loaders import load_caption_dataset
+    from hf_audiocap.training.arguments import DataArguments
+    from hf_audiocap.training.builders import training_dataset
+
+    clips = load_caption_dataset("clotho", synth)["train"]
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "args"), train_sampling_strategy="group_by_length", report_to="none"
+    )
+    for grouped in (True, False):
+        rows = training_dataset(clips, DataArguments(dataset_path=str(synth), group_captions=grouped), args)
+        per_clip = {a["path"]: sf.info(a["path"]).duration for a in clips["audio"]}
+        assert rows["length"] == pytest.approx([per_clip[a["path"]] for a in rows["audio"]])
+        assert len(set(rows["length"])) > 1
+    out = tmp_path / "grouped"
+    recipe_main()(tiny_run_args(synth, out, train_sampling_strategy="group_by_length", max_steps=3, test_split="null"))
+    assert len(train_losses(out)) == 3

@@ -44,6 +44,7 @@ import soundfile as sf
 from datasets.table import InMemoryTable
 
 __all__ = [
+    "audio_durations",
     "CAPTION_FEATURES",
     "DatasetFormatError",
     "LOADERS",
@@ -887,6 +888,29 @@ def check_audio_files(
             + "; ".join(problems)
             + " (fix or remove these clips)"
         )
+
+
+def audio_durations(dataset: datasets.Dataset, *, batch_size: int = 256, num_threads: int = 8) -> list[float]:
+    """Each clip's duration in seconds from its header (no sample decoded), in row order: the lengths that
+    ``train_sampling_strategy: group_by_length`` batches by. A clip only the audioread fallback can open reports
+    0.0 (its length is unknown until decoded). Headers that cannot be read raise as in :func:`check_audio_files`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hf_audiocap.data.audio import check_audio
+
+    def duration(item) -> float:
+        audio, clip_id = item
+        name = (audio or {}).get("path") or clip_id if isinstance(audio, Mapping) else clip_id
+        sr, frames, _ = check_audio(audio, name=str(name))
+        return frames / sr if sr else 0.0
+
+    out: list[float] = []
+    columns = ["audio", "id"] if "id" in dataset.column_names else ["audio"]
+    with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+        for batch in dataset.select_columns(columns).iter(batch_size=batch_size):
+            ids = batch.get("id") or [f"row {len(out) + i}" for i in range(len(batch["audio"]))]
+            out.extend(pool.map(duration, zip(batch["audio"], ids)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------

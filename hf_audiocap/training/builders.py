@@ -16,7 +16,7 @@ from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
 from hf_audiocap.data.collator import AudioCaptionCollator
 from hf_audiocap.data.features import precompute_log_mels
-from hf_audiocap.data.loaders import check_audio_files, expand_captions, load_caption_dataset
+from hf_audiocap.data.loaders import audio_durations, check_audio_files, expand_captions, load_caption_dataset
 from hf_audiocap.data.streaming import load_hf_stream, materialize, to_caption_stream, training_stream
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.processing_audiocap import AudioCapProcessor
@@ -115,6 +115,10 @@ def training_dataset(train_clips, data_args: DataArguments, training_args):
             rank=training_args.process_index,
             world_size=training_args.world_size,
         )
+    length_column = training_args.length_column_name
+    if training_args.train_sampling_strategy == "group_by_length" and length_column not in train_clips.column_names:
+        # batches of clips of similar durations (read from the headers): less padding for the encoder to run through
+        train_clips = train_clips.add_column(length_column, audio_durations(train_clips))
     return train_clips if data_args.group_captions else expand_captions(train_clips)
 
 
