@@ -310,7 +310,9 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
             data = {k: v.numpy() for k, v in data.items()}
         return BatchFeature(data, tensor_type=return_tensors)
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: inference tensors cannot enter autograd, and a training batch of equal-length
+    # clips (no padding, so no masking op in between) reached the first conv as one and failed in backward.
+    @torch.no_grad()
     def _extract(self, clips: list[np.ndarray], lengths: list[int], frames: list[int], total: int) -> torch.Tensor:
         """Log-mel features (batch, n_mels, total) of validated clips; frames past each clip's own are padding."""
         n_fft, hop, half = self.n_fft, self.hop_length, self.n_fft // 2

@@ -162,3 +162,18 @@ def test_normalization_statistics_standardise_and_travel_with_the_config(tmp_pat
     assert (again.do_normalize, again.mean, again.std) == (True, mean, std)
     with pytest.raises(ValueError, match="std"):
         AudioCapFeatureExtractor(std=0.0)
+
+
+def test_features_can_be_trained_on_when_no_clip_is_padded(fe):
+    """Equal-length clips: the model drops the all-ones mask, so the features reach the first conv untouched; they
+    must be ordinary tensors (an inference-mode tensor there failed the backward pass of a training step)."""
+    from hf_audiocap import AudioCapConfig, AudioCapForConditionalGeneration
+
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(8000)).astype(np.float32) for _ in range(2)]
+    batch = fe(clips, sampling_rate=16000, return_tensors="pt")
+    assert not batch["input_features"].is_inference() and bool(batch["attention_mask"].all())
+    model = AudioCapForConditionalGeneration(AudioCapConfig(vocab_size=16)).train()
+    labels = torch.tensor([[4, 5, 3], [6, 3, -100]])
+    model(**batch, labels=labels).loss.backward()
+    assert model.get_encoder().model.convs[0].weight.grad is not None
