@@ -89,6 +89,13 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--duration", type=float, default=120.0, help="seconds of measured load after the warm-up")
     p.add_argument("--warmup", type=float, default=30.0, help="seconds of the same load before the baseline RSS")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the measured load this many times (each --duration s), reading the idle RSS after each: a "
+        "cache filling up to its cap shows as growth that stops; a leak grows by the same amount every round",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--server-env", action="append", default=[], metavar="K=V", help="extra environment of app.py")
     args = p.parse_args()
@@ -209,10 +216,12 @@ def main() -> None:
             rss_after_warmup = rss_mb(server.pid)
             status_warm = proc_status(server.pid)
             load_before = os.getloadavg()
-            t0 = time.time()
-            samples = run_phase(args.duration, args.seed, records)
-            wall = time.time() - t0
-            time.sleep(IDLE_S)
+            t0, samples, idle_after_rounds = time.time(), [], []
+            for round_index in range(args.rounds):
+                samples += run_phase(args.duration, args.seed + 7919 * round_index, records)
+                time.sleep(IDLE_S)
+                idle_after_rounds.append(rss_mb(server.pid)[0])
+            wall = time.time() - t0 - IDLE_S * args.rounds
             rss_end = rss_mb(server.pid)
             status_end = proc_status(server.pid)
             alive = server.poll() is None
@@ -241,6 +250,7 @@ def main() -> None:
             "warmup_s": args.warmup,
             "warmup_requests": len(warmup_records),
             "warmup_as_expected": sum(r["ok"] for r in warmup_records),
+            "rounds": args.rounds,
             "duration_s": round(wall, 1),
             "requests": len(records),
             "good": {"requests": len(good_records), "captioned": sum(r["ok"] for r in good_records)},
@@ -261,6 +271,7 @@ def main() -> None:
                 "after_warmup": rss_after_warmup[0],
                 "end": rss_end[0],
                 "growth_warmup_to_end": round(rss_end[0] - rss_after_warmup[0], 1),
+                "idle_after_each_round": idle_after_rounds,
                 "under_load_median_first_quarter": float(
                     np.median([r[1] for r in samples[: max(1, len(samples) // 4)]])
                 ),

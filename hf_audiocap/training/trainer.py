@@ -173,6 +173,14 @@ class AudioCapTrainer(Seq2SeqTrainer):
         accelerator._dataloaders.append(dataloader)  # as accelerator.prepare does (its save_state/load_state)
         return dataloader
 
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation reads clips in the dataset's order whatever `train_sampling_strategy` says (transformers would
+        length-group them too under group_by_length): each generated caption is scored against the references of
+        the clip at the same position."""
+        if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
+            return None
+        return torch.utils.data.SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
     def get_eval_dataloader(self, eval_dataset=None):
         if self.eval_data_collator is None:
             return super().get_eval_dataloader(eval_dataset)
