@@ -362,7 +362,7 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         # modules already loaded from a checkpoint). Nothing else holds parameters.
         super()._init_weights(module)
         if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-            # The built-in encoder's conv front end: He-normal, std sqrt(2 / fan_in). With normal(0, 0.02) the two
+            # Convs (the built-in encoder's front end): He-normal, std sqrt(2 / fan_in). With normal(0, 0.02) the two
             # convs shrank unit-variance log-mels to RMS 0.04, under sinusoidal positions of RMS 0.7: the encoder
             # started out seeing mostly positions. Measured on the demo (6 epochs): test CIDEr-D 0.593 -> 0.839,
             # source recall 0.438 -> 0.593 (benchmarks/RESULTS.md).
