@@ -1,7 +1,9 @@
 """Benchmark: AudioCap built-in model vs a SpeechEncoderDecoderModel(WhisperEncoder + BartForCausalLM) anchor, CPU.
 
 Same width (384), depth (4 encoder + 4 decoder layers), heads (6), FFN (1536) and vocabulary (5000) for both.
-Batch 8 of 10 s clips: ours gets 1001 frames (1 + 160000 // 160, the feature extractor's count); the anchor gets 1000
+Batch 8 of 10 s clips: ours gets 1001 frames (1 + 160000 // 160, the feature extractor's count at a 10 ms hop) and
+501 frames (a 20 ms hop: the features the demo model is trained on, 80 ms per encoder position after the 4x conv
+subsampling, so every target is checked at both rates); the anchor gets 1000
 frames (Whisper encoder with max_source_positions=500) and Whisper's default 3000 frames (max_source_positions=1500),
 since a stock Whisper encoder only accepts exactly 2 * max_source_positions frames. 20-token labels.
 
@@ -36,7 +38,11 @@ NOTE = (
     "on the weights, no per-step input preparation, mask building, dropout calls or module dispatch; same ops, same "
     "tokens as transformers' loop, tested), logits processors' signatures are inspected once per generate, and "
     "`forward`'s signature is precomputed. The encoder's GEMMs already run near fp32 peak (~100-125 GFLOP/s per core "
-    "measured). Beam search: only the self-attention cache is reordered between steps."
+    "measured). Beam search: only the self-attention cache is reordered between steps. Two input rates for ours: at "
+    "the anchor's 10 ms hop (1001 frames, 40 ms per encoder position) the encoder is ~30 ms of a greedy call and the "
+    "20 decoder steps ~2.4 ms each; at the 20 ms hop the demo model is trained on (501 frames, 80 ms per encoder "
+    "position, coarser than Whisper's 20 ms but finer than the 320 ms of the PANNs CNN14 encoders common in audio "
+    "captioning) the encoder costs half. The greedy target is only within reach at that rate."
 )
 TARGETS = {  # measured by the issue author on the anchor, for reference
     ("anchor", 1000): {"train": 4.8, "rss_gb": 1.5},
@@ -180,7 +186,8 @@ def main() -> None:
         print(json.dumps(worker(kind, int(frames), task)))
         return
 
-    configs = [("ours", 1001), ("anchor", 1000), ("anchor", 3000)]
+    ours_frames = (1001, 501)  # 10 ms hop (the anchor's frame rate) and 20 ms hop (the demo's features)
+    configs = [*(("ours", f) for f in ours_frames), ("anchor", 1000), ("anchor", 3000)]
     res = {}
     for kind, frames in configs:
         for task in ("train", "greedy", "beam"):
@@ -191,11 +198,13 @@ def main() -> None:
     def v(kind, frames, task, key):
         return res[(kind, frames, task)][key]
 
-    ours_train = v("ours", 1001, "train", "samples_per_s")
     rows = []
     for kind, frames in configs:
+        name = "anchor Whisper-enc + BART-dec"
+        if kind == "ours":
+            name = f"AudioCap built-in, {10_000 // (frames - 1)} ms hop"
         rows.append(
-            f"| {'AudioCap built-in' if kind == 'ours' else 'anchor Whisper-enc + BART-dec'} | {frames} "
+            f"| {name} | {frames} "
             f"| {v(kind, frames, 'train', 'params_m'):.1f}M "
             f"| {v(kind, frames, 'train', 'samples_per_s'):.2f} | {v(kind, frames, 'train', 'peak_rss_gb'):.2f} "
             f"| {v(kind, frames, 'greedy', 'latency_s'):.3f} | {v(kind, frames, 'beam', 'latency_s'):.2f} "
@@ -206,16 +215,20 @@ def main() -> None:
     def check(name, value, target, ok):
         checks.append(f"| {name} | {value} | {target} | {'PASS' if ok else 'FAIL'} |")
 
-    for frames, need in ((1000, 1.5), (3000, 4.0)):
-        ratio = ours_train / v("anchor", frames, "train", "samples_per_s")
-        check(f"training samples/s vs anchor@{frames}", f"{ratio:.2f}x", f">= {need}x", ratio >= need)
-        rss, arss = v("ours", 1001, "train", "peak_rss_gb"), v("anchor", frames, "train", "peak_rss_gb")
-        check(f"training peak RSS vs anchor@{frames}", f"{rss:.2f} / {arss:.2f} GB", "<= anchor", rss <= arss)
-    for frames in (1000, 3000):
-        ratio = v("ours", 1001, "greedy", "latency_s") / v("anchor", frames, "greedy", "latency_s")
-        check(f"greedy latency batch 1 vs anchor@{frames}", f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5)
-        ratio = v("anchor", frames, "beam", "latency_s") / v("ours", 1001, "beam", "latency_s")
-        check(f"3-beam throughput batch 8 vs anchor@{frames}", f"{ratio:.2f}x", ">= 2x", ratio >= 2.0)
+    for ours in ours_frames:
+        tag = f"ours@{ours}"
+        for frames, need in ((1000, 1.5), (3000, 4.0)):
+            ratio = v("ours", ours, "train", "samples_per_s") / v("anchor", frames, "train", "samples_per_s")
+            check(f"{tag}: training samples/s vs anchor@{frames}", f"{ratio:.2f}x", f">= {need}x", ratio >= need)
+            rss, arss = v("ours", ours, "train", "peak_rss_gb"), v("anchor", frames, "train", "peak_rss_gb")
+            check(
+                f"{tag}: training peak RSS vs anchor@{frames}", f"{rss:.2f} / {arss:.2f} GB", "<= anchor", rss <= arss
+            )
+        for frames in (1000, 3000):
+            ratio = v("ours", ours, "greedy", "latency_s") / v("anchor", frames, "greedy", "latency_s")
+            check(f"{tag}: greedy latency batch 1 vs anchor@{frames}", f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5)
+            ratio = v("anchor", frames, "beam", "latency_s") / v("ours", ours, "beam", "latency_s")
+            check(f"{tag}: 3-beam throughput batch 8 vs anchor@{frames}", f"{ratio:.2f}x", ">= 2x", ratio >= 2.0)
 
     load = os.getloadavg()
     text = "\n".join(

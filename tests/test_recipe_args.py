@@ -168,3 +168,23 @@ def test_help_lists_every_recipe_field(capsys):
     out = capsys.readouterr().out
     for name in ("--dataset_path", "--group_captions", "--normalize_features", "--early_stopping_patience"):
         assert name in out
+
+
+def test_synthcaps_folder_generated_with_other_arguments_is_refused(tmp_path):
+    """A recipe's synth_kwargs must match the SynthCaps folder it finds (else a bigger training split asked for
+    would silently be an older, smaller one); matching arguments load as usual."""
+    from recipe_helpers import make_synthcaps
+
+    from hf_audiocap.training.builders import load_recipe_datasets
+
+    data = make_synthcaps(tmp_path / "synth", num_train=3, num_validation=1, num_test=1)
+    sizes = "num_validation: 1, num_test: 1}"
+    _, data_args, _ = parse_recipe(
+        [base(tmp_path), "--dataset_path", str(data), "--synth_kwargs", "{seed: 0, num_train: 5, " + sizes]
+    )
+    with pytest.raises(ValueError, match=r"num_train=5 \(the folder has 3\).*Delete the folder"):
+        load_recipe_datasets(data_args)
+    _, data_args, _ = parse_recipe(
+        [base(tmp_path), "--dataset_path", str(data), "--synth_kwargs", "{seed: 0, num_train: 3, " + sizes]
+    )
+    assert len(load_recipe_datasets(data_args)["train"]) == 3
