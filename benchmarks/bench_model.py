@@ -269,7 +269,9 @@ def main() -> None:
         old = path.read_text() if path.exists() else "# Benchmarks\n"
         pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
         new = (
-            pattern.sub(lambda _: text.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+            pattern.sub(lambda _: text.rstrip("\n") + "\n", old)
+            if pattern.search(old)
+            else old.rstrip("\n") + "\n\n" + text
         )
         path.write_text(new.rstrip("\n") + "\n")
 
