@@ -188,3 +188,6 @@ def test_synthcaps_folder_generated_with_other_arguments_is_refused(tmp_path):
         [base(tmp_path), "--dataset_path", str(data), "--synth_kwargs", "{seed: 0, num_train: 3, " + sizes]
     )
     assert len(load_recipe_datasets(data_args)["train"]) == 3
+    (data / "synthcaps_info.json").write_text("{truncated", encoding="utf-8")
+    with pytest.raises(ValueError, match="synthcaps_info.json' is not valid JSON"):
+        load_recipe_datasets(data_args)

@@ -37,14 +37,17 @@ def _check_synthcaps_arguments(path: Path, synth_kwargs: dict) -> None:
     info_path = path / "synthcaps_info.json"
     if not synth_kwargs or not info_path.is_file():
         return
-    info = json.loads(info_path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"'{info_path}' is not valid JSON ({err}): regenerate the SynthCaps folder") from None
     made = {"seed": info.get("seed"), **info.get("arguments", {})}
     differ = {k: (made[k], v) for k, v in synth_kwargs.items() if k in made and made[k] != v}
     if differ:
         said = ", ".join(f"{k}={new} (the folder has {old})" for k, (old, new) in differ.items())
         raise ValueError(
             f"SynthCaps at {path} was generated with other arguments than the recipe's synth_kwargs: {said}. "
-            f"Delete the folder to have it regenerated, or point dataset_path elsewhere."
+            "Delete the folder (synth_if_missing regenerates it) or point dataset_path elsewhere."
         )
 
 
