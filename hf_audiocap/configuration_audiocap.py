@@ -15,12 +15,12 @@ Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encode
 
 Default `AudioCapConfig()` = the small demo model (about 2.9M parameters with a ~200-word vocabulary): d_model 192,
 3 encoder + 2 decoder layers, 4 heads, FFN 768, 4x conv time subsampling, no dropout, keyword-estimation loss 0.5.
-Why: the demo trains from scratch on 2 CPU cores in about 10 minutes on 4,000 3-10 s synthetic clips with a ~200-word
+Why: the demo trains from scratch on 2 CPU cores in about 11 minutes on 6,000 3-10 s synthetic clips with a ~200-word
 vocabulary, fed log-mels at a 20 ms hop (80 ms per encoder position). Measured there (one clip = its five captions,
 encoded once): 48 clips/s for this size against 15 clips/s for d_model 256 / 4+3 layers / FFN 1024 at a 10 ms hop,
 and a better validation CIDEr-D at equal wall-clock time. No dropout: with 2,000 clips the model did over-fit its
 training source combinations, but dropout 0.1 (with or without SpecAugment) scored lower on the test split (CIDEr-D
-1.22 / 1.19 vs 1.29) where twice the clips for the same steps scored higher (1.38; benchmarks/RESULTS.md). Recipes for
+1.22 / 1.19 vs 1.29) where more clips scored higher (1.38 with 4,000, 1.51 with 6,000; benchmarks/RESULTS.md). Recipes for
 real corpora (Clotho) set their own sizes and dropout.
 """
 

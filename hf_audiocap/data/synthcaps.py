@@ -17,7 +17,7 @@ Layout written by :func:`generate_synthcaps` (the same as Clotho, so the same lo
     DIR/synthcaps_ground_truth_{split}.jsonl    one JSON object per clip (sources, attributes, timing, relation)
     DIR/synthcaps_info.json                     seed, arguments, generator version, source catalogue
 
-Default sizes (those of ``make demo``): 4000 train, 200 validation, 200 test clips.
+Default sizes (those of ``make demo``): 6000 train, 200 validation, 200 test clips.
 The same seed and arguments give byte-identical files, whatever the number of workers.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 GENERATOR_VERSION = "1.0.0"
 SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test")
-DEFAULT_NUM_TRAIN = 4000
+DEFAULT_NUM_TRAIN = 6000
 DEFAULT_NUM_VALIDATION = 200
 DEFAULT_NUM_TEST = 200
 MIN_DURATION = 3.0
