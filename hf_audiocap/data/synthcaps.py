@@ -1207,6 +1207,28 @@ def _output_names() -> list[str]:
     return names
 
 
+def check_generated_with(path: str | os.PathLike, synth_kwargs: dict) -> None:
+    """Raise unless the SynthCaps folder at ``path`` was generated with ``synth_kwargs`` (arguments of
+    :func:`generate_synthcaps`: seed, split sizes), as its ``synthcaps_info.json`` records them: otherwise a recipe
+    asking for 6,000 training clips would silently train on an older 2,000-clip folder."""
+    path = Path(path)
+    info_path = path / "synthcaps_info.json"
+    if not synth_kwargs or not info_path.is_file():
+        return
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"'{info_path}' is not valid JSON ({err}): regenerate the SynthCaps folder") from None
+    made = {"seed": info.get("seed"), **info.get("arguments", {})}
+    differ = {k: (made[k], v) for k, v in synth_kwargs.items() if k in made and made[k] != v}
+    if differ:
+        said = ", ".join(f"{k}={new} (the folder has {old})" for k, (old, new) in differ.items())
+        raise ValueError(
+            f"SynthCaps at {path} was generated with other arguments than the synth_kwargs: {said}. "
+            "Delete the folder (synth_if_missing regenerates it) or point dataset_path elsewhere."
+        )
+
+
 def generate_synthcaps(
     out_dir: str | os.PathLike,
     seed: int = 0,

@@ -31,26 +31,6 @@ logger = logging.getLogger(__name__)
 # --- data -------------------------------------------------------------------------------------------
 
 
-def _check_synthcaps_arguments(path: Path, synth_kwargs: dict) -> None:
-    """An existing SynthCaps folder must have been generated with the recipe's `synth_kwargs` (seed, split sizes):
-    otherwise a recipe asking for 4,000 training clips would silently train on an older 2,000-clip folder."""
-    info_path = path / "synthcaps_info.json"
-    if not synth_kwargs or not info_path.is_file():
-        return
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"'{info_path}' is not valid JSON ({err}): regenerate the SynthCaps folder") from None
-    made = {"seed": info.get("seed"), **info.get("arguments", {})}
-    differ = {k: (made[k], v) for k, v in synth_kwargs.items() if k in made and made[k] != v}
-    if differ:
-        said = ", ".join(f"{k}={new} (the folder has {old})" for k, (old, new) in differ.items())
-        raise ValueError(
-            f"SynthCaps at {path} was generated with other arguments than the recipe's synth_kwargs: {said}. "
-            "Delete the folder (synth_if_missing regenerates it) or point dataset_path elsewhere."
-        )
-
-
 def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
     """The recipe's clips, one row per clip with its grouped `captions` (SynthCaps generated if asked).
 
@@ -69,7 +49,9 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
             logger.info("generating SynthCaps into %s", path)
             generate_synthcaps(path, **data_args.synth_kwargs)
         else:
-            _check_synthcaps_arguments(path, data_args.synth_kwargs)
+            from hf_audiocap.data.synthcaps import check_generated_with
+
+            check_generated_with(path, data_args.synth_kwargs)
         source, kwargs = "clotho", {}
     elif data_args.dataset == "audiocaps":
         source, kwargs = "audiocaps", {"audio_dir": data_args.audio_dir}
