@@ -235,7 +235,10 @@ class AudioCapSelfAttention(nn.Module):
 
 
 class AudioCapCrossAttention(nn.Module):
-    """Cross-attention; keys/values of the encoder states are computed once and kept in the cross-attention cache."""
+    """Cross-attention; keys/values of the encoder states are computed once and kept in the cross-attention cache.
+
+    With `encoder_index` (decoder row -> row of `encoder_hidden_states`), the keys/values are computed once per clip
+    and then gathered for its caption rows: five captions of a clip cost one key/value projection, not five."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None):
         super().__init__()
@@ -254,6 +257,7 @@ class AudioCapCrossAttention(nn.Module):
         encoder_hidden_states: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
+        encoder_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         bsz, tgt, _ = hidden_states.shape
         query = self.q_proj(hidden_states).view(bsz, tgt, self.num_heads, self.head_dim).transpose(1, 2)
@@ -261,8 +265,10 @@ class AudioCapCrossAttention(nn.Module):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             key, value = layer.keys, layer.values
         else:
-            src = encoder_hidden_states.shape[1]
-            kv = self.kv_proj(encoder_hidden_states).view(bsz, src, 2, self.num_heads, self.head_dim)
+            clips, src = encoder_hidden_states.shape[:2]
+            kv = self.kv_proj(encoder_hidden_states).view(clips, src, 2, self.num_heads, self.head_dim)
+            if encoder_index is not None:
+                kv = kv.index_select(0, encoder_index)
             key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
             if cache is not None:
                 key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
@@ -321,6 +327,7 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
         is_causal: bool = True,
         encoder_attn_mask: torch.Tensor | None = None,
         cache: EncoderDecoderCache | None = None,
+        encoder_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         residual = hidden_states
         hidden_states = self.self_attn(
@@ -336,6 +343,7 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
             encoder_hidden_states,
             attn_mask=encoder_attn_mask,
             cache=cache,
+            encoder_index=encoder_index,
         )
         hidden_states = residual + F.dropout(hidden_states, p=self.dropout, training=self.training)
         residual = hidden_states
@@ -545,8 +553,13 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         logits_to_keep: int = 0,
+        encoder_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithCrossAttentions:
+        r"""
+        encoder_index (`torch.LongTensor` of shape `(batch,)`, *optional*): for each row of `input_ids`, the row of
+            `encoder_hidden_states` (and `encoder_attention_mask`) it attends to; None: row i attends to row i.
+        """
         if encoder_hidden_states is None:
             raise ValueError("AudioCapDecoder needs encoder_hidden_states (it always cross-attends to the audio)")
         if inputs_embeds is None:
@@ -570,6 +583,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                 use_cache,
                 output_hidden_states,
                 logits_to_keep,
+                encoder_index,
             )
 
     def _decode(
@@ -582,6 +596,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         use_cache,
         output_hidden_states,
         logits_to_keep,
+        encoder_index=None,
     ) -> CausalLMOutputWithCrossAttentions:
         bsz, tgt = inputs_embeds.shape[:2]
         if use_cache and cache is None:
@@ -611,6 +626,10 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         elif tgt > 1:
             is_causal = True
         enc_mask = _sdpa_key_mask(encoder_attention_mask)
+        if encoder_index is not None:
+            encoder_index = encoder_index.to(encoder_hidden_states.device)
+            if enc_mask is not None:
+                enc_mask = enc_mask.index_select(0, encoder_index)
 
         if (
             tgt == 1
@@ -632,6 +651,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                     is_causal=is_causal,
                     encoder_attn_mask=enc_mask,
                     cache=cache,
+                    encoder_index=encoder_index,
                 )
                 if output_hidden_states:
                     all_hidden += (hidden,)
@@ -1080,7 +1100,9 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         r"""
         encoder_index (`torch.LongTensor` of shape `(decoder_batch,)`, *optional*): for each decoder row, the row of
             the audio batch it describes. A clip with five captions is then encoded once and its states are shared
-            by its five caption rows (the same loss as five (clip, caption) examples, for a fifth of the encoder cost).
+            by its five caption rows (the same loss as five (clip, caption) examples, for a fifth of the encoder cost;
+            the built-in decoder also projects the cross-attention keys/values once per clip, ~8% of a demo
+            training step).
         labels (`torch.LongTensor` of shape `(batch, target_len)`): target ids ending with eos, -100 = ignored. The loss
             is `F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)` (mean over the non -100
             tokens; when the Trainer passes `num_items_in_batch`, the sum divided by it, for gradient accumulation).
@@ -1105,11 +1127,13 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         encoder_outputs = self._with_keywords(encoder_outputs)
         encoder_hidden_states = encoder_outputs.last_hidden_state
         encoder_mask = getattr(encoder_outputs, "attention_mask", None)
+        builtin_decoder = self.config.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if encoder_index is not None:
             encoder_index = encoder_index.to(encoder_hidden_states.device)
-            encoder_hidden_states = encoder_hidden_states.index_select(0, encoder_index)
-            if encoder_mask is not None:
-                encoder_mask = encoder_mask.index_select(0, encoder_index)
+            if not builtin_decoder:  # the built-in decoder gathers its cross-attention keys/values per clip itself
+                encoder_hidden_states = encoder_hidden_states.index_select(0, encoder_index)
+                if encoder_mask is not None:
+                    encoder_mask = encoder_mask.index_select(0, encoder_index)
 
         if labels is not None:
             max_pos = _decoder_max_positions(self.config.decoder)
@@ -1129,12 +1153,13 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         if not use_cache:
             cache = None
 
-        if self.config.decoder.model_type == AUDIOCAP_DECODER_TYPE:
+        if builtin_decoder:
             dec_out = self.decoder(
                 input_ids=decoder_input_ids,
                 attention_mask=decoder_attention_mask,
                 encoder_hidden_states=encoder_hidden_states,
                 encoder_attention_mask=encoder_mask,
+                encoder_index=encoder_index,
                 cache=cache,
                 inputs_embeds=decoder_inputs_embeds,
                 use_cache=use_cache,
@@ -1191,7 +1216,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             decoder_hidden_states=dec_out.hidden_states,
             decoder_attentions=getattr(dec_out, "attentions", None),
             cross_attentions=getattr(dec_out, "cross_attentions", None),
-            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,  # one row per clip
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )

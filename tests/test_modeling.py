@@ -273,6 +273,34 @@ def test_loss_equals_manual_cross_entropy():
     assert abs(ga.loss.item() - manual.item()) < 1e-5
 
 
+def _assert_grouped_equals_repeated(model):
+    """Captions grouped per clip (`encoder_index`: the clip is encoded once) give the loss, logits and gradients of
+    the same (clip, caption) rows with each clip repeated, padding included (clip 1 is shorter than clip 0)."""
+    feats, mask = batch(lengths=(61, 40))
+    index = torch.tensor([0, 0, 1, 1, 1])
+    labels = labels_for(5)
+    grouped = model(input_features=feats, attention_mask=mask, labels=labels, encoder_index=index)
+    grouped.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    repeated = model(input_features=feats[index], attention_mask=mask[index], labels=labels)
+    repeated.loss.backward()
+    assert torch.allclose(grouped.logits, repeated.logits, atol=1e-5)
+    assert abs(grouped.loss.item() - repeated.loss.item()) < 1e-5
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in grads.items():
+        assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-5), name
+    assert grouped.encoder_last_hidden_state.shape[0] == 2  # one row per clip
+
+
+def test_grouped_captions_equal_repeated_clips():
+    _assert_grouped_equals_repeated(tiny_model(keyword_loss_weight=0.5).train())  # no dropout; keyword loss on
+
+
+def test_grouped_captions_equal_repeated_clips_bart_decoder(whisper_dir, bart_dir):
+    _assert_grouped_equals_repeated(composed(whisper_dir, bart_dir))  # eval mode: BART's dropout off
+
+
 def test_label_smoothing_through_the_trainer(tmp_path):
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 

@@ -56,6 +56,15 @@ def test_command_line_only(tmp_path):
     assert data_args.dataset == "clotho" and training_args.output_dir == str(tmp_path)
 
 
+def test_none_on_the_command_line_skips_a_split(tmp_path):
+    _, data_args, _ = parse_recipe([base(tmp_path), "--test_split", "None"])
+    assert data_args.test_split is None
+    with pytest.raises(ValueError, match="needs an eval_split"):
+        parse_recipe([base(tmp_path), "--eval_split", "None", "--eval_strategy", "epoch"])
+    _, data_args, _ = parse_recipe([base(tmp_path), "--eval_split", "none", "--eval_strategy", "no"])
+    assert data_args.eval_split is None
+
+
 @pytest.mark.parametrize("value", ["3e-4", "3E-4", "1e-3"])
 def test_float_strings_without_a_dot(tmp_path, value):
     # YAML 1.1 reads `3e-4` (no dot) as a string; float fields accept it

@@ -89,7 +89,9 @@ class DataArguments:
         default_factory=dict, metadata={"help": "Extra keyword arguments for the loader (e.g. caption_columns)."}
     )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    eval_split: str | None = field(default="validation", metadata={"help": "Split for validation during training."})
+    eval_split: str | None = field(
+        default="validation", metadata={"help": "Split for validation during training (None: no validation)."}
+    )
     test_split: str | None = field(default="test", metadata={"help": "Split scored after training (None: skip)."})
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only the first N training clips."})
     max_eval_clips: int | None = field(default=None, metadata={"help": "Use only the first N validation clips."})
@@ -161,6 +163,10 @@ class DataArguments:
     )
 
     def __post_init__(self):
+        # On the command line `--test_split None` arrives as the string "None" (YAML's null is already None).
+        for name in ("eval_split", "test_split"):
+            if getattr(self, name) in ("None", "none", "null", ""):
+                setattr(self, name, None)
         if not 0.0 <= self.mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must lie in [0, 1], got {self.mixup_prob}.")
         if self.precompute_features and not self.group_captions:
@@ -290,6 +296,12 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
 
 def check_recipe(data_args: DataArguments, training_args: Seq2SeqTrainingArguments) -> None:
     """Combinations of data and training arguments that cannot work, refused before anything runs."""
+    eval_strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if data_args.eval_split is None and eval_strategy != "no":
+        raise ValueError(
+            f"eval_strategy: {eval_strategy} needs an eval_split to validate on: set eval_split, or eval_strategy: 'no' "
+            "(and load_best_model_at_end: false)."
+        )
     if data_args.streaming:
         if training_args.max_steps <= 0:
             raise ValueError(
