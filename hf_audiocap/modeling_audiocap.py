@@ -1095,6 +1095,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         input_values: torch.FloatTensor | None = None,
         logits_to_keep: int = 0,
         encoder_index: torch.LongTensor | None = None,
+        label_smoothing: float = 0.0,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         r"""
@@ -1106,9 +1107,12 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         labels (`torch.LongTensor` of shape `(batch, target_len)`): target ids ending with eos, -100 = ignored. The loss
             is `F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)` (mean over the non -100
             tokens; when the Trainer passes `num_items_in_batch`, the sum divided by it, for gradient accumulation).
-            Label smoothing: `Seq2SeqTrainingArguments(label_smoothing_factor=...)`; the Trainer then pops `labels`
-            and applies its `LabelSmoother` to our `logits`, so the batch must also carry `decoder_input_ids`
-            (`model.prepare_decoder_input_ids_from_labels(labels)`).
+        label_smoothing (`float`): epsilon of `F.cross_entropy(..., label_smoothing=epsilon)`, the same loss as
+            transformers' `LabelSmoother` ((1 - eps) * NLL + eps * mean over the vocabulary of -log p). The recipes'
+            `AudioCapTrainer` passes `Seq2SeqTrainingArguments.label_smoothing_factor` here for training batches only,
+            so the keyword loss still applies and the validation loss (and perplexity) stays the plain NLL. A stock
+            `Seq2SeqTrainer` instead pops `labels` and smooths our `logits` itself; the batch must then also carry
+            `decoder_input_ids` (`model.prepare_decoder_input_ids_from_labels(labels)`).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if cache is None:
@@ -1188,10 +1192,12 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             flat_logits = logits.float().reshape(-1, logits.shape[-1])
             flat_labels = labels.to(logits.device).reshape(-1)
             if num_items_in_batch is not None:
-                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="sum")
+                loss = F.cross_entropy(
+                    flat_logits, flat_labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing
+                )
                 loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
             else:
-                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, label_smoothing=label_smoothing)
             if self.keyword_head is not None and self.training:
                 # Each caption row weighs as many tokens as it has, and the sum is normalised like the caption
                 # term (by the step's token count across processes and accumulated batches when the Trainer

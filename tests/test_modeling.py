@@ -329,6 +329,35 @@ def test_label_smoothing_through_the_trainer(tmp_path):
     assert abs(plain.item() - model(**inputs).loss.item()) < 1e-5
 
 
+def test_label_smoothing_in_the_model_keeps_the_keyword_loss_and_an_unsmoothed_eval_loss(tmp_path):
+    from transformers import Seq2SeqTrainingArguments
+
+    from hf_audiocap.training.trainer import AudioCapTrainer
+
+    model = tiny_model(keyword_loss_weight=0.5)
+    feats, mask = batch()
+    labels = labels_for(3)
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels}
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, report_to=[], use_cpu=True)
+    trainer = AudioCapTrainer(model=model, args=args)
+    assert trainer.label_smoother is None and trainer.model_label_smoothing == 0.1
+
+    model.train()  # keyword loss on (no dropout in the tiny model)
+    smoothed = trainer.compute_loss(model, dict(inputs))
+    plain = model(**inputs).loss
+    no_keywords = model(**inputs, decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels)).logits
+    logp = no_keywords.double().log_softmax(-1)
+    valid = labels != -100
+    nll = -logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)[valid].mean()
+    uniform = -logp.mean(-1)[valid].mean()
+    keyword_term = plain.item() - nll.item()  # what the keyword head adds on top of the caption NLL
+    assert keyword_term > 0.01
+    assert abs(smoothed.item() - (0.9 * nll.item() + 0.1 * uniform.item() + keyword_term)) < 1e-5
+
+    model.eval()  # validation: the plain NLL (perplexity = exp of it), no keyword loss
+    assert abs(trainer.compute_loss(model, dict(inputs)).item() - nll.item()) < 1e-5
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # generation
 # --------------------------------------------------------------------------------------------------------------------

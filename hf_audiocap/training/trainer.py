@@ -32,6 +32,7 @@ import torch
 from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, speed_metrics
 
+from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 from hf_audiocap.training.checkpoints import mark_complete, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class AudioCapTrainer(Seq2SeqTrainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss)
+        self.model_label_smoothing = 0.0
+        if self.label_smoother is not None and isinstance(self.model, AudioCapForConditionalGeneration):
+            self.model_label_smoothing, self.label_smoother = self.label_smoother.epsilon, None
         # the train dataset is already this process's part (a stream split by `split_dataset_by_node`): its dataloader
         # must not be sharded again (see get_train_dataloader)
         self.train_split_by_node = train_split_by_node
@@ -88,6 +93,10 @@ class AudioCapTrainer(Seq2SeqTrainer):
             return skipped.loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss; with label_smoothing_factor, training batches get it smoothed by the model itself (the
+        keyword loss stays; validation loss and perplexity stay the plain cross-entropy, not the smoothed one)."""
+        if self.model_label_smoothing and model.training:
+            inputs = {**inputs, "label_smoothing": self.model_label_smoothing}
         result = super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
