@@ -1095,7 +1095,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         input_values: torch.FloatTensor | None = None,
         logits_to_keep: int = 0,
         encoder_index: torch.LongTensor | None = None,
-        label_smoothing: float = 0.0,
+        smoothing: float = 0.0,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         r"""
@@ -1107,7 +1107,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         labels (`torch.LongTensor` of shape `(batch, target_len)`): target ids ending with eos, -100 = ignored. The loss
             is `F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)` (mean over the non -100
             tokens; when the Trainer passes `num_items_in_batch`, the sum divided by it, for gradient accumulation).
-        label_smoothing (`float`): epsilon of `F.cross_entropy(..., label_smoothing=epsilon)`, the same loss as
+        smoothing (`float`): label-smoothing epsilon of `F.cross_entropy(..., label_smoothing=smoothing)`, the loss of
             transformers' `LabelSmoother` ((1 - eps) * NLL + eps * mean over the vocabulary of -log p). The recipes'
             `AudioCapTrainer` passes `Seq2SeqTrainingArguments.label_smoothing_factor` here for training batches only,
             so the keyword loss still applies and the validation loss (and perplexity) stays the plain NLL. A stock
@@ -1193,11 +1193,11 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             flat_labels = labels.to(logits.device).reshape(-1)
             if num_items_in_batch is not None:
                 loss = F.cross_entropy(
-                    flat_logits, flat_labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing
+                    flat_logits, flat_labels, ignore_index=-100, reduction="sum", label_smoothing=smoothing
                 )
                 loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
             else:
-                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, label_smoothing=label_smoothing)
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, label_smoothing=smoothing)
             if self.keyword_head is not None and self.training:
                 # Each caption row weighs as many tokens as it has, and the sum is normalised like the caption
                 # term (by the step's token count across processes and accumulated batches when the Trainer

@@ -341,6 +341,8 @@ def test_label_smoothing_in_the_model_keeps_the_keyword_loss_and_an_unsmoothed_e
     args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, report_to=[], use_cpu=True)
     trainer = AudioCapTrainer(model=model, args=args)
     assert trainer.label_smoother is None and trainer.model_label_smoothing == 0.1
+    # the Trainer finds label columns by name ("label" in a forward argument): only `labels`, or no eval loss
+    assert trainer.label_names == ["labels"]
 
     model.train()  # keyword loss on (no dropout in the tiny model)
     smoothed = trainer.compute_loss(model, dict(inputs))

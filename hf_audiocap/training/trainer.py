@@ -96,7 +96,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
         """The model's loss; with label_smoothing_factor, training batches get it smoothed by the model itself (the
         keyword loss stays; validation loss and perplexity stay the plain cross-entropy, not the smoothed one)."""
         if self.model_label_smoothing and model.training:
-            inputs = {**inputs, "label_smoothing": self.model_label_smoothing}
+            inputs = {**inputs, "smoothing": self.model_label_smoothing}
         result = super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
