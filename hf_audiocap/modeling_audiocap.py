@@ -145,6 +145,34 @@ def _sdpa_key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask[:, None, None, :]
 
 
+def _repeats_each_clip(encoder_index: torch.Tensor, clips: int) -> bool:
+    """True when `encoder_index` is `arange(clips).repeat_interleave(k)`: every clip's decoder rows are consecutive and
+    equally many (beams, `num_return_sequences`, k captions per clip), so the rows can attend to their clip's
+    keys/values directly instead of to gathered copies (see `_attend_clips`)."""
+    rows = encoder_index.shape[0]
+    if rows % clips:
+        return False
+    expected = torch.arange(clips, device=encoder_index.device).repeat_interleave(rows // clips)
+    return torch.equal(encoder_index, expected)
+
+
+def _attend_clips(query, key, value, mask=None, dropout_p: float = 0.0) -> torch.Tensor:
+    """Cross-attention SDPA where `key`/`value` may hold one row per clip for `query`'s k consecutive rows per clip:
+    the k rows' queries are stacked along the query axis of their clip (`(clips, heads, k * tgt, head_dim)`), so each
+    clip's keys/values are read once, not k times (3 beams x 8 clips: a third of the per-step cross-attention memory
+    traffic). `mask` may be per row or per clip. Rows = clips is plain SDPA."""
+    rows, clips = query.shape[0], key.shape[0]
+    if rows == clips:
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
+    group = rows // clips
+    _, heads, tgt, head_dim = query.shape
+    if mask is not None and mask.shape[0] == rows:
+        mask = mask[::group]
+    query = query.view(clips, group, heads, tgt, head_dim).transpose(1, 2).reshape(clips, heads, group * tgt, head_dim)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
+    return out.view(clips, heads, group, tgt, head_dim).transpose(1, 2).reshape(rows, heads, tgt, head_dim)
+
+
 def _sinusoids(length: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Whisper-style sinusoidal positions for `length` frames (computed in float32, any length)."""
     half = channels // 2
@@ -237,8 +265,10 @@ class AudioCapSelfAttention(nn.Module):
 class AudioCapCrossAttention(nn.Module):
     """Cross-attention; keys/values of the encoder states are computed once and kept in the cross-attention cache.
 
-    With `encoder_index` (decoder row -> row of `encoder_hidden_states`), the keys/values are computed once per clip
-    and then gathered for its caption rows: five captions of a clip cost one key/value projection, not five."""
+    With `encoder_index` (decoder row -> row of `encoder_hidden_states`), the keys/values are computed once per clip:
+    five captions (or beams) of a clip cost one key/value projection, not five. When every clip has the same number of
+    consecutive rows they attend to their clip's keys/values directly (`_attend_clips`); otherwise the keys/values
+    are gathered per row."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None):
         super().__init__()
@@ -267,15 +297,13 @@ class AudioCapCrossAttention(nn.Module):
         else:
             clips, src = encoder_hidden_states.shape[:2]
             kv = self.kv_proj(encoder_hidden_states).view(clips, src, 2, self.num_heads, self.head_dim)
-            if encoder_index is not None:
+            if encoder_index is not None and not _repeats_each_clip(encoder_index, clips):
                 kv = kv.index_select(0, encoder_index)
             key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
             if cache is not None:
                 key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
                 cache.is_updated[self.layer_idx] = True
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        out = _attend_clips(query, key, value, attn_mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(bsz, tgt, self.embed_dim))
 
 
@@ -682,9 +710,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             ln = layer.encoder_attn_layer_norm
             x = F.layer_norm(hidden, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
             query = F.linear(x, ca.q_proj.weight, ca.q_proj.bias).view(bsz, 1, heads, hd).transpose(1, 2)
-            out = F.scaled_dot_product_attention(
-                query, cross_layers[i].keys, cross_layers[i].values, attn_mask=enc_mask
-            )
+            out = _attend_clips(query, cross_layers[i].keys, cross_layers[i].values, enc_mask)
             hidden = hidden + F.linear(out.transpose(1, 2).reshape(bsz, 1, d), ca.out_proj.weight, ca.out_proj.bias)
             ln = layer.final_layer_norm
             x = F.layer_norm(hidden, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
@@ -1339,13 +1365,21 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             )
         decoder = self.decoder
         encoder_outputs = model_kwargs["encoder_outputs"]
+        encoder_index = model_kwargs.get("encoder_index")
         enc_mask = _sdpa_key_mask(getattr(encoder_outputs, "attention_mask", None))
+        if enc_mask is not None and encoder_index is not None:
+            enc_mask = enc_mask.index_select(0, encoder_index.to(enc_mask.device))
         pad_token_id = generation_config._pad_token_tensor
         has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
         unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
         # first step: the regular forward computes and caches the cross-attention keys/values
         logits = self(
-            decoder_input_ids=input_ids, encoder_outputs=encoder_outputs, cache=cache, use_cache=True, return_dict=True
+            decoder_input_ids=input_ids,
+            encoder_outputs=encoder_outputs,
+            encoder_index=encoder_index,
+            cache=cache,
+            use_cache=True,
+            return_dict=True,
         ).logits[:, -1]
         with _intra_op_threads(decoder.step_num_threads if input_ids.shape[0] <= decoder.step_max_rows else None):
             while True:
@@ -1411,6 +1445,31 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         )
         model_kwargs["encoder_outputs"] = self._with_keywords(model_kwargs["encoder_outputs"])
         return model_kwargs
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Beam search / several sequences per clip: transformers repeats the encoder output `expand_size` times and
+        every decoder layer then projects the same clip's cross-attention keys/values once per beam. With the built-in
+        decoder the encoder output stays one row per clip and `encoder_index` (decoder row -> clip) lets each layer
+        project once per clip and gather (3 beams: a third of the first step's key/value work). The generated tokens
+        are the same; `encoder_outputs` in a `return_dict_in_generate` result is then one row per clip."""
+        encoder_outputs = model_kwargs.get("encoder_outputs")
+        if (
+            expand_size == 1
+            or self.config.decoder.model_type != AUDIOCAP_DECODER_TYPE
+            or encoder_outputs is None
+            or model_kwargs.get("encoder_index") is not None
+        ):
+            return super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids, **model_kwargs)
+        model_kwargs.pop("encoder_outputs")
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size, is_encoder_decoder=False, input_ids=input_ids, **model_kwargs
+        )
+        clips = torch.arange(
+            encoder_outputs.last_hidden_state.shape[0], device=encoder_outputs.last_hidden_state.device
+        )
+        model_kwargs["encoder_outputs"] = encoder_outputs
+        model_kwargs["encoder_index"] = clips.repeat_interleave(expand_size)
+        return input_ids, model_kwargs
 
     def _prepare_encoder_decoder_kwargs_for_generation(
         self, inputs_tensor, model_kwargs, model_input_name, generation_config

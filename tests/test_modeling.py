@@ -18,6 +18,7 @@ from transformers import (
     BartConfig,
     BartForCausalLM,
     ClapAudioConfig,
+    GenerationMixin,
     GPT2Config,
     GPT2LMHeadModel,
     Wav2Vec2Config,
@@ -273,12 +274,13 @@ def test_loss_equals_manual_cross_entropy():
     assert abs(ga.loss.item() - manual.item()) < 1e-5
 
 
-def _assert_grouped_equals_repeated(model):
+def _assert_grouped_equals_repeated(model, index=(0, 0, 1, 1, 1)):
     """Captions grouped per clip (`encoder_index`: the clip is encoded once) give the loss, logits and gradients of
-    the same (clip, caption) rows with each clip repeated, padding included (clip 1 is shorter than clip 0)."""
+    the same (clip, caption) rows with each clip repeated, padding included (clip 1 is shorter than clip 0). Unequal
+    groups gather keys/values per row; equal groups attend to their clip's keys/values directly."""
     feats, mask = batch(lengths=(61, 40))
-    index = torch.tensor([0, 0, 1, 1, 1])
-    labels = labels_for(5)
+    index = torch.tensor(index)
+    labels = labels_for(len(index))
     grouped = model(input_features=feats, attention_mask=mask, labels=labels, encoder_index=index)
     grouped.loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -293,8 +295,9 @@ def _assert_grouped_equals_repeated(model):
     assert grouped.encoder_last_hidden_state.shape[0] == 2  # one row per clip
 
 
-def test_grouped_captions_equal_repeated_clips():
-    _assert_grouped_equals_repeated(tiny_model(keyword_loss_weight=0.5).train())  # no dropout; keyword loss on
+@pytest.mark.parametrize("index", [(0, 0, 1, 1, 1), (0, 0, 0, 1, 1, 1)])
+def test_grouped_captions_equal_repeated_clips(index):
+    _assert_grouped_equals_repeated(tiny_model(keyword_loss_weight=0.5).train(), index)  # no dropout; keyword loss on
 
 
 def test_grouped_captions_equal_repeated_clips_bart_decoder(whisper_dir, bart_dir):
@@ -902,3 +905,35 @@ def test_keyword_loss_is_training_only_and_teaches_the_encoder(tmp_path):
     assert again.config.keyword_loss_weight == 0.5 and again.keyword_head is not None
     with pytest.raises(ValueError, match="keyword_loss_weight"):
         tiny_config(keyword_loss_weight=-1.0)
+
+
+@pytest.mark.parametrize(
+    "gen",
+    [
+        {"num_beams": 3, "max_length": 12},
+        {"num_beams": 3, "num_return_sequences": 2, "max_length": 12, "use_cache": False},
+        {"num_beams": 1, "do_sample": True, "num_return_sequences": 2, "max_length": 12},
+    ],
+)
+def test_beams_share_their_clip_encoder_output(gen, monkeypatch):
+    """Beam search and several sequences per clip keep the encoder output at one row per clip (`encoder_index` maps
+    beams to clips): the same sequences and scores as transformers' repeated encoder output, padded clips included."""
+    model = tiny_model(seed=9)
+    feats, mask = batch()
+    kw = {"input_features": feats, "attention_mask": mask, "return_dict_in_generate": True, "output_scores": True}
+    seen = []
+    hook = model.decoder.register_forward_hook(
+        lambda m, a, kwargs, out: seen.append(kwargs["encoder_hidden_states"].shape[0]), with_kwargs=True
+    )
+    torch.manual_seed(0)
+    shared = model.generate(**kw, **gen)
+    assert seen[0] == feats.shape[0]  # one row per clip reached the decoder
+    monkeypatch.setattr(type(model), "_expand_inputs_for_generation", GenerationMixin._expand_inputs_for_generation)
+    seen.clear()
+    torch.manual_seed(0)
+    repeated = model.generate(**kw, **gen)
+    hook.remove()
+    assert seen[0] > feats.shape[0]
+    assert torch.equal(shared.sequences, repeated.sequences)
+    for a, b in zip(shared.scores, repeated.scores):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
