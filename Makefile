@@ -30,8 +30,11 @@ system-deps:
 browser-deps:
 	@(command -v chromium && command -v chromedriver) >/dev/null || $(APT_INSTALL) chromium chromium-driver >/dev/null
 
+# Two stages: cross-entropy from scratch (outputs/synthcaps-demo-xe), then self-critical training on the CIDEr-D
+# reward of the model's own samples (outputs/synthcaps-demo).
 demo: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
+	$(PY) recipes/train.py recipes/synthcaps/demo_scst.yaml
 
 test: $(STAMP) system-deps browser-deps
 	$(PY) -m pytest -q -p no:cacheprovider

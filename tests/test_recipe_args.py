@@ -146,6 +146,12 @@ def test_other_invalid_combinations(tmp_path):
         parse_recipe([base(tmp_path), "--model_name_or_path", "x", "--encoder_name_or_path", "y"])
     with pytest.raises(ValueError, match="max_label_length must be >= 2"):
         parse_recipe([base(tmp_path), "--max_label_length", "1"])
+    with pytest.raises(ValueError, match="scst: true rewards captions against all of a clip's references"):
+        parse_recipe([base(tmp_path), "--scst", "--group_captions", "false"])
+    with pytest.raises(ValueError, match="scst_samples must be >= 2"):
+        parse_recipe([base(tmp_path), "--scst", "--group_captions", "--scst_samples", "1"])
+    with pytest.raises(ValueError, match="set mixup_prob: 0"):
+        parse_recipe([base(tmp_path), "--scst", "--group_captions", "--mixup_prob", "0.5"])
 
 
 @pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=[str(p.relative_to(REPO_ROOT)) for p in TRAINING_RECIPES])

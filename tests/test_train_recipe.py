@@ -1,7 +1,7 @@
 """Smoke runs of the real training entry point (`recipes/train.py`'s `main`) on a tiny generated SynthCaps with a
 tiny model: the output folder is a complete Hub repository, evaluation reports loss/perplexity/caption metrics, the
 loss falls, and each training option (non-grouped captions, label smoothing, SpecAugment + mixup, early stopping,
-TensorBoard, resuming) runs."""
+TensorBoard, resuming, self-critical fine-tuning) runs."""
 
 from __future__ import annotations
 
@@ -175,6 +175,33 @@ def test_caption_pairs_with_label_smoothing_and_early_stopping(synth, tmp_path):
     # patience 1: the run stopped at the first evaluation that did not improve on the best
     assert evals[-1]["eval_cider_d"] <= state["best_metric"]
     assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_scst_stage_fine_tunes_a_trained_model(main_run, tmp_path):
+    """The second stage of the demo: SCST from a saved cross-entropy model, rewards logged, weights updated."""
+    from safetensors.torch import load_file
+
+    data, trained = main_run
+    out = tmp_path / "scst"
+    recipe_main()(
+        tiny_run_args(
+            data,
+            out,
+            model_name_or_path=str(trained),
+            config_overrides="{}",
+            scst="true",
+            scst_samples=3,
+            max_steps=3,
+            learning_rate="1e-3",
+            test_split="null",
+        )
+    )
+    rewards = [e["scst_reward"] for e in log_history(out) if "scst_reward" in e]
+    assert len(rewards) == 3 and all(math.isfinite(r) and r >= 0 for r in rewards)
+    assert all(math.isfinite(x) for x in train_losses(out))
+    before, after = load_file(trained / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
 
 
 def test_spec_augment_and_mixup(synth, tmp_path):

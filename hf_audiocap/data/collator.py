@@ -28,7 +28,8 @@ class AudioCaptionCollator:
     Examples that carry precomputed log-mels (an `input_features` column of (frames, n_mels) arrays, see
     `hf_audiocap.data.features`) are not decoded: their features are padded exactly as the feature extractor pads
     a batch (same values, same mask). With `return_clip_ids`, the batch also holds `clip_ids` (the examples' `id`),
-    which `AudioCapTrainer` pops before the forward, to name a batch whose loss is not finite.
+    which `AudioCapTrainer` pops before the forward, to name a batch whose loss is not finite. With
+    `return_references`, it holds `references`: each clip's captions as text (the rewards of self-critical training).
     """
 
     processor: Any
@@ -43,6 +44,7 @@ class AudioCaptionCollator:
     spec_augment: SpecAugment | None = None
     mixup: CaptionMixup | None = None
     return_clip_ids: bool = False
+    return_references: bool = False
 
     @property
     def sampling_rate(self) -> int:
@@ -64,6 +66,9 @@ class AudioCaptionCollator:
             if precomputed:
                 raise ValueError("mixup mixes waveforms: it cannot apply to precomputed log-mels")
             waves, captions = self.mixup(waves, captions)
+        references = None
+        if self.return_references and captions is not None:
+            references = [list(c) if isinstance(c, (list, tuple)) else [c] for c in captions]
         encoder_index = None
         if captions is not None and isinstance(captions[0], (list, tuple)):
             for ex, caps in zip(examples, captions):
@@ -96,6 +101,8 @@ class AudioCaptionCollator:
             )
         if self.return_clip_ids:
             batch["clip_ids"] = [ex.get("id") for ex in examples]
+        if references is not None:
+            batch["references"] = references
         return batch
 
     def _pad_features(self, per_clip: list) -> dict[str, torch.Tensor]:

@@ -212,6 +212,25 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         },
     )
 
+    scst: bool = field(
+        default=False,
+        metadata={
+            "help": "Self-critical sequence training: the loss is the CIDEr-D reward of captions sampled from the model "
+            "(minus the mean reward of the clip's other samples), not the cross-entropy of the references. A fine-tuning "
+            "stage for a model already trained with cross-entropy (model_name_or_path), at a small learning rate "
+            "(e.g. 1e-5); needs group_captions (each clip's references in its batch)."
+        },
+    )
+    scst_samples: int = field(default=5, metadata={"help": "SCST: captions sampled per clip (at least 2)."})
+    scst_sampling: str = field(
+        default="sample",
+        metadata={
+            "help": "SCST: 'sample' draws the captions from the model's distribution (Rennie et al. 2017); 'beam' "
+            "takes the clip's scst_samples best beams (Cornia et al. 2020).",
+            "choices": ["sample", "beam"],
+        },
+    )
+
     def __post_init__(self):
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # `torchrun --nproc_per_node N` on a machine without an accelerator: accelerate would initialise the process
@@ -302,6 +321,20 @@ def check_recipe(data_args: DataArguments, training_args: Seq2SeqTrainingArgumen
             f"eval_strategy: {eval_strategy} needs an eval_split to validate on: set eval_split, or eval_strategy: 'no' "
             "(and load_best_model_at_end: false)."
         )
+    if getattr(training_args, "scst", False):
+        if getattr(training_args, "scst_samples", 5) < 2:
+            raise ValueError("scst_samples must be >= 2 (each sample's baseline is the mean of the clip's others).")
+        if not data_args.group_captions:
+            raise ValueError(
+                "scst: true rewards captions against all of a clip's references: set group_captions: true."
+            )
+        if data_args.streaming:
+            raise ValueError(
+                "scst: true counts CIDEr-D document frequencies over the training references: it needs a map-style "
+                "training split (streaming: false)."
+            )
+        if data_args.mixup_prob > 0:
+            raise ValueError("scst: true samples captions for each real clip: set mixup_prob: 0.")
     if data_args.streaming:
         if training_args.max_steps <= 0:
             raise ValueError(

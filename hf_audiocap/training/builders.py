@@ -23,6 +23,7 @@ from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
 from hf_audiocap.training.arguments import DataArguments, ModelArguments
 from hf_audiocap.training.callbacks import SampleCaptionsCallback, TrainingCurvesCallback, WeightsDigestCallback
+from hf_audiocap.training.scst import CiderDReward
 from hf_audiocap.training.trainer import AudioCapTrainer
 
 logger = logging.getLogger(__name__)
@@ -242,6 +243,7 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     from hf_audiocap.metrics import compute_caption_metrics
 
     training_args.remove_unused_columns = False  # the collator reads the raw audio and caption columns
+    scst = getattr(training_args, "scst", False)
     input_name = getattr(model, "main_input_name", "input_features")
     common = {
         "processor": processor,
@@ -257,16 +259,21 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         training=True,
         mixup=CaptionMixup(prob=data_args.mixup_prob) if data_args.mixup_prob > 0 else None,
         return_clip_ids=True,
+        return_references=scst,
     )
     eval_collator = AudioCaptionCollator(**common, text_column="captions")
+    # what the training curve is, beside the validation loss: the keyword-estimation term is added to the training
+    # loss only; an SCST run's training loss is not a cross-entropy at all
+    train_loss_label = "training loss"
+    if scst:
+        train_loss_label = "SCST loss (-advantage x log p of the samples)"
+    elif getattr(model.config, "keyword_loss_weight", 0.0) > 0:
+        train_loss_label = "training loss (+ keyword term)"
     callbacks = [
         SampleCaptionsCallback(),
         TrainingCurvesCallback(
             main_metric=_eval_key(training_args.metric_for_best_model or "cider_d"),
-            # the keyword-estimation term is added to the training loss only: say so beside the validation loss
-            train_loss_label="training loss (+ keyword term)"
-            if getattr(model.config, "keyword_loss_weight", 0.0) > 0
-            else "training loss",
+            train_loss_label=train_loss_label,
         ),
     ]
     if training_args.early_stopping_patience:
@@ -289,6 +296,8 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         num_sample_captions=data_args.num_sample_captions,
         # drawn at the training step, after a resumed run's RNG state is restored (see AudioCapTrainer)
         spec_augment=SpecAugment() if data_args.spec_augment and input_name == "input_features" else None,
+        # self-critical training: CIDEr-D rewards with document frequencies over the training references
+        scst_reward=CiderDReward(clips[data_args.train_split]["captions"]) if scst else None,
     )
     return trainer
 

@@ -64,7 +64,7 @@ data: a model trained on {dataset} describes sounds like those in {dataset} and 
 on other audio. Do not use it for safety-critical monitoring or to infer anything about people.
 
 ## Training
-Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
+{objective}Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
 label smoothing {label_smoothing}, seed {seed}. `training_curves.png` in this repository shows the
 training and validation loss, the validation perplexity and the main caption metric over the run.
 """
@@ -131,6 +131,12 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         epochs=training_args.num_train_epochs,
         label_smoothing=training_args.label_smoothing_factor,
         seed=training_args.seed,
+        objective=(
+            f"Self-critical sequence training (CIDEr-D reward, {training_args.scst_samples} sampled captions per clip) "
+            f"of the cross-entropy model `{model_args.model_name_or_path}`. "
+            if getattr(training_args, "scst", False)
+            else "Cross-entropy (teacher forcing). "
+        ),
     )
     path = output_dir / "README.md"
     ModelCard(card).save(path)

@@ -34,6 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 from hf_audiocap.training.checkpoints import mark_complete, resolve_checkpoint
+from hf_audiocap.training.scst import scst_loss
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,14 @@ class AudioCapTrainer(Seq2SeqTrainer):
         num_sample_captions: int = 5,
         spec_augment=None,
         train_split_by_node: bool = False,
+        scst_reward=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # self-critical training (args.scst): the CIDEr-D reward of sampled captions replaces the cross-entropy
+        self.scst_reward = scst_reward
+        self._scst_rewards: list[float] = []
+        self._references = None
         # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss)
         self.model_label_smoothing = 0.0
         if self.label_smoother is not None and isinstance(self.model, AudioCapForConditionalGeneration):
@@ -85,6 +91,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._clip_ids = inputs.pop("clip_ids", None)
+        self._references = inputs.pop("references", None)
         if self.spec_augment is not None and "input_features" in inputs and "attention_mask" in inputs:
             inputs["input_features"] = self.spec_augment(inputs["input_features"], inputs["attention_mask"])
         try:
@@ -95,6 +102,8 @@ class AudioCapTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's loss; with label_smoothing_factor, training batches get it smoothed by the model itself (the
         keyword loss stays; validation loss and perplexity stay the plain cross-entropy, not the smoothed one)."""
+        if self.scst_reward is not None and model.training:
+            return self._scst_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.model_label_smoothing and model.training:
             inputs = {**inputs, "smoothing": self.model_label_smoothing}
         result = super().compute_loss(
@@ -104,6 +113,39 @@ class AudioCapTrainer(Seq2SeqTrainer):
         if model.training and not bool(torch.isfinite(loss).all()):
             self._on_nonfinite_loss(loss)
         return result
+
+    def _scst_loss(self, model, inputs, return_outputs, num_items_in_batch=None):
+        if self._references is None:
+            raise ValueError("scst: the training batch has no `references` (the collator's return_references)")
+        loss, mean_reward = scst_loss(
+            model,
+            inputs,
+            self._references,
+            self.scst_reward,
+            decode=lambda ids: self.processing_class.batch_decode(ids, skip_special_tokens=True),
+            num_samples=self.args.scst_samples,
+            max_length=self.args.generation_max_length or 32,
+            sampling=getattr(self.args, "scst_sampling", "sample"),
+        )
+        self._scst_rewards.append(mean_reward)
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            # the Trainer takes this loss for the model's (a sum over all processes' and accumulation steps' tokens
+            # divided by their count): neither divides it by the accumulation steps and it multiplies it by the
+            # number of processes; the SCST loss is this batch's mean, so scale it to the same convention
+            loss = loss / self.current_gradient_accumulation_steps
+            if self.args.average_tokens_across_devices:
+                loss = loss / self.accelerator.num_processes
+        if not bool(torch.isfinite(loss)):
+            self._on_nonfinite_loss(loss)
+        return (loss, None) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Training logs of a self-critical run also carry `scst_reward`: the mean CIDEr-D of the sampled captions
+        since the last log (it should rise)."""
+        if self._scst_rewards and "loss" in logs:
+            logs = {**logs, "scst_reward": float(np.mean(self._scst_rewards))}
+            self._scst_rewards = []
+        super().log(logs, *args, **kwargs)
 
     def _on_nonfinite_loss(self, loss) -> None:
         ids = list(self._clip_ids or [])

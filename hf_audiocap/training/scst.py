@@ -1,0 +1,156 @@
+"""Self-critical sequence training (SCST): fine-tune a captioner on the CIDEr-D of its own sampled captions.
+
+Rennie et al. 2017 ("Self-critical sequence training for image captioning"), with the baseline of Luo 2020 ("A better
+variant of self-critical sequence training"): for each clip, `k` captions are sampled from the model; each gets its
+CIDEr-D against the clip's references as reward, minus the mean reward of the clip's other `k - 1` samples as
+baseline; the loss is the REINFORCE estimate `-(reward - baseline) * log p(sampled token)`, averaged over the sampled
+tokens. It is the standard last stage of audio captioning systems trained for CIDEr-D / SPIDEr (DCASE task 6): a model
+first trained with cross-entropy learns to put its probability mass on the consensus wording that CIDEr-D rewards.
+
+CIDEr-D here is the metric's own definition (tf-idf n-gram vectors for n = 1..4, clipped by the reference, Gaussian
+length penalty with sigma 6, times 10: `hf_audiocap.metrics._scorers.cider_d`), with the document frequencies counted
+once over the training references (as in Rennie et al.), on words split like the PTB tokenizer's output (lower case,
+punctuation removed; no JVM per step).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hf_audiocap.metrics._scorers import CIDER_SIGMA, MAX_N
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def caption_words(caption: str) -> list[str]:
+    """Lower-cased words without punctuation (what PTB tokenization + pycocoevalcap's punctuation filter give for
+    plain English captions)."""
+    return _WORD.findall(caption.lower())
+
+
+def _ngrams(words: list[str]) -> list[Counter]:
+    return [Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)) for n in range(1, MAX_N + 1)]
+
+
+class CiderDReward:
+    """CIDEr-D of candidate captions against their clip's references, document frequencies from a fixed corpus.
+
+    `corpus`: the reference sets of the training clips (one list of captions per clip). Each reference set's vectors
+    are computed once and cached by its captions."""
+
+    def __init__(self, corpus: list[list[str]], sigma: float = CIDER_SIGMA):
+        if not corpus:
+            raise ValueError("CiderDReward needs the training references (one list of captions per clip), got none")
+        self.sigma = sigma
+        self.df: Counter = Counter()
+        for refs in corpus:
+            self.df.update({gram for ref in refs for counts in _ngrams(caption_words(ref)) for gram in counts})
+        self.log_clips = math.log(float(len(corpus)))
+        self._refs_cache: dict[tuple[str, ...], list] = {}
+
+    def _vector(self, words: list[str]):
+        """Per n: ({gram: tf-idf weight}, norm); plus the length used by the penalty (bigram count, as pycocoevalcap)."""
+        vec = []
+        for counts in _ngrams(words):
+            weights = {g: c * (self.log_clips - math.log(max(1.0, self.df.get(g, 0.0)))) for g, c in counts.items()}
+            vec.append((weights, math.sqrt(sum(w * w for w in weights.values()))))
+        return vec, max(len(words) - 1, 0)
+
+    def _references(self, refs: list[str]):
+        key = tuple(refs)
+        if key not in self._refs_cache:
+            self._refs_cache[key] = [self._vector(caption_words(r)) for r in refs]
+        return self._refs_cache[key]
+
+    def __call__(self, candidates: list[str], references: list[list[str]]) -> np.ndarray:
+        """CIDEr-D of `candidates[i]` against `references[i]` (a list of captions), one float each."""
+        if len(candidates) != len(references):
+            raise ValueError(f"{len(candidates)} candidates but {len(references)} reference sets")
+        scores = np.zeros(len(candidates))
+        for i, (candidate, refs) in enumerate(zip(candidates, references)):
+            hyp, hyp_len = self._vector(caption_words(candidate))
+            total = 0.0
+            for ref, ref_len in self._references(refs):
+                penalty = math.exp(-((hyp_len - ref_len) ** 2) / (2 * self.sigma**2))
+                for (h, h_norm), (r, r_norm) in zip(hyp, ref):
+                    dot = sum(min(w, r[g]) * r[g] for g, w in h.items() if g in r)
+                    if h_norm and r_norm:
+                        dot /= h_norm * r_norm
+                    total += dot * penalty
+            scores[i] = total / MAX_N / max(len(refs), 1) * 10.0
+        return scores
+
+
+def sampled_labels(sequences: torch.Tensor, eos_token_id: int | list[int]) -> torch.Tensor:
+    """Generated sequences `(rows, 1 + T)` (decoder start first) -> labels `(rows, T)`: the sampled tokens up to and
+    including the first `<eos>`, -100 after it (finished rows are padded by `generate`)."""
+    labels = sequences[:, 1:].clone()
+    eos = torch.as_tensor(eos_token_id, device=labels.device).reshape(-1)
+    is_eos = torch.isin(labels, eos)
+    after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
+    return labels.masked_fill(after_eos, -100)
+
+
+def scst_loss(
+    model,
+    inputs: dict,
+    references: list[list[str]],
+    reward: CiderDReward,
+    decode,
+    num_samples: int = 5,
+    max_length: int = 32,
+    sampling: str = "sample",
+) -> tuple[torch.Tensor, float]:
+    """SCST loss of one batch of clips and the mean reward of its samples.
+
+    `inputs`: the clips' encoder inputs (`input_features`/`input_values` and `attention_mask`, one row per clip; the
+    training batch's caption rows are not used); `references[c]`: clip c's captions; `decode`: token ids -> captions.
+    Sampling runs without gradients and without dropout; the log-probabilities of the sampled tokens are then computed
+    by a teacher-forced forward in the model's training mode, each clip encoded once for its `num_samples` rows.
+    `sampling="beam"`: the samples are the clip's `num_samples` best beams instead of random draws (the variant of
+    Cornia et al. 2020, "Meshed-memory transformer"): the reward then ranks the captions beam search produces."""
+    if num_samples < 2:
+        raise ValueError("SCST needs at least 2 samples per clip (each sample's baseline is the others' mean reward)")
+    audio = {k: v for k, v in inputs.items() if k in ("input_features", "input_values", "attention_mask")}
+    clips = next(iter(audio.values())).shape[0]
+    if len(references) != clips:
+        raise ValueError(f"{clips} clips in the batch but {len(references)} reference sets")
+    unwrapped = getattr(model, "module", model)
+    was_training = unwrapped.training
+    unwrapped.eval()
+    if sampling == "sample":  # the model's own distribution: no processor may reshape it (p(sample) = the forward's)
+        search = {"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0, "temperature": 1.0}
+    elif sampling == "beam":
+        search = {"do_sample": False, "num_beams": num_samples, "length_penalty": 1.0, "early_stopping": True}
+    else:
+        raise ValueError(f"sampling must be 'sample' or 'beam', got {sampling!r}")
+    with torch.no_grad():
+        sequences = unwrapped.generate(
+            **audio,
+            **search,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            min_length=0,
+            num_return_sequences=num_samples,
+            max_length=max_length,
+        )
+    unwrapped.train(was_training)
+
+    rewards = reward(decode(sequences), [refs for refs in references for _ in range(num_samples)])
+    per_clip = torch.tensor(rewards, dtype=torch.float32).view(clips, num_samples)
+    baseline = (per_clip.sum(1, keepdim=True) - per_clip) / (num_samples - 1)
+    advantage = (per_clip - baseline).view(-1).to(sequences.device)
+
+    labels = sampled_labels(sequences, unwrapped.generation_config.eos_token_id)
+    encoder_index = torch.arange(clips, device=sequences.device).repeat_interleave(num_samples)
+    logits = model(**audio, decoder_input_ids=sequences[:, :-1], encoder_index=encoder_index).logits
+    valid = labels != -100
+    token_logp = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    loss = -(advantage[:, None] * token_logp * valid).sum() / valid.sum().clamp(min=1)
+    return loss, float(rewards.mean())
