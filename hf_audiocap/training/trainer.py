@@ -7,6 +7,9 @@ An evaluation makes two passes over the validation clips:
    (`eval_cider_d`, `eval_spider`, ...), because a low loss is not a good caption.
 The generated captions of a few clips are handed to callbacks as `samples`.
 
+Training is teacher forcing on the model's cross-entropy, or, with `scst: true`, self-critical sequence training: the
+CIDEr-D reward of captions the model samples (or its best beams) replaces it (see scst.py); `scst_reward` is logged.
+
 Training survives faults:
 - checkpoints are complete or ignored: `checkpoint_complete.json` is written last, old checkpoints are rotated out
   only after it, and `train(resume_from_checkpoint="last")` resumes from the newest complete one (see checkpoints.py);
