@@ -160,14 +160,12 @@ def _attend_clips(query, key, value, mask=None, dropout_p: float = 0.0) -> torch
     """Cross-attention SDPA where `key`/`value` may hold one row per clip for `query`'s k consecutive rows per clip:
     the k rows' queries are stacked along the query axis of their clip (`(clips, heads, k * tgt, head_dim)`), so each
     clip's keys/values are read once, not k times (3 beams x 8 clips: a third of the per-step cross-attention memory
-    traffic). `mask` may be per row or per clip. Rows = clips is plain SDPA."""
+    traffic). `mask`, if any, is per key row (per clip). Rows = clips is plain SDPA."""
     rows, clips = query.shape[0], key.shape[0]
     if rows == clips:
         return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
     group = rows // clips
     _, heads, tgt, head_dim = query.shape
-    if mask is not None and mask.shape[0] == rows:
-        mask = mask[::group]
     query = query.view(clips, group, heads, tgt, head_dim).transpose(1, 2).reshape(clips, heads, group * tgt, head_dim)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
     return out.view(clips, heads, group, tgt, head_dim).transpose(1, 2).reshape(rows, heads, tgt, head_dim)
@@ -265,10 +263,10 @@ class AudioCapSelfAttention(nn.Module):
 class AudioCapCrossAttention(nn.Module):
     """Cross-attention; keys/values of the encoder states are computed once and kept in the cross-attention cache.
 
-    With `encoder_index` (decoder row -> row of `encoder_hidden_states`), the keys/values are computed once per clip:
-    five captions (or beams) of a clip cost one key/value projection, not five. When every clip has the same number of
-    consecutive rows they attend to their clip's keys/values directly (`_attend_clips`); otherwise the keys/values
-    are gathered per row."""
+    With `encoder_index` (decoder row -> row of `encoder_hidden_states`; unequal groups of rows per clip), the
+    keys/values are computed once per clip and gathered per row: five captions of a clip cost one key/value projection,
+    not five. Equal consecutive groups (beams, k captions per clip) come without an index (`AudioCapDecoder._decode`)
+    and attend to their clip's keys/values directly (`_attend_clips`)."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None):
         super().__init__()
@@ -297,7 +295,7 @@ class AudioCapCrossAttention(nn.Module):
         else:
             clips, src = encoder_hidden_states.shape[:2]
             kv = self.kv_proj(encoder_hidden_states).view(clips, src, 2, self.num_heads, self.head_dim)
-            if encoder_index is not None and not _repeats_each_clip(encoder_index, clips):
+            if encoder_index is not None:
                 kv = kv.index_select(0, encoder_index)
             key, value = kv.permute(2, 0, 3, 1, 4).unbind(0)
             if cache is not None:
@@ -656,7 +654,9 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         enc_mask = _sdpa_key_mask(encoder_attention_mask)
         if encoder_index is not None:
             encoder_index = encoder_index.to(encoder_hidden_states.device)
-            if enc_mask is not None:
+            if _repeats_each_clip(encoder_index, encoder_hidden_states.shape[0]):
+                encoder_index = None  # equal consecutive rows per clip attend to their clip's keys/values directly
+            elif enc_mask is not None:
                 enc_mask = enc_mask.index_select(0, encoder_index)
 
         if (
@@ -1368,7 +1368,9 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         encoder_index = model_kwargs.get("encoder_index")
         enc_mask = _sdpa_key_mask(getattr(encoder_outputs, "attention_mask", None))
         if enc_mask is not None and encoder_index is not None:
-            enc_mask = enc_mask.index_select(0, encoder_index.to(enc_mask.device))
+            encoder_index = encoder_index.to(enc_mask.device)
+            if not _repeats_each_clip(encoder_index, enc_mask.shape[0]):  # else: per clip, as the keys/values
+                enc_mask = enc_mask.index_select(0, encoder_index)
         pad_token_id = generation_config._pad_token_tensor
         has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
         unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
@@ -1450,8 +1452,8 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         """Beam search / several sequences per clip: transformers repeats the encoder output `expand_size` times and
         every decoder layer then projects the same clip's cross-attention keys/values once per beam. With the built-in
         decoder the encoder output stays one row per clip and `encoder_index` (decoder row -> clip) lets each layer
-        project once per clip and gather (3 beams: a third of the first step's key/value work). The generated tokens
-        are the same; `encoder_outputs` in a `return_dict_in_generate` result is then one row per clip."""
+        project once per clip, and the beams attend to their clip's keys/values (`_attend_clips`). The generated
+        tokens are the same; `encoder_outputs` in a `return_dict_in_generate` result is then one row per clip."""
         encoder_outputs = model_kwargs.get("encoder_outputs")
         if (
             expand_size == 1
