@@ -469,7 +469,7 @@ def test_incremental_decoding_matches_full_forward():
 
 
 def test_lean_cached_step_matches_layer_path_and_restores_threads():
-    """Inference steps that reuse the cross-attention cache take `AudioCapDecoder._cached_step` (direct F.* calls) on
+    """Cached one-token inference steps take `AudioCapDecoder._cached_step` (direct F.* calls) on
     `step_num_threads` intra-op threads: same logits as the module-by-module path, and torch's thread count is restored after."""
     model = tiny_model(seed=7)
     feats, mask = batch()
@@ -495,7 +495,7 @@ def test_lean_cached_step_matches_layer_path_and_restores_threads():
     finally:
         del decoder._cached_step
     lean = torch.cat(steps, 1)
-    assert len(seen) == ids.shape[1] - 1  # every step after the first (which fills the cross-attention cache)
+    assert len(seen) == ids.shape[1]  # every step; the first one projects the cross-attention keys/values first
     assert torch.get_num_threads() == threads_before
     full = model(encoder_outputs=model.get_encoder()(input_features=feats, attention_mask=mask), decoder_input_ids=ids)
     assert torch.allclose(lean, full.logits, atol=1e-5)
