@@ -321,8 +321,8 @@ class _StepCache:
 
 def _row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear` on `(rows, in)`; a single row as a matrix-vector product (addmv: the same numbers as F.linear's
-    addmm, measured identical, with less overhead per decoding step)."""
-    if x.shape[0] != 1:
+    addmm, measured identical, with less overhead per decoding step). Under autocast, F.linear (which autocast casts)."""
+    if x.shape[0] != 1 or x.dtype != weight.dtype or torch.is_autocast_enabled(x.device.type):
         return F.linear(x, weight, bias)
     x = x.view(-1)
     return (torch.mv(weight, x) if bias is None else torch.addmv(bias, weight, x)).view(1, -1)
@@ -844,10 +844,13 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         checkpointing wrapper / transposes). A single query attends to every cached key, so no causal mask is needed.
         `self_cache`: a `DynamicCache` or the lean loop's `_StepCache`; `weights`: `step_weights()` (looked up if None).
 
-        With float32 states on CPU the step runs with oneDNN off (`_without_onednn`): its only oneDNN op is the
+        With float32 states on CPU (no autocast) the step runs with oneDNN off (`_without_onednn`): its only oneDNN op is the
         exact GELU, whose oneDNN primitive costs ~10-30 us per call on a (rows, ffn_dim) row against ~2 us for
         PyTorch's own vectorised kernel (the same erf GELU; results differ by float32 rounding, <1e-6)."""
-        with _without_onednn(hidden.dtype == torch.float32 and hidden.device.type == "cpu"):
+        fp32_cpu = (
+            hidden.dtype == torch.float32 and hidden.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+        )
+        with _without_onednn(fp32_cpu):
             return self._step_layers(hidden, enc_mask, self_cache, cross_cache, weights)
 
     def _step_layers(self, hidden, enc_mask, self_cache, cross_cache, weights) -> torch.Tensor:

@@ -501,6 +501,79 @@ def test_lean_cached_step_matches_layer_path_and_restores_threads():
     assert torch.allclose(lean, full.logits, atol=1e-5)
     out = model.generate(input_features=feats, attention_mask=mask, num_beams=1, max_length=10)
     assert torch.get_num_threads() == threads_before and out.shape[0] == 3
+    assert torch._C._get_mkldnn_enabled()  # the step's native-GELU switch is restored
+
+
+def test_step_cache_matches_dynamic_cache_and_writes_back():
+    """The lean loop's preallocated self-attention buffers (`_StepCache`) return what a `DynamicCache` updated the same
+    way returns, grow past their capacity, and leave the `DynamicCache` holding every position afterwards."""
+    from transformers.cache_utils import DynamicCache
+
+    from hf_audiocap.modeling_audiocap import _StepCache
+
+    g = torch.Generator().manual_seed(0)
+    reference, cache = DynamicCache(), DynamicCache()
+    for layer in range(2):
+        first = torch.randn(3, 2, 2, 4, generator=g), torch.randn(3, 2, 2, 4, generator=g)
+        reference.update(*first, layer)
+        cache.update(*first, layer)
+    steps = _StepCache(cache, capacity=3)  # room for one new position: the next ones make it grow
+    for _ in range(4):
+        for layer in range(2):
+            new = torch.randn(3, 2, 1, 4, generator=g), torch.randn(3, 2, 1, 4, generator=g)
+            expected = reference.update(*new, layer)
+            got = steps.update(*new, layer)
+            assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    steps.write_back(cache)
+    for ref_layer, layer in zip(reference.layers, cache.layers):
+        assert torch.equal(ref_layer.keys, layer.keys) and torch.equal(ref_layer.values, layer.values)
+    assert cache.get_seq_length() == 6
+
+
+@pytest.mark.parametrize("length", [3, 5, 8])
+def test_min_length_processors_with_cached_eos_mask_give_transformers_scores(length):
+    """The min-length processors that build their end-of-sequence mask once score exactly as transformers' own, below,
+    at and above the minimum; `generate` uses them and still never ends a caption early."""
+    from transformers.generation.logits_process import MinLengthLogitsProcessor, MinNewTokensLengthLogitsProcessor
+
+    from hf_audiocap.modeling_audiocap import _with_cached_eos_masks
+
+    stock = [MinLengthLogitsProcessor(5, [EOS, 7]), MinNewTokensLengthLogitsProcessor(2, 4, EOS)]
+    fast = _with_cached_eos_masks(stock)
+    assert [type(p).__name__ for p in fast] == ["_MinLengthLogitsProcessor", "_MinNewTokensLengthLogitsProcessor"]
+    ids = torch.randint(4, VOCAB, (3, length))
+    for _ in range(2):  # the second call uses the cached mask
+        scores = torch.randn(3, VOCAB)
+        for slow, quick in zip(stock, fast):
+            assert torch.equal(slow(ids, scores), quick(ids, scores))
+    model = tiny_model(seed=3)
+    feats, mask = batch()
+    out = model.generate(input_features=feats, attention_mask=mask, num_beams=1, min_new_tokens=6, max_new_tokens=8)
+    assert not (out[:, 1:7] == EOS).any()
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_under_bf16_autocast(num_beams):
+    """The lean decoding step follows autocast (bf16 activations against fp32 weights), alone and in a batch."""
+    model = tiny_model(seed=1)
+    feats, mask = batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        one = model.generate(input_features=feats[:1], attention_mask=mask[:1], num_beams=num_beams, max_length=10)
+        three = model.generate(input_features=feats, attention_mask=mask, num_beams=num_beams, max_length=10)
+    assert one.shape[0] == 1 and three.shape[0] == 3 and one.shape[1] > 1
+
+
+def test_encoder_inference_path_gives_the_training_path_numbers():
+    """Eval mode without autograd, encoder layers add and activate in place (`_inference_forward`): the same hidden
+    states, bit for bit, as with autograd on, padded clips included; the input is never modified."""
+    model = tiny_model(seed=4)
+    feats, mask = batch()
+    encoder = model.get_encoder()
+    with_grad = encoder(input_features=feats, attention_mask=mask, output_hidden_states=True)
+    with torch.inference_mode():
+        inference = encoder(input_features=feats, attention_mask=mask, output_hidden_states=True)
+    assert torch.equal(with_grad.last_hidden_state, inference.last_hidden_state)
+    assert all(torch.equal(a, b) for a, b in zip(with_grad.hidden_states, inference.hidden_states))
 
 
 # --------------------------------------------------------------------------------------------------------------------
