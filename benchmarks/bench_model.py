@@ -7,7 +7,8 @@ subsampling, so every target is checked at both rates); the anchor gets 1000
 frames (Whisper encoder with max_source_positions=500) and Whisper's default 3000 frames (max_source_positions=1500),
 since a stock Whisper encoder only accepts exactly 2 * max_source_positions frames. 20-token labels.
 
-Every configuration runs in its own subprocess (clean peak RSS from `resource.getrusage`), 2 torch threads.
+Every configuration runs in its own subprocess (clean peak RSS from `resource.getrusage`), 2 torch threads; the greedy
+latency is also measured with ours and the 1000-frame anchor in one subprocess, calls interleaved (15 rounds).
 
     flock /tmp/bench.lock .venv/bin/python benchmarks/bench_model.py [--results benchmarks/RESULTS.md]
 """
@@ -30,21 +31,23 @@ REPO = Path(__file__).resolve().parents[1]
 BATCH, LABEL_LEN, VOCAB, WIDTH, LAYERS, HEADS, FFN = 8, 20, 5000, 384, 4, 6, 1536
 SECTION = "## Model: training and generation"
 NOTE = (
-    "Greedy decoding at batch 1 is 20 decoder steps of tiny GEMVs; at equal width/depth/vocabulary our decoder reads the "
-    "same ~45 MB of weights per step as the anchor's BART decoder, so the step is memory-bound (the bare linears of one "
-    "step take ~1.5 ms on 2 threads, ~34 GB/s, measured; bf16 weights were slower on this CPU). Decoding changes: "
-    "`generate`'s greedy/sampling loop for the built-in decoder (`AudioCapForConditionalGeneration._sample`) calls the "
-    "decoder's lean cached step directly after the first step (`AudioCapDecoder._cached_step`: F.linear/F.layer_norm/SDPA "
-    "on the weights, no per-step input preparation, mask building, dropout calls or module dispatch; same ops, same "
-    "tokens as transformers' loop, tested), logits processors' signatures are inspected once per generate, and "
-    "`forward`'s signature is precomputed. The encoder's GEMMs already run near fp32 peak (~100-125 GFLOP/s per core "
-    "measured). Beam search: only the self-attention cache is reordered between steps, and a clip's beams share its "
-    "encoder output and cross-attention keys/values (one row per clip, the beams' queries stacked; before, 1.88x the "
-    "anchor's 3-beam throughput at 1001 frames). Two input rates for ours: at "
-    "the anchor's 10 ms hop (1001 frames, 40 ms per encoder position) the encoder is ~30 ms of a greedy call and the "
-    "20 decoder steps ~2.4 ms each; at the 20 ms hop the demo model is trained on (501 frames, 80 ms per encoder "
-    "position, coarser than Whisper's 20 ms but finer than the 320 ms of the PANNs CNN14 encoders common in audio "
-    "captioning) the encoder costs half. The greedy target is only within reach at that rate."
+    "Greedy decoding at batch 1 is 20 decoder steps of tiny GEMVs: at equal width/depth/vocabulary our decoder reads "
+    "the same ~41 MB of fp32 weights per step as the anchor's BART decoder (measured: ~0.94 ms of addmv per step, "
+    "~44 GB/s on 2 threads; one 33 MB GEMV peaks at ~54 GB/s; bf16 weights were slower on this CPU). Per greedy call at "
+    "1001 frames (profiled): encoder ~22 ms (its GEMMs at ~265 GFLOP/s, ~90% of the measured sgemm peak), first "
+    "decoder step ~5 ms (2.4 ms of it the cross-attention key/value projections), then ~1.5 ms per step. Decoding "
+    "changes: every one-token step (the first included) takes the decoder's lean cached step "
+    "(`AudioCapDecoder._cached_step`: the layer ops called on the weights on 2-D rows, weights gathered once per "
+    "generate, addmv for a single row, PyTorch's native GELU instead of oneDNN's ~10-30 us primitive); the greedy/sampling "
+    "loop (`AudioCapForConditionalGeneration._sample`) calls it directly, with the self-attention keys/values in "
+    "buffers allocated once per call instead of a growing `torch.cat`; the min-length logits processors build their "
+    "end-of-sequence mask once instead of every step; encoder layers add and activate in place at inference; the "
+    "keyword head is skipped when nothing reads it. Same tokens as transformers' loop (tested). Beam search: only the "
+    "self-attention cache is reordered between steps, and a clip's beams share its encoder output and cross-attention "
+    "keys/values. Two input rates for ours: the anchor's 10 ms hop (1001 frames, 40 ms per encoder position) and the "
+    "20 ms hop the demo model is trained on (501 frames, 80 ms per encoder position), where the encoder costs half. "
+    "The greedy ratio is also measured with the two models in one process, calls interleaved (drift between the "
+    "separate subprocesses cancels out); both figures must pass."
 )
 TARGETS = {  # measured by the issue author on the anchor, for reference
     ("anchor", 1000): {"train": 4.8, "rss_gb": 1.5},
@@ -132,6 +135,27 @@ def worker(kind: str, frames: int, task: str) -> dict:
         return kw
 
     result = {"kind": kind, "frames": frames, "task": task}
+    if task == "greedy_ab":  # ours at `frames` and the anchor at 1000 frames, greedy calls interleaved in this process
+        anchor = build("anchor", 1000).eval()
+        model.eval()
+        anchor_feats = torch.randn(1, 80, 1000, generator=g)
+        gen = {"num_beams": 1, "min_new_tokens": LABEL_LEN, "max_new_tokens": LABEL_LEN, "do_sample": False}
+        gen.update(decoder_start_token_id=2, eos_token_id=3, pad_token_id=0)
+        calls = {
+            "ours": lambda: model.generate(**inputs(1), **gen),
+            "anchor": lambda: anchor.generate(input_features=anchor_feats, **gen),
+        }
+        times = {name: [] for name in calls}
+        with torch.inference_mode():
+            for call in calls.values():
+                call()  # warmup
+            for _ in range(15):
+                for name, call in calls.items():
+                    t0 = time.perf_counter()
+                    call()
+                    times[name].append(time.perf_counter() - t0)
+        result.update({f"{name}_s": statistics.median(ts) for name, ts in times.items()})
+        return result
     if task == "train":
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -196,6 +220,10 @@ def main() -> None:
             r = run_sub(kind, frames, task)
             res[(kind, frames, task)] = r
             print(json.dumps(r), flush=True)
+    for frames in ours_frames:
+        r = run_sub("ours", frames, "greedy_ab")
+        res[("ours", frames, "greedy_ab")] = r
+        print(json.dumps(r), flush=True)
 
     def v(kind, frames, task, key):
         return res[(kind, frames, task)][key]
@@ -226,9 +254,18 @@ def main() -> None:
             check(
                 f"{tag}: training peak RSS vs anchor@{frames}", f"{rss:.2f} / {arss:.2f} GB", "<= anchor", rss <= arss
             )
+        ab = res[("ours", ours, "greedy_ab")]
+        ratio = ab["ours_s"] / ab["anchor_s"]
+        check(
+            f"{tag}: greedy latency batch 1 vs anchor@1000, one process, interleaved "
+            f"({ab['ours_s'] * 1e3:.1f} / {ab['anchor_s'] * 1e3:.1f} ms)",
+            f"{ratio:.3f}x",
+            "<= 0.5x",
+            ratio <= 0.5,
+        )
         for frames in (1000, 3000):
             ratio = v("ours", ours, "greedy", "latency_s") / v("anchor", frames, "greedy", "latency_s")
-            check(f"{tag}: greedy latency batch 1 vs anchor@{frames}", f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5)
+            check(f"{tag}: greedy latency batch 1 vs anchor@{frames}", f"{ratio:.3f}x", "<= 0.5x", ratio <= 0.5)
             ratio = v("anchor", frames, "beam", "latency_s") / v("ours", ours, "beam", "latency_s")
             check(f"{tag}: 3-beam throughput batch 8 vs anchor@{frames}", f"{ratio:.2f}x", ">= 2x", ratio >= 2.0)
 
