@@ -799,8 +799,8 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                 enc_mask = enc_mask.index_select(0, encoder_index)
 
         if tgt == 1 and self_mask is None and not self.training and not output_hidden_states and cache is not None:
-            # one token per row (every generation step): the lean step, after the first step projects and caches
-            # the cross-attention keys/values of every layer
+            # one token per row (every generation step): the lean step; on the first step each layer first projects
+            # and caches the cross-attention keys/values (later steps read them from the cache)
             for layer in self.layers:
                 layer.encoder_attn.keys_values(encoder_hidden_states, cache, encoder_index)
             hidden = self._cached_step(hidden[:, 0], enc_mask, cache.self_attention_cache, cache.cross_attention_cache)
@@ -839,14 +839,15 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         weights: list[tuple] | None = None,
     ) -> torch.Tensor:
         """One new token per row, `hidden` `(rows, d_model)`, with the cross-attention K/V already in `cross_cache`
-        (every generation step): the same ops as `AudioCapDecoderLayer.forward` in eval mode (identical
-        numbers), called directly on the weights on 2-D rows (no module dispatch / hooks / dropout calls /
-        checkpointing wrapper / transposes). A single query attends to every cached key, so no causal mask is needed.
-        `self_cache`: a `DynamicCache` or the lean loop's `_StepCache`; `weights`: `step_weights()` (looked up if None).
+        (every generation step): the ops of `AudioCapDecoderLayer.forward` in eval mode, called directly on the
+        weights on 2-D rows (no module dispatch / hooks / dropout calls / checkpointing wrapper / transposes). A single
+        query attends to every cached key, so no causal mask is needed. `self_cache`: a `DynamicCache` or the lean
+        loop's `_StepCache`; `weights`: `_step_weights()` (looked up if None).
 
-        With float32 states on CPU (no autocast) the step runs with oneDNN off (`_without_onednn`): its only oneDNN op is the
-        exact GELU, whose oneDNN primitive costs ~10-30 us per call on a (rows, ffn_dim) row against ~2 us for
-        PyTorch's own vectorised kernel (the same erf GELU; results differ by float32 rounding, <1e-6)."""
+        With float32 states on CPU (no autocast) the step runs with oneDNN off (`_without_onednn`): its only oneDNN
+        op is the exact GELU, whose oneDNN primitive costs ~10-30 us per call on a (rows, ffn_dim) row against ~2 us
+        for PyTorch's own vectorised kernel (the same erf GELU; results differ from the module path by float32
+        rounding, <1e-6; everything else is bit-identical)."""
         fp32_cpu = (
             hidden.dtype == torch.float32 and hidden.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
         )
@@ -855,7 +856,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
 
     def _step_layers(self, hidden, enc_mask, self_cache, cross_cache, weights) -> torch.Tensor:
         rows = hidden.shape[0]
-        for i, (heads, head_dim, norms, eps, sa, ca, ffn, activation) in enumerate(weights or self.step_weights()):
+        for i, (heads, head_dim, norms, eps, sa, ca, ffn, activation) in enumerate(weights or self._step_weights()):
             # self-attention over the cached positions + this one
             x = torch.layer_norm(hidden, hidden.shape[-1:], norms[0], norms[1], eps)
             query, key, value = _row_linear(x, sa[0], sa[1]).view(rows, 3, heads, 1, head_dim).unbind(1)
@@ -873,7 +874,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             hidden = hidden + _row_linear(activation(_row_linear(x, ffn[0], ffn[1])), ffn[2], ffn[3])
         return hidden
 
-    def step_weights(self) -> list[tuple]:
+    def _step_weights(self) -> list[tuple]:
         """Per layer, what `_cached_step` reads: heads, head size, the three layer norms' weights/biases and eps, the
         self-attention (qkv, out), cross-attention (q, out) and feed-forward (fc1, fc2) weights/biases, and the
         activation. Gathered once per `generate` (nested module attribute lookups cost ~0.4 us each, ~40 per layer
@@ -1571,7 +1572,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         step_cache = _StepCache(
             cache.self_attention_cache, min(decoder.config.max_target_positions, generation_config.max_length)
         )
-        weights = decoder.step_weights()
+        weights = decoder._step_weights()
         with _intra_op_threads(decoder.step_num_threads if input_ids.shape[0] <= decoder.step_max_rows else None):
             while True:
                 scores = logits_processor(input_ids, logits.to(dtype=torch.float32))
