@@ -499,9 +499,14 @@ def test_lean_cached_step_matches_layer_path_and_restores_threads():
     assert torch.get_num_threads() == threads_before
     full = model(encoder_outputs=model.get_encoder()(input_features=feats, attention_mask=mask), decoder_input_ids=ids)
     assert torch.allclose(lean, full.logits, atol=1e-5)
-    out = model.generate(input_features=feats, attention_mask=mask, num_beams=1, max_length=10)
+    onednn_before = torch._C._get_mkldnn_enabled()  # (app.py's server setup turns it off process-wide)
+    torch._C._set_mkldnn_enabled(True)
+    try:
+        out = model.generate(input_features=feats, attention_mask=mask, num_beams=1, max_length=10)
+        assert torch._C._get_mkldnn_enabled()  # the step's native-GELU switch is restored
+    finally:
+        torch._C._set_mkldnn_enabled(onednn_before)
     assert torch.get_num_threads() == threads_before and out.shape[0] == 3
-    assert torch._C._get_mkldnn_enabled()  # the step's native-GELU switch is restored
 
 
 def test_step_cache_matches_dynamic_cache_and_writes_back():
