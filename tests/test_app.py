@@ -62,6 +62,8 @@ def test_safe_defaults_and_no_model_message(tmp_path, monkeypatch, capsys):
         "true",
     )
     monkeypatch.chdir(tmp_path)  # no outputs/synthcaps-demo here
+    # the server's process-wide settings (oneDNN off, a malloc-trim thread) would outlive this test
+    monkeypatch.setattr(app, "bound_native_memory", lambda *args, **kwargs: {})
     assert app.main([]) == 2
     err = capsys.readouterr().err
     assert "make demo" in err and "--model" in err
