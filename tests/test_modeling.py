@@ -416,11 +416,14 @@ def test_generate_modes():
         {"max_length": 12, "do_sample": True, "num_return_sequences": 2},
     ],
 )
-def test_lean_decoding_loop_matches_transformers_loop(gen):
+@pytest.mark.parametrize("clips", [3, 1])
+def test_lean_decoding_loop_matches_transformers_loop(gen, clips):
     """`_sample`'s lean loop (plain calls) gives the same tokens as transformers' own loop, which
-    `return_dict_in_generate=True` selects; padded clips in the batch, finished rows padded."""
+    `return_dict_in_generate=True` selects; padded clips in the batch, finished rows padded. One clip: the single-row
+    step (`AudioCapDecoder._step_row`)."""
     model = tiny_model(seed=8)
     feats, mask = batch()
+    feats, mask = feats[-clips:], mask[-clips:]
     kw = {"input_features": feats, "attention_mask": mask, "num_beams": 1, **gen}
     forward_calls = []
     hook = model.decoder.register_forward_hook(lambda *a: forward_calls.append(1))
@@ -468,12 +471,15 @@ def test_incremental_decoding_matches_full_forward():
     assert all(cache.is_updated.values())
 
 
-def test_lean_cached_step_matches_layer_path_and_restores_threads():
-    """Cached one-token inference steps take `AudioCapDecoder._cached_step` (direct F.* calls) on
-    `step_num_threads` intra-op threads: same logits as the module-by-module path, and torch's thread count is restored after."""
+@pytest.mark.parametrize("clips", [3, 1])
+def test_lean_cached_step_matches_layer_path_and_restores_threads(clips):
+    """Cached one-token inference steps take `AudioCapDecoder._cached_step` (direct F.* calls; one row: the 1-D
+    `_step_row`) on `step_num_threads` intra-op threads: same logits as the module-by-module path, and torch's thread
+    count is restored after."""
     model = tiny_model(seed=7)
     feats, mask = batch()
-    ids = torch.cat([torch.full((3, 1), SOS), torch.randint(4, VOCAB, (3, 5))], dim=1)
+    feats, mask = feats[:clips], mask[:clips]
+    ids = torch.cat([torch.full((clips, 1), SOS), torch.randint(4, VOCAB, (clips, 5))], dim=1)
     threads_before = torch.get_num_threads()
     seen = []
     decoder = model.get_decoder()
@@ -506,7 +512,7 @@ def test_lean_cached_step_matches_layer_path_and_restores_threads():
         assert torch._C._get_mkldnn_enabled()  # the step's native-GELU switch is restored
     finally:
         torch._C._set_mkldnn_enabled(onednn_before)
-    assert torch.get_num_threads() == threads_before and out.shape[0] == 3
+    assert torch.get_num_threads() == threads_before and out.shape[0] == clips
 
 
 def test_step_cache_matches_dynamic_cache_and_writes_back():
