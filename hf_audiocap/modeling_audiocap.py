@@ -1592,6 +1592,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         pad_token_id = generation_config._pad_token_tensor
         has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
         unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        running = input_ids.shape[0]  # rows not finished yet (while all are, padding finished rows is a no-op)
         # first step: the regular forward computes and caches the cross-attention keys/values
         logits = self(
             decoder_input_ids=input_ids,
@@ -1618,11 +1619,12 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                     next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
                 else:
                     next_tokens = torch.argmax(scores, dim=-1)
-                if has_eos_stopping_criteria:
+                if has_eos_stopping_criteria and running < input_ids.shape[0]:
                     next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
                 input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
                 unfinished = unfinished & ~stopping_criteria(input_ids, None)
-                if unfinished.max() == 0:
+                running = int(unfinished.sum())
+                if running == 0:
                     step_cache.write_back(cache.self_attention_cache)
                     return input_ids
                 position = input_ids.shape[1] - 1
