@@ -1609,6 +1609,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         weights = decoder._step_weights()
         embed_tokens, embed_positions = decoder.embed_tokens.weight, decoder.embed_positions.weight
         cross_cache = cache.cross_attention_cache
+        # oneDNN off once for the whole loop, not per step (see `_cached_step`: only the steps' GELU would use it)
         with (
             _intra_op_threads(decoder.step_num_threads if input_ids.shape[0] <= decoder.step_max_rows else None),
             _without_onednn(decoder._step_without_onednn(logits)),
