@@ -50,7 +50,7 @@ NOTE = (
     "20 ms hop the demo model is trained on (501 frames, 80 ms per encoder position), where the encoder costs half. "
     "The greedy latency target is checked with the two models in one process, calls interleaved, 15 rounds (the "
     "side-by-side rule: drift of a shared machine hits both alike); the ratio of the separate subprocesses' greedy "
-    "latencies, measured minutes apart, is listed for reference (over five runs on 2026-11-25 it swung between 0.35x "
+    "latencies, measured minutes apart, is listed for reference (over six runs on 2026-11-25 it swung between 0.35x "
     "and 0.54x while the interleaved ratio stayed within 0.43-0.48x)."
 )
 TARGETS = {  # measured by the issue author on the anchor, for reference
