@@ -541,6 +541,34 @@ def test_step_cache_matches_dynamic_cache_and_writes_back():
     assert cache.get_seq_length() == 6
 
 
+def test_plain_stopping_matches_transformers_criteria():
+    """The lean loop's shortcut for `generate`'s own criteria (max length, end-of-sequence ids) stops exactly the rows
+    transformers' `StoppingCriteriaList` stops; any other criterion keeps the list."""
+    from transformers.generation.stopping_criteria import (
+        EosTokenCriteria,
+        MaxLengthCriteria,
+        StoppingCriteriaList,
+        StopStringCriteria,
+    )
+
+    from hf_audiocap.modeling_audiocap import _plain_stopping
+
+    criteria = StoppingCriteriaList([MaxLengthCriteria(max_length=6), EosTokenCriteria(eos_token_id=[EOS, 7])])
+    max_length, eos = _plain_stopping(criteria)
+    assert max_length == 6 and sorted(eos.tolist()) == [EOS, 7]
+    g = torch.Generator().manual_seed(0)
+    for length in (3, 5, 6, 7):
+        ids = torch.randint(4, VOCAB, (6, length), generator=g)
+        ids[:2, -1] = EOS
+        ids[2, -1] = 7
+        expected = criteria(ids, None)
+        got = torch.isin(ids[:, -1], eos) | (length >= max_length)
+        assert torch.equal(expected, got)
+    assert _plain_stopping(StoppingCriteriaList([MaxLengthCriteria(max_length=4)])) == (4, None)
+    custom = StoppingCriteriaList([*criteria, StopStringCriteria.__new__(StopStringCriteria)])
+    assert _plain_stopping(custom) is None
+
+
 @pytest.mark.parametrize("length", [3, 5, 8])
 def test_min_length_processors_with_cached_eos_mask_give_transformers_scores(length):
     """The min-length processors that build their end-of-sequence mask once score exactly as transformers' own, below,
