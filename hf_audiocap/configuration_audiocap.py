@@ -1,51 +1,97 @@
-"""Configuration classes of the audio captioning model (`model_type="audiocap"`).
+"""Configuration of the audio captioning model (`model_type="audiocap"`).
 
-This file is self-contained (it imports only from `transformers`), so that a saved model folder can be loaded with
-`AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True)` where `hf_audiocap` is not installed.
+This file ships with every saved model (it imports only `transformers` and `packaging`), so a folder loads with
+`AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True)` where `hf_audiocap` is not installed. It is
+the first of the model's files transformers imports, so it also checks the running transformers release against the
+range this code is tested on, and stops with one line outside it.
 
 Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encoder` and a `decoder` sub-config.
 
-* `encoder`: either the built-in `AudioCapEncoderConfig` (log-mel conv subsampling + pre-LN transformer, trained from
-  scratch) or the config of any supported pretrained audio encoder from transformers (whisper, wav2vec2, hubert,
-  audio-spectrogram-transformer, clap_audio_model, ...).
-* `decoder`: either the built-in `AudioCapDecoderConfig` or the config of a pretrained causal LM that supports
-  cross-attention (bart via `BartForCausalLM`, gpt2 with `add_cross_attention=True`, ...).
-* the adapter (projection from the encoder width to the decoder width + optional masked temporal pooling),
-  `freeze_encoder`, the special token ids and `vocab_size` / `tie_word_embeddings` live on the top-level config.
+* `encoder`: the built-in `AudioCapEncoderConfig` (log-mel conv subsampling + pre-LN transformer, trained from scratch)
+  or the config of a supported pretrained audio encoder (`SUPPORTED_ENCODER_TYPES`).
+* `decoder`: the built-in `AudioCapDecoderConfig` or the config of a pretrained causal LM that supports
+  cross-attention (bart through `BartForCausalLM`, gpt2 with `add_cross_attention=True`, ...).
+* the adapter (projection from the encoder width to the decoder width + optional masked temporal pooling), the keyword
+  head, `freeze_encoder`, the special token ids, `vocab_size` and `tie_word_embeddings` live on the top-level config.
 
-Default `AudioCapConfig()` = the small demo model (about 2.9M parameters with a ~200-word vocabulary): d_model 192,
-3 encoder + 2 decoder layers, 4 heads, FFN 768, 4x conv time subsampling, no dropout, keyword-estimation loss 0.5.
-Why: the demo trains from scratch on 2 CPU cores in about 11 minutes on 6,000 3-10 s synthetic clips with a ~200-word
-vocabulary, fed log-mels at a 20 ms hop (80 ms per encoder position). Measured there (one clip = its five captions,
-encoded once): 48 clips/s for this size against 15 clips/s for d_model 256 / 4+3 layers / FFN 1024 at a 10 ms hop,
-and a better validation CIDEr-D at equal wall-clock time. No dropout: with 2,000 clips the model did over-fit its
-training source combinations, but dropout 0.1 (with or without SpecAugment) scored lower on the test split (CIDEr-D
-1.22 / 1.19 vs 1.29) where more clips scored higher (1.38 with 4,000, 1.51 with 6,000; benchmarks/RESULTS.md). Recipes for
-real corpora (Clotho) set their own sizes and dropout.
+`AudioCapConfig()` is the small demo model: d_model 192, 3 encoder + 2 decoder layers, 4 heads, FFN 768, 4x conv time
+subsampling, no dropout, keyword-estimation loss 0.5 (sizes chosen for 2 CPU cores: see docs/experiments.md).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
+import os
 from typing import Any
 
+import transformers
+from packaging.version import Version
 from transformers import AutoConfig, PretrainedConfig
+
+# The transformers releases this code is tested on (CI runs the model tests on the oldest and the newest). The floor:
+# 5.16 is the first release whose public APIs this code uses all exist with the same signatures (encoder layers taking
+# `(hidden_states, attention_mask)` and returning a tensor, `create_bidirectional_mask(config, inputs_embeds, ...)`).
+TRANSFORMERS_REQUIREMENT = ">=5.16,<6"
+_OLDEST, _NEWEST_MAJOR = Version("5.16"), Version("6")
+
+# What a saved `config.json` says about the layout of its weights and fields; bumped whenever they change.
+AUDIOCAP_FORMAT = 2
 
 AUDIOCAP_ENCODER_TYPE = "audiocap_encoder"
 AUDIOCAP_DECODER_TYPE = "audiocap_decoder"
+WAVEFORM_ENCODER_TYPES = (
+    "wav2vec2",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "unispeech",
+    "unispeech-sat",
+    "wav2vec2-conformer",
+)
+# pretrained decoders: causal LMs with cross-attention that are a decoder stack + one linear head (the tested ones)
+SUPPORTED_DECODER_TYPES = (AUDIOCAP_DECODER_TYPE, "bart", "gpt2")
+SUPPORTED_ENCODER_TYPES = (
+    AUDIOCAP_ENCODER_TYPE,
+    "whisper",
+    "audio-spectrogram-transformer",
+    "clap_audio_model",
+    *WAVEFORM_ENCODER_TYPES,
+)
+
+
+def check_transformers_version(version: str | None = None) -> None:
+    """Raises ImportError with one line when the running transformers is outside `TRANSFORMERS_REQUIREMENT`."""
+    found = Version(version or transformers.__version__)
+    if not (_OLDEST <= Version(found.base_version) < _NEWEST_MAJOR):
+        raise ImportError(
+            f"this audio captioning model needs transformers{TRANSFORMERS_REQUIREMENT} (found {found}): "
+            f"pip install 'transformers{TRANSFORMERS_REQUIREMENT}'"
+        )
+
+
+check_transformers_version()
+
+
+class AudioCapConfigError(ValueError):
+    """A config (or a saved `config.json`) this code cannot build a model from; one line naming what to change."""
+
+
+def _unknown_fields(cls: type[PretrainedConfig], fields: dict) -> list[str]:
+    """Fields of a saved config that neither `cls` nor the running transformers' `PretrainedConfig` knows."""
+    known = set(inspect.signature(cls.__init__).parameters) | set(PretrainedConfig().to_dict())
+    known |= {"model_type", "transformers_version", "architectures", "auto_map", "_name_or_path", "torch_dtype"}
+    known |= {"dtype", "attn_implementation", "tie_word_embeddings", "is_decoder", "add_cross_attention"}
+    return sorted(k for k in fields if k not in known and not k.startswith("_"))  # "_x": transformers' own bookkeeping
 
 
 class AudioCapEncoderConfig(PretrainedConfig):
-    r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel 3, stride 2) + GELU (2 -> 4x time reduction) or, with
-    `conv2d_channels` (e.g. `[16, 32]`), a 2-D CNN front end (per block: Conv2d 3x3 + GELU + 2x2 average pooling over
-    frequency and time, then the channels x remaining mel bands projected to `d_model`): a CNN sees local
-    time-frequency patterns (a beep's line, a chirp's sweep) wherever they sit, and learns them from far less data
-    than a transformer on frame vectors. With `summary_token`, a first position holds a projection of the clip's
-    log-mel statistics (per band: mean, standard deviation and maximum over its real frames): what a clip-level
-    detector sees at once, available to every layer and to the decoder from the first step. Then sinusoidal
-    positions computed for the actual length (any length works, nothing is padded to 30 s), `encoder_layers` pre-LN
-    transformer layers using `torch.nn.functional.scaled_dot_product_attention` with the key padding mask."""
+    r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel `conv_kernel_size`, stride `conv_stride`) + GELU
+    (4x fewer frames with the defaults), sinusoidal positions computed for the actual length (any length; nothing is
+    padded to a fixed size), then `encoder_layers` pre-LN transformer layers with a key padding mask."""
 
     model_type = AUDIOCAP_ENCODER_TYPE
+    base_config_key = "encoder"
     attribute_map = {
         "hidden_size": "d_model",
         "num_hidden_layers": "encoder_layers",
@@ -62,8 +108,6 @@ class AudioCapEncoderConfig(PretrainedConfig):
         num_conv_layers: int = 2,
         conv_kernel_size: int = 3,
         conv_stride: int = 2,
-        conv2d_channels: list[int] | None = None,
-        summary_token: bool = False,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
@@ -72,6 +116,13 @@ class AudioCapEncoderConfig(PretrainedConfig):
         init_std: float = 0.02,
         **kwargs: Any,
     ):
+        if d_model % encoder_attention_heads:
+            raise AudioCapConfigError(
+                f"AudioCapEncoderConfig: d_model ({d_model}) must be divisible by encoder_attention_heads "
+                f"({encoder_attention_heads})"
+            )
+        if conv_kernel_size % 2 != 1:
+            raise AudioCapConfigError(f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {conv_kernel_size}")
         self.num_mel_bins = num_mel_bins
         self.d_model = d_model
         self.encoder_layers = encoder_layers
@@ -80,35 +131,22 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.num_conv_layers = num_conv_layers
         self.conv_kernel_size = conv_kernel_size
         self.conv_stride = conv_stride
-        self.conv2d_channels = list(conv2d_channels) if conv2d_channels else None
-        self.summary_token = bool(summary_token)
-        if self.conv2d_channels and (min(self.conv2d_channels) < 1 or num_mel_bins >> len(self.conv2d_channels) < 1):
-            raise ValueError(
-                f"AudioCapEncoderConfig: conv2d_channels must be positive and halve num_mel_bins ({num_mel_bins}) at "
-                f"most log2(num_mel_bins) times, got {conv2d_channels}"
-            )
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.activation_dropout = activation_dropout
         self.activation_function = activation_function
         self.layer_norm_eps = layer_norm_eps
         self.init_std = init_std
-        if d_model % encoder_attention_heads:
-            raise ValueError(
-                f"AudioCapEncoderConfig: d_model ({d_model}) must be divisible by encoder_attention_heads "
-                f"({encoder_attention_heads})"
-            )
-        if conv_kernel_size % 2 != 1:
-            raise ValueError(f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {conv_kernel_size}")
         super().__init__(**kwargs)
 
 
 class AudioCapDecoderConfig(PretrainedConfig):
-    r"""Built-in caption decoder: learned token + position embeddings, `decoder_layers` pre-LN layers (fused-QKV causal
-    self-attention with a KV cache, cross-attention whose keys/values are computed once per generation), final
-    LayerNorm, LM head tied to the input embeddings."""
+    r"""Built-in caption decoder: learned token + position embeddings, `decoder_layers` pre-LN layers (causal
+    self-attention with a KV cache, cross-attention to the audio), a final LayerNorm; the LM head lives on
+    `AudioCapForConditionalGeneration`, tied to the token embeddings unless `tie_word_embeddings=False`."""
 
     model_type = AUDIOCAP_DECODER_TYPE
+    base_config_key = "decoder"
     attribute_map = {
         "hidden_size": "d_model",
         "num_hidden_layers": "decoder_layers",
@@ -139,6 +177,11 @@ class AudioCapDecoderConfig(PretrainedConfig):
         add_cross_attention: bool = True,
         **kwargs: Any,
     ):
+        if d_model % decoder_attention_heads:
+            raise AudioCapConfigError(
+                f"AudioCapDecoderConfig: d_model ({d_model}) must be divisible by decoder_attention_heads "
+                f"({decoder_attention_heads})"
+            )
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.decoder_layers = decoder_layers
@@ -159,36 +202,37 @@ class AudioCapDecoderConfig(PretrainedConfig):
         self.decoder_start_token_id = decoder_start_token_id
         self.is_decoder = is_decoder
         self.add_cross_attention = add_cross_attention
-        if d_model % decoder_attention_heads:
-            raise ValueError(
-                f"AudioCapDecoderConfig: d_model ({d_model}) must be divisible by decoder_attention_heads "
-                f"({decoder_attention_heads})"
-            )
         super().__init__(**kwargs)
 
 
 def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> PretrainedConfig:
-    """Turns a sub-config given as None / dict / config into a config object (built-in classes resolved locally so that
-    this works in a fresh interpreter where our model types are not registered with AutoConfig)."""
+    """A sub-config given as None / dict / config -> a config object of a supported type. The built-in classes are
+    resolved here, so this works in a fresh interpreter where our model types are not registered with `AutoConfig`."""
     if value is None:
         return builtin_cls()
-    if isinstance(value, PretrainedConfig):
-        return value
-    if not isinstance(value, dict):
-        raise ValueError(
+    if not isinstance(value, (dict, PretrainedConfig)):
+        raise AudioCapConfigError(
             f"AudioCapConfig.{key} must be a dict, a PretrainedConfig or None, got {type(value).__name__}"
         )
-    value = dict(value)
-    model_type = value.pop("model_type", builtin_cls.model_type)
+    fields = dict(value) if isinstance(value, dict) else {}
+    model_type = fields.pop("model_type", builtin_cls.model_type) if fields or isinstance(value, dict) else None
+    model_type = model_type or value.model_type
+    supported = SUPPORTED_ENCODER_TYPES if key == "encoder" else SUPPORTED_DECODER_TYPES
+    if model_type not in supported:
+        what = "a pretrained audio encoder" if key == "encoder" else "a pretrained causal LM with cross-attention"
+        raise AudioCapConfigError(
+            f"AudioCapConfig.{key}: unsupported model_type {model_type!r}; expected {supported[0]!r} or {what} "
+            f"({', '.join(supported[1:])})"
+        )
+    if isinstance(value, PretrainedConfig):
+        return value
     if model_type == builtin_cls.model_type:
-        return builtin_cls(**value)
+        return builtin_cls(**fields)
     try:
-        return AutoConfig.for_model(model_type, **value)
+        return AutoConfig.for_model(model_type, **fields)
     except ValueError as err:
-        raise ValueError(
-            f"AudioCapConfig.{key}: unknown model_type {model_type!r}; expected {builtin_cls.model_type!r} or a model "
-            "type known to transformers' AutoConfig (e.g. whisper, wav2vec2, hubert, audio-spectrogram-transformer, "
-            "clap_audio_model for the encoder; bart, gpt2 for the decoder)"
+        raise AudioCapConfigError(
+            f"AudioCapConfig.{key}: model_type {model_type!r} is unknown to transformers {transformers.__version__}"
         ) from err
 
 
@@ -206,28 +250,22 @@ class AudioCapConfig(PretrainedConfig):
         freeze_encoder (`bool`): freeze all encoder parameters (the adapter and decoder still train).
         keyword_loss_weight (`float`): weight of an auxiliary keyword-estimation loss (0 = off): a linear head on the
             masked mean of the adapted encoder states predicts which vocabulary words the caption contains
-            (multi-label, binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020). It
-            teaches the encoder what the sounds are called long before the decoder has learned to say it. Added
-            to the training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy.
-        keyword_memory_tokens (`int`): with the keyword head, append the embeddings of the clip's `k` most probable
-            keywords (weighted by their estimated probability) to the audio states the decoder cross-attends to, as
-            Koizumi et al. (2020) feed estimated keywords to the decoder: each word is estimated on its own, so sounds
-            heard together for the first time are still named. 0 = off (needs `keyword_loss_weight` > 0).
-        keyword_statistics (`bool`): also feed the keyword head the clip's per-band log-mel statistics (mean, standard
-            deviation and maximum over its real frames, layer-normalised) beside the pooled encoder states: a linear
-            clip-level detector that is useful from the first steps, while the encoder is still learning (log-mel
-            encoders only; needs `keyword_loss_weight` > 0).
-        keyword_pooling (`str`): how the keyword head reads the clip: "mean" (the masked mean of the adapted states)
-            or "max" (keyword logits per frame, masked max over frames: a short event is scored where it sounds, as
-            in sound event detection, instead of being averaged away over a long clip).
-        vocab_size (`int`): decoder vocabulary size (kept in sync with the built-in decoder).
-        tie_word_embeddings (`bool`): tie the built-in decoder's LM head to its input embeddings.
+            (multi-label binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020): it
+            teaches the encoder what the sounds are called before the decoder has learned to say it. Added to the
+            training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy.
+        vocab_size (`int`): decoder vocabulary size (the built-in decoder is sized from it).
+        tie_word_embeddings (`bool`): tie the LM head to the decoder's input embeddings (the built-in decoder follows
+            this value; a pretrained decoder keeps its own).
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
             `<eos>`=3 for the word-level tokenizer).
+        audiocap_format (`int`): the layout of the saved weights and fields; a folder of another format is refused
+            with one line instead of loading with silently missing weights.
     """
 
     model_type = "audiocap"
-    sub_configs_defaults = {"encoder": AudioCapEncoderConfig, "decoder": AudioCapDecoderConfig}
+    # Nested configs: serialised as such, and attention/dtype settings reach them. Declared the way transformers 5.16
+    # reads it (`sub_configs`); later releases still honour a class that declares it (SpeechEncoderDecoderConfig did).
+    sub_configs = {"encoder": AutoConfig, "decoder": AutoConfig}
 
     def __init__(
         self,
@@ -238,9 +276,6 @@ class AudioCapConfig(PretrainedConfig):
         adapter_pooling_type: str = "avg",
         freeze_encoder: bool = False,
         keyword_loss_weight: float = 0.5,
-        keyword_memory_tokens: int = 0,
-        keyword_statistics: bool = False,
-        keyword_pooling: str = "mean",
         vocab_size: int | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int | None = 0,
@@ -249,67 +284,43 @@ class AudioCapConfig(PretrainedConfig):
         decoder_start_token_id: int | None = 2,
         use_cache: bool = True,
         is_encoder_decoder: bool = True,
+        audiocap_format: int = AUDIOCAP_FORMAT,
         **kwargs: Any,
     ):
         self.encoder = _sub_config(encoder, "encoder", AudioCapEncoderConfig)
         self.decoder = _sub_config(decoder, "decoder", AudioCapDecoderConfig)
-        if getattr(self.encoder, "is_decoder", False) or getattr(self.encoder, "add_cross_attention", False):
-            self.encoder.is_decoder = False
-            self.encoder.add_cross_attention = False
-        self.decoder.is_decoder = True
-        self.decoder.add_cross_attention = True
         if adapter_pooling_type not in ("avg", "max"):
-            raise ValueError(
+            raise AudioCapConfigError(
                 f"AudioCapConfig: adapter_pooling_type must be 'avg' or 'max', got {adapter_pooling_type!r}"
             )
         if int(adapter_pooling_stride) < 1:
-            raise ValueError(f"AudioCapConfig: adapter_pooling_stride must be >= 1, got {adapter_pooling_stride}")
+            raise AudioCapConfigError(
+                f"AudioCapConfig: adapter_pooling_stride must be >= 1, got {adapter_pooling_stride}"
+            )
+        if keyword_loss_weight < 0:
+            raise AudioCapConfigError(f"AudioCapConfig: keyword_loss_weight must be >= 0, got {keyword_loss_weight}")
         self.adapter_projection = adapter_projection
         self.adapter_pooling_stride = int(adapter_pooling_stride)
         self.adapter_pooling_type = adapter_pooling_type
         self.freeze_encoder = freeze_encoder
-        if keyword_loss_weight < 0:
-            raise ValueError(f"AudioCapConfig: keyword_loss_weight must be >= 0, got {keyword_loss_weight}")
         self.keyword_loss_weight = float(keyword_loss_weight)
-        if int(keyword_memory_tokens) < 0 or (keyword_memory_tokens and not keyword_loss_weight > 0):
-            raise ValueError(
-                f"AudioCapConfig: keyword_memory_tokens must be >= 0 and needs keyword_loss_weight > 0 (the keyword "
-                f"head), got keyword_memory_tokens={keyword_memory_tokens}, keyword_loss_weight={keyword_loss_weight}"
-            )
-        self.keyword_memory_tokens = int(keyword_memory_tokens)
-        if keyword_statistics and not keyword_loss_weight > 0:
-            raise ValueError("AudioCapConfig: keyword_statistics needs keyword_loss_weight > 0 (the keyword head)")
-        self.keyword_statistics = bool(keyword_statistics)
-        if keyword_pooling not in ("mean", "max"):
-            raise ValueError(f"AudioCapConfig: keyword_pooling must be 'mean' or 'max', got {keyword_pooling!r}")
-        self.keyword_pooling = keyword_pooling
-        builtin_decoder = self.decoder.model_type == AUDIOCAP_DECODER_TYPE
         if vocab_size is None:
             vocab_size = self.decoder.vocab_size
-        elif builtin_decoder:
-            self.decoder.vocab_size = vocab_size
-        elif vocab_size != self.decoder.vocab_size:
-            raise ValueError(
+        elif not self.uses_builtin_decoder and vocab_size != self.decoder.vocab_size:
+            raise AudioCapConfigError(
                 f"AudioCapConfig: vocab_size ({vocab_size}) differs from the pretrained decoder's vocab_size "
                 f"({self.decoder.vocab_size})"
             )
         self.vocab_size = vocab_size
         self.tie_word_embeddings = tie_word_embeddings
-        if builtin_decoder:
-            self.decoder.tie_word_embeddings = tie_word_embeddings
-            for name, value in (
-                ("pad_token_id", pad_token_id),
-                ("bos_token_id", bos_token_id),
-                ("eos_token_id", eos_token_id),
-                ("decoder_start_token_id", decoder_start_token_id),
-            ):
-                setattr(self.decoder, name, value)
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
         self.decoder_start_token_id = decoder_start_token_id
         self.use_cache = use_cache
+        self.audiocap_format = audiocap_format
         super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
+        self.sync_sub_configs()
 
     @property
     def uses_builtin_encoder(self) -> bool:
@@ -319,14 +330,95 @@ class AudioCapConfig(PretrainedConfig):
     def uses_builtin_decoder(self) -> bool:
         return self.decoder.model_type == AUDIOCAP_DECODER_TYPE
 
+    @property
+    def decoder_max_positions(self) -> int | None:
+        """How many tokens the decoder can read (None: no limit)."""
+        for name in ("max_target_positions", "max_position_embeddings", "n_positions"):
+            value = getattr(self.decoder, name, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    def sync_sub_configs(self) -> None:
+        """Makes the sub-configs agree with the top-level fields, which are the ones users and transformers set
+        (`config.vocab_size = ...`, `config.tie_word_embeddings = False`): the built-in decoder takes the vocabulary
+        size, tying and special ids; any decoder cross-attends, no encoder does. The model calls this when it is
+        built, so a field changed after the config was made still reaches the part it describes."""
+        self.encoder.is_decoder = False
+        self.encoder.add_cross_attention = False
+        self.decoder.is_decoder = True
+        self.decoder.add_cross_attention = True
+        if self.uses_builtin_decoder:
+            self.decoder.vocab_size = self.vocab_size
+            self.decoder.tie_word_embeddings = self.tie_word_embeddings
+            for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+                setattr(self.decoder, name, getattr(self, name))
+
+    def get_text_config(self, decoder=None, encoder=None) -> PretrainedConfig:
+        """`PretrainedConfig.get_text_config`; with `decoder=True`, the decoder's config as `generate` reads it to size
+        its caches: `num_hidden_layers` is the decoder's number of layers (a BART decoder's config maps it to its
+        encoder's)."""
+        config = super().get_text_config(decoder=decoder, encoder=encoder)
+        layers = getattr(config, "decoder_layers", None)
+        if decoder and not encoder and config is self.decoder and layers not in (None, config.num_hidden_layers):
+            config = copy.deepcopy(config)
+            config.num_hidden_layers = layers
+        return config
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """`PretrainedConfig.from_dict` (what every `from_pretrained` reads a `config.json` through), refusing with
+        one line a config of another format or with fields this code does not know, instead of building a model
+        that silently ignores them."""
+        where = os.path.join(os.fspath(kwargs.get("name_or_path") or ""), "config.json")
+        try:
+            if config_dict.get("model_type", cls.model_type) == cls.model_type:
+                cls.check_saved_fields(config_dict)
+            return super().from_dict(config_dict, **kwargs)
+        except AudioCapConfigError as err:
+            raise AudioCapConfigError(f"{where}: {err}") from None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        kwargs.setdefault("name_or_path", os.fspath(pretrained_model_name_or_path))  # named in errors (from_dict)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def check_saved_fields(cls, config_dict: dict[str, Any]) -> None:
+        found = config_dict.get("audiocap_format", 1)
+        if found > AUDIOCAP_FORMAT:
+            raise AudioCapConfigError(
+                f"saved by a newer hf_audiocap (format {found}; this code reads format "
+                f"{AUDIOCAP_FORMAT}): upgrade hf_audiocap, or load with trust_remote_code=True to run the code saved "
+                "with the model"
+            )
+        if found < AUDIOCAP_FORMAT:
+            raise AudioCapConfigError(
+                f"saved by hf_audiocap 0.1 (format {found}; this code reads format {AUDIOCAP_FORMAT}, "
+                "whose weights are laid out differently): load it with trust_remote_code=True under "
+                "transformers 5.24, or train it again"
+            )
+        saved_by = config_dict.get("transformers_version")
+        if saved_by and Version(saved_by) > Version(transformers.__version__):
+            return  # fields we do not know may be the newer transformers' own
+        parts = [("", cls, config_dict)]
+        for key, builtin in (("encoder", AudioCapEncoderConfig), ("decoder", AudioCapDecoderConfig)):
+            sub = config_dict.get(key)
+            if isinstance(sub, dict) and sub.get("model_type") == builtin.model_type:
+                parts.append((f"{key}.", builtin, sub))
+        unknown = [prefix + name for prefix, part_cls, fields in parts for name in _unknown_fields(part_cls, fields)]
+        if unknown:
+            raise AudioCapConfigError(
+                f"unknown field(s) {', '.join(unknown)}: saved by another hf_audiocap? (load with "
+                "trust_remote_code=True to run the code saved with the model)"
+            )
+
     @classmethod
     def from_encoder_decoder_configs(
         cls, encoder_config: PretrainedConfig, decoder_config: PretrainedConfig, **kwargs: Any
     ) -> AudioCapConfig:
-        """Builds an `AudioCapConfig` from an encoder config and a decoder config (the decoder gets
-        `is_decoder=True, add_cross_attention=True`). Special token ids default to the decoder's own when it has them."""
-        decoder_config.is_decoder = True
-        decoder_config.add_cross_attention = True
+        """An `AudioCapConfig` from an encoder config and a decoder config. Special token ids and tying default to a
+        pretrained decoder's own."""
         if decoder_config.model_type != AUDIOCAP_DECODER_TYPE:
             for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
                 value = getattr(decoder_config, name, None)
@@ -338,4 +430,4 @@ class AudioCapConfig(PretrainedConfig):
         return cls(encoder=encoder_config.to_dict(), decoder=decoder_config.to_dict(), **kwargs)
 
 
-__all__ = ["AudioCapConfig", "AudioCapDecoderConfig", "AudioCapEncoderConfig"]
+__all__ = ["AudioCapConfig", "AudioCapConfigError", "AudioCapDecoderConfig", "AudioCapEncoderConfig"]

@@ -20,3 +20,32 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (only present beside the project checkout in CI)")
     return SHARED_DATA
+
+
+# tiny pretrained parts (transformers' Whisper, BART, GPT-2, wav2vec2) saved to folders, for the model tests
+@pytest.fixture(scope="session")
+def whisper_dir(tmp_path_factory):
+    from model_helpers import save_whisper
+
+    return save_whisper(tmp_path_factory.mktemp("whisper"))
+
+
+@pytest.fixture(scope="session")
+def bart_dir(tmp_path_factory):
+    from model_helpers import save_bart
+
+    return save_bart(tmp_path_factory.mktemp("bart"))
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(tmp_path_factory):
+    from model_helpers import save_gpt2
+
+    return save_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(scope="session")
+def wav2vec2_dir(tmp_path_factory):
+    from model_helpers import save_wav2vec2
+
+    return save_wav2vec2(tmp_path_factory.mktemp("wav2vec2"))

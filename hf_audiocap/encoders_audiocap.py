@@ -1,0 +1,337 @@
+"""The audio side of the model: an audio encoder (built-in or pretrained) -> adapter -> states at the decoder's width.
+
+Ships with every saved model, beside `modeling_audiocap.py` (imports only `torch`, `transformers` and the
+configuration). `AudioCapAudioEncoder` is what `model.get_encoder()` returns. The pretrained encoders from transformers
+are each run so that a clip gives the same states alone or padded in a batch; each kind turns our inputs and their mask
+into `(states, frame_mask, hidden_states, attentions)`, where `frame_mask` `(batch, positions)` marks the real positions
+(None: all real):
+
+* `whisper`: run on the real length: the positional embeddings are sliced to the clip instead of padding every clip to
+  30 s, and the frame mask (subsampled by the two convs) is the self-attention key padding mask. At most 30 s.
+* waveform encoders (`WAVEFORM_ENCODER_TYPES`: wav2vec2, HuBERT, WavLM, ...): `input_values (batch, samples)` with a
+  sample mask; padded samples are zeroed and the output frame mask follows the conv feature extractor. (Checkpoints
+  with `feat_extract_norm="group"` normalise over time including padding, so they are not exactly batch invariant;
+  that is the model, not this wrapper.)
+* `audio-spectrogram-transformer` (AST) and `clap_audio_model` (the CLAP audio tower) take a fixed input size: the
+  features are zero-padded (padded frames zeroed first) or truncated to it, and every output position is kept (their
+  patch grids mix time and frequency, so no exact frame mask exists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, ClapAudioModel, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutput
+
+from .configuration_audiocap import (
+    AUDIOCAP_ENCODER_TYPE,
+    SUPPORTED_ENCODER_TYPES,
+    WAVEFORM_ENCODER_TYPES,
+    AudioCapConfig,
+)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(batch,) lengths -> (batch, max_len) boolean mask of the real positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def conv_output_lengths(lengths: torch.Tensor, convs) -> torch.Tensor:
+    """The one frame-length rule: what a stack of 1-D convolutions, given as `(kernel, stride, padding)` triples, leaves
+    of each length (`floor((length + 2 * padding - kernel) / stride) + 1` per layer)."""
+    for kernel, stride, padding in convs:
+        lengths = torch.div(lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
+    return lengths
+
+
+def encoder_kind(config) -> str:
+    model_type = getattr(config, "model_type", None)
+    if model_type == AUDIOCAP_ENCODER_TYPE:
+        return "builtin"
+    if model_type in WAVEFORM_ENCODER_TYPES:
+        return "waveform"
+    kinds = {"whisper": "whisper", "audio-spectrogram-transformer": "ast", "clap_audio_model": "clap"}
+    if model_type not in kinds:
+        raise ValueError(
+            f"unsupported encoder model_type {model_type!r}: expected one of {', '.join(SUPPORTED_ENCODER_TYPES)}"
+        )
+    return kinds[model_type]
+
+
+def build_pretrained_encoder(config) -> PreTrainedModel:
+    """A randomly initialised pretrained-encoder architecture from its config (weights come from `from_pretrained`)."""
+    if encoder_kind(config) == "clap":
+        return ClapAudioModel(config)
+    model = AutoModel.from_config(config)
+    return model.get_encoder() if getattr(config, "is_encoder_decoder", False) else model  # Whisper: its encoder
+
+
+def load_pretrained_encoder(name_or_path: str, config, **kwargs) -> PreTrainedModel:
+    """A pretrained encoder's weights (`from_pretrained` of its class; Whisper: the encoder of the full model)."""
+    loader = ClapAudioModel if encoder_kind(config) == "clap" else AutoModel
+    model = loader.from_pretrained(name_or_path, config=config, **kwargs)
+    return model.get_encoder() if getattr(config, "is_encoder_decoder", False) else model
+
+
+def encoder_output_dim(config) -> int:
+    kind = encoder_kind(config)
+    if kind == "clap":
+        return int(config.patch_embeds_hidden_size * 2 ** (len(config.depths) - 1))
+    if kind == "waveform":
+        return getattr(config, "output_hidden_size", None) or config.hidden_size
+    return config.hidden_size
+
+
+def waveform_frame_lengths(config, sample_lengths: torch.Tensor) -> torch.Tensor:
+    """Frames a wav2vec2-style encoder makes of each clip: its conv feature extractor (no padding), then, with
+    `add_adapter`, its stride-`adapter_stride` adapter layers."""
+    convs = list(zip(config.conv_kernel, config.conv_stride, [0] * len(config.conv_kernel)))
+    if getattr(config, "add_adapter", False):
+        convs += [(1, config.adapter_stride, 0)] * config.num_adapter_layers
+    return conv_output_lengths(sample_lengths, convs)
+
+
+def encode_pretrained(
+    kind: str,
+    model: PreTrainedModel,
+    feats: torch.Tensor,
+    mask: torch.Tensor | None,
+    output_attentions: bool = False,
+    output_hidden_states: bool = False,
+):
+    """Runs a pretrained encoder of `kind` on `feats` (`input_features (batch, n_mels, frames)`, or `input_values
+    (batch, samples)` for waveform encoders) with its input `mask` (None: nothing padded)."""
+    if kind == "whisper":
+        return _encode_whisper(model, feats, mask, output_attentions, output_hidden_states)
+    if kind == "waveform":
+        if mask is not None:
+            feats = feats * mask.to(feats.dtype)
+        out = model(
+            feats,
+            attention_mask=mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        states, frame_mask = out.last_hidden_state, None
+        if mask is not None:
+            frame_mask = lengths_to_mask(waveform_frame_lengths(model.config, mask.long().sum(-1)), states.shape[1])
+        return states, frame_mask, out.hidden_states, out.attentions
+    if kind == "ast":
+        feats = _fixed_length(feats, mask, model.config.max_length)
+        out = model(
+            feats.transpose(1, 2),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        return out.last_hidden_state, None, out.hidden_states, out.attentions
+    if kind == "clap":
+        config = model.config
+        feats = _fixed_length(feats, mask, config.spec_size * (config.spec_size // config.num_mel_bins))
+        out = model(input_features=feats.transpose(1, 2)[:, None], return_dict=True)
+        return out.last_hidden_state.flatten(2).transpose(1, 2), None, None, None  # (batch, C, H, W) -> H * W tokens
+    raise ValueError(f"not a pretrained encoder kind: {kind!r}")
+
+
+def _fixed_length(feats: torch.Tensor, mask: torch.Tensor | None, target: int) -> torch.Tensor:
+    """(batch, n_mels, frames) -> padded frames zeroed, then zero-padded / truncated to `target` frames."""
+    if mask is not None:
+        feats = feats * mask.to(feats.dtype)[:, None, :]
+    if feats.shape[-1] < target:
+        feats = F.pad(feats, (0, target - feats.shape[-1]))
+    return feats[..., :target]
+
+
+def _encode_whisper(enc: nn.Module, feats, mask, output_attentions, output_hidden_states):
+    """The Whisper encoder's own modules (convs, positions, layers, final norm), run on the real number of frames."""
+    convs = [(c.kernel_size[0], c.stride[0], c.padding[0]) for c in (enc.conv1, enc.conv2)]
+    max_frames = enc.embed_positions.num_embeddings * enc.conv1.stride[0] * enc.conv2.stride[0]
+    if feats.shape[-1] > max_frames:
+        raise ValueError(f"the Whisper encoder takes at most {max_frames} frames (30 s), got {feats.shape[-1]}")
+    lengths = mask.long().sum(-1) if mask is not None else None
+    x = feats.to(enc.conv1.weight.dtype)
+    for conv, rule in zip((enc.conv1, enc.conv2), convs):
+        if lengths is not None:  # padding zeroed before each conv, so a clip's states do not depend on its batch
+            x = x * lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+            lengths = conv_output_lengths(lengths, [rule])
+        x = F.gelu(conv(x))
+    hidden = x.transpose(1, 2)
+    hidden = hidden + enc.embed_positions.weight[: hidden.shape[1]].to(hidden.dtype)
+    hidden = F.dropout(hidden, p=enc.config.dropout, training=enc.training)
+    frame_mask = attn_mask = None
+    if lengths is not None:
+        frame_mask = lengths_to_mask(lengths, hidden.shape[1])
+        attn_mask = create_bidirectional_mask(config=enc.config, inputs_embeds=hidden, attention_mask=frame_mask)
+    all_hidden = (hidden,) if output_hidden_states else None
+    for layer in enc.layers:
+        hidden = layer(hidden, attn_mask)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        if output_hidden_states:
+            all_hidden += (hidden,)
+    # per-layer attention weights would need the layers' internals; Whisper's own forward does not return them either
+    # unless its attention implementation is eager
+    return enc.layer_norm(hidden), frame_mask, all_hidden, None
+
+
+@dataclass
+class AudioCapEncoderOutput(BaseModelOutput):
+    """`BaseModelOutput` of the audio side at decoder width, + the frame `attention_mask` (bool `(batch, positions)`,
+    None = all real) and, in training with the keyword head, `keyword_logits` `(batch, vocab)`. Travelling inside
+    `encoder_outputs`, both are expanded by `generate` with the states for beam search and sampling."""
+
+    attention_mask: torch.Tensor | None = None
+    keyword_logits: torch.Tensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The audio side: encoder + adapter (+ keyword head)
+# ----------------------------------------------------------------------------------------------------------------------
+class AudioCapAdapter(nn.Module):
+    """Masked temporal pooling (optional) + Linear/LayerNorm projection from the encoder width to the decoder width."""
+
+    def __init__(self, in_dim: int, out_dim: int, projection: bool, stride: int, pooling: str):
+        super().__init__()
+        self.stride = stride
+        self.pooling = pooling
+        self.proj = nn.Linear(in_dim, out_dim) if projection or in_dim != out_dim else None
+        self.layer_norm = nn.LayerNorm(out_dim) if self.proj is not None else None
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.stride > 1:
+            hidden, mask = self.pool(hidden, mask)
+        if self.proj is not None:
+            hidden = self.layer_norm(self.proj(hidden))
+        return hidden, mask
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows of `stride` positions, averaged (or max-pooled) over their real positions only."""
+        bsz, length, dim = hidden.shape
+        if mask is None:
+            mask = torch.ones(bsz, length, dtype=torch.bool, device=hidden.device)
+        pad = (-length) % self.stride
+        hidden, mask = F.pad(hidden, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
+        windows, real = hidden.view(bsz, -1, self.stride, dim), mask.view(bsz, -1, self.stride)
+        count = real.sum(-1)
+        if self.pooling == "max":
+            filled = windows.masked_fill(~real[..., None], torch.finfo(hidden.dtype).min)
+            pooled = filled.amax(2).masked_fill((count == 0)[..., None], 0.0)
+        else:
+            pooled = (windows * real[..., None].to(hidden.dtype)).sum(2) / count.clamp(min=1)[..., None].to(
+                hidden.dtype
+            )
+        return pooled, count > 0
+
+
+class AudioCapAudioEncoder(nn.Module):
+    """Audio -> states at decoder width: the encoder (built-in or pretrained) + the adapter, and in training the keyword
+    head's estimate. `get_encoder()` returns this module, so `generate` runs it once per call."""
+
+    def __init__(self, config: AudioCapConfig, encoder: PreTrainedModel | None = None):
+        super().__init__()
+        self.config = config  # the composite config: output_attentions / output_hidden_states when not passed
+        self.kind = encoder_kind(config.encoder)
+        self.model = encoder if encoder is not None else build_pretrained_encoder(config.encoder)
+        self.main_input_name = "input_values" if self.kind == "waveform" else "input_features"
+        width = config.decoder.hidden_size
+        self.adapter = AudioCapAdapter(
+            encoder_output_dim(config.encoder),
+            width,
+            config.adapter_projection,
+            config.adapter_pooling_stride,
+            config.adapter_pooling_type,
+        )
+        self.keyword_head = nn.Linear(width, config.vocab_size) if config.keyword_loss_weight > 0 else None
+        # words that are no keywords
+        self.special_ids = [
+            i for i in (config.pad_token_id, config.eos_token_id, config.bos_token_id) if i is not None
+        ]
+
+    def check_input(self, feats: torch.Tensor | None, mask: torch.Tensor | None) -> None:
+        name = self.main_input_name
+        if feats is None:
+            raise ValueError(f"the {self.kind} encoder expects `{name}`, got None")
+        if feats.shape[0] == 0:
+            raise ValueError(f"empty batch: `{name}` has batch size 0")
+        if self.kind == "waveform" and (feats.ndim != 2 or feats.shape[-1] == 0):
+            raise ValueError(f"expected `input_values` of shape (batch, samples), got {tuple(feats.shape)}")
+        n_mels = getattr(self.model.config, "num_mel_bins", None)
+        if self.kind != "waveform" and (feats.ndim != 3 or feats.shape[1] != n_mels or feats.shape[-1] == 0):
+            raise ValueError(
+                f"expected `input_features` of shape (batch, n_mels={n_mels}, frames>0), got {tuple(feats.shape)}"
+            )
+        if mask is not None:
+            if mask.shape != (feats.shape[0], feats.shape[-1]):
+                raise ValueError(
+                    f"attention_mask shape {tuple(mask.shape)} does not match the audio input (batch, "
+                    f"{'samples' if self.kind == 'waveform' else 'frames'}) = ({feats.shape[0]}, {feats.shape[-1]})"
+                )
+            if bool((mask.sum(-1) == 0).any()):
+                raise ValueError("attention_mask: a clip in the batch has no valid frame (all zeros)")
+
+    def forward(
+        self,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AudioCapEncoderOutput:
+        feats = input_values if self.kind == "waveform" else input_features
+        if feats is None:  # be lenient about the name of the audio input
+            feats = input_features if input_features is not None else input_values
+        self.check_input(feats, attention_mask)
+        if attention_mask is not None and bool(attention_mask.bool().all()):
+            attention_mask = None
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        if self.kind == "builtin":
+            out = self.model(feats, attention_mask, output_attentions, output_hidden_states)
+            states, mask, hidden_states, attentions = (
+                out.last_hidden_state,
+                out.attention_mask,
+                out.hidden_states,
+                out.attentions,
+            )
+        else:
+            states, mask, hidden_states, attentions = encode_pretrained(
+                self.kind, self.model, feats, attention_mask, output_attentions, output_hidden_states
+            )
+        states, mask = self.adapter(states, mask)
+        keyword_logits = None
+        if self.keyword_head is not None and self.training:
+            # the masked mean of the adapted states, read by a linear multi-label head
+            weights = mask.to(states.dtype).unsqueeze(-1) if mask is not None else torch.ones_like(states[..., :1])
+            keyword_logits = self.keyword_head((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+        return AudioCapEncoderOutput(
+            last_hidden_state=states,
+            hidden_states=hidden_states,
+            attentions=attentions,
+            attention_mask=mask,
+            keyword_logits=keyword_logits,
+        )
+
+    def keyword_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+        """Multi-label keyword estimation, one row per caption: binary cross-entropy against the set of words in the
+        caption, summed over the vocabulary and divided by the number of words present. Each row weighs as many
+        tokens as it has, normalised like the caption term, so DDP and gradient accumulation give the loss of one big
+        batch."""
+        logits = logits.float()
+        targets = torch.zeros_like(logits)
+        targets.scatter_add_(1, labels.clamp(min=0), (labels >= 0).to(targets.dtype)).clamp_(max=1.0)
+        targets[:, self.special_ids] = 0.0
+        per_word = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+        row_loss = per_word / targets.sum(-1).clamp(min=1.0)
+        row_tokens = (labels != -100).sum(-1).to(row_loss.dtype)
+        if num_items_in_batch is None:
+            return (row_loss * row_tokens).sum() / row_tokens.sum().clamp(min=1.0)
+        return (row_loss * row_tokens).sum() / torch.as_tensor(num_items_in_batch, device=row_loss.device)

@@ -1,0 +1,277 @@
+"""The model follows transformers' conventions, as transformers' own common tests check them: vocabulary resizing,
+untied heads, attention weights and hidden states from the call or the config, a base model under
+`base_model_prefix`, the `past_key_values` deprecation, every generation mode's dict output and the standard cache
+layout, assisted decoding; and the model's files refuse, with one line, what they cannot run."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+import transformers
+from model_helpers import EOS, SOS, VOCAB, batch, labels_for, tiny_config, tiny_model
+from transformers import EncoderDecoderCache
+
+from hf_audiocap.configuration_audiocap import (
+    AUDIOCAP_FORMAT,
+    TRANSFORMERS_REQUIREMENT,
+    AudioCapConfig,
+    AudioCapConfigError,
+    check_transformers_version,
+)
+from hf_audiocap.modeling_audiocap import CACHE_ARG, CACHE_FIELD, AudioCapForConditionalGeneration, AudioCapModel
+
+
+def inputs(n=3, labels=True):
+    feats, mask = batch(lengths=(61, 40, 23)[:n])
+    kw = {"input_features": feats, "attention_mask": mask}
+    return {**kw, "labels": labels_for(n)} if labels else kw
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# vocabulary and heads
+# --------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tied", [True, False])
+def test_resize_token_embeddings_resizes_every_vocabulary_part_and_reloads(tmp_path, tied):
+    """Adding tokens to a tokenizer is an everyday fine-tuning step: the embeddings, the LM head, the keyword head and
+    the saved vocabulary size all follow, training sees the new ids, and the folder reloads."""
+    model = tiny_model(keyword_loss_weight=0.5, tie_word_embeddings=tied)
+    before = model.lm_head.weight[:VOCAB].detach().clone()
+    model.resize_token_embeddings(VOCAB + 3)
+    assert model.config.vocab_size == model.config.decoder.vocab_size == VOCAB + 3
+    assert model.get_input_embeddings().weight.shape[0] == VOCAB + 3
+    assert model.lm_head.weight.shape[0] == VOCAB + 3
+    assert model.get_encoder().keyword_head.out_features == VOCAB + 3
+    assert torch.equal(model.lm_head.weight[:VOCAB], before)
+    assert (model.lm_head.weight is model.get_input_embeddings().weight) is tied
+    new_labels = labels_for(3)
+    new_labels[:, 0] = VOCAB + 2  # a new token id: no IndexError in the loss, the embeddings or the keyword targets
+    model.train()
+    loss = model(**inputs(labels=False), labels=new_labels).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval().save_pretrained(tmp_path)
+    again = AudioCapForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert (again(**inputs()).logits - model(**inputs()).logits).abs().max() <= 1e-5
+
+
+def test_untied_head_set_on_the_top_level_config_is_built_saved_and_reloaded(tmp_path):
+    config = tiny_config()
+    config.tie_word_embeddings = False  # set after the config was made, as transformers' tests do
+    torch.manual_seed(0)
+    model = AudioCapForConditionalGeneration(config).eval()
+    assert model.lm_head.weight is not model.get_input_embeddings().weight
+    with torch.no_grad():
+        model.lm_head.weight.normal_()  # differs from the embeddings: a tied reload could not reproduce it
+    model.save_pretrained(tmp_path)
+    again = AudioCapForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert again.lm_head.weight is not again.get_input_embeddings().weight
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)
+    with torch.no_grad():
+        assert (again(**inputs()).logits - model(**inputs()).logits).abs().max() <= 1e-5
+
+
+def test_tied_head_is_one_tensor_and_not_saved_twice(tmp_path):
+    from safetensors import safe_open
+
+    model = tiny_model()
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    model.save_pretrained(tmp_path)
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    assert "model.decoder.embed_tokens.weight" in keys and "lm_head.weight" not in keys
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# attentions and hidden states
+# --------------------------------------------------------------------------------------------------------------------
+def _check_attentions_and_hidden_states(out, layers=2):
+    assert len(out.encoder_attentions) == layers and len(out.decoder_attentions) == layers
+    assert len(out.cross_attentions) == layers
+    batch_size, heads, tgt = 3, 2, 7
+    assert out.decoder_attentions[0].shape == (batch_size, heads, tgt, tgt)
+    assert out.cross_attentions[0].shape == (batch_size, heads, tgt, 16)  # 61 frames -> 16 encoder positions
+    assert out.encoder_attentions[0].shape == (batch_size, heads, 16, 16)
+    for weights in (*out.decoder_attentions, *out.cross_attentions, *out.encoder_attentions):
+        torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+    # causal: no weight on later positions; padding: no weight on padded frames (clip 2 has 6 real positions)
+    assert out.decoder_attentions[0][..., 0, 1:].abs().max() == 0
+    assert out.cross_attentions[0][2, ..., 6:].abs().max() == 0
+    assert len(out.encoder_hidden_states) == layers + 1 and len(out.decoder_hidden_states) == layers + 1
+
+
+def test_attentions_and_hidden_states_from_the_call_and_from_the_config():
+    model = tiny_model()
+    with torch.no_grad():
+        plain = model(**inputs())
+        asked = model(**inputs(), output_attentions=True, output_hidden_states=True)
+    _check_attentions_and_hidden_states(asked)
+    assert plain.decoder_attentions is None and plain.encoder_hidden_states is None
+    # the attention path that returns weights computes the same logits as SDPA
+    torch.testing.assert_close(asked.logits, plain.logits, atol=1e-5, rtol=1e-5)
+    # transformers takes output_attentions in a config only with the eager implementation named (our attention gives
+    # its weights under any: SDPA cannot, so the softmax is written out when they are asked for)
+    model = AudioCapForConditionalGeneration(tiny_config(attn_implementation="eager")).eval()
+    model.config.output_attentions = True
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        _check_attentions_and_hidden_states(model(**inputs()))
+
+
+def test_generate_returns_every_output_of_every_mode():
+    """Greedy, sampling and beam search with `return_dict_in_generate`: scores, logits, attentions and hidden states
+    per step, and the same sequences as without them."""
+    model = tiny_model(seed=3)
+    kw = inputs(labels=False)
+    extra = {"output_scores": True, "output_logits": True, "output_attentions": True, "output_hidden_states": True}
+    for mode in ({"num_beams": 1}, {"num_beams": 1, "do_sample": True}, {"num_beams": 3}):
+        torch.manual_seed(0)
+        plain = model.generate(**kw, **mode, max_length=8)
+        torch.manual_seed(0)
+        out = model.generate(**kw, **mode, max_length=8, return_dict_in_generate=True, **extra)
+        assert torch.equal(out.sequences, plain), mode
+        steps = out.sequences.shape[1] - 1
+        assert len(out.scores) == len(out.logits) == len(out.decoder_attentions) == steps
+        assert len(out.cross_attentions) == len(out.decoder_hidden_states) == steps
+        rows = 3 * mode["num_beams"]
+        assert out.scores[0].shape == (rows, VOCAB) and len(out.decoder_attentions[0]) == 2
+        assert len(out.encoder_attentions) == 2 and len(out.encoder_hidden_states) == 3
+
+
+def test_beam_search_cache_has_one_cross_attention_row_per_beam():
+    """The standard `EncoderDecoderCache` layout: every beam row holds its own self- and cross-attention keys."""
+    model = tiny_model(seed=4)
+    out = model.generate(**inputs(labels=False), num_beams=3, max_length=8, return_dict_in_generate=True)
+    cache = getattr(out, CACHE_FIELD)
+    assert isinstance(cache, EncoderDecoderCache)
+    assert cache.cross_attention_cache.layers[0].keys.shape[0] == 9
+    assert cache.self_attention_cache.layers[0].keys.shape[0] == 9
+
+
+def test_assisted_decoding_gives_the_greedy_caption():
+    model = tiny_model(seed=5)
+    assistant = tiny_model(seed=6)
+    kw = inputs(n=1, labels=False)
+    greedy = model.generate(**kw, num_beams=1, max_length=10)
+    assisted = model.generate(**kw, num_beams=1, max_length=10, assistant_model=assistant)
+    assert torch.equal(assisted, greedy)
+
+
+def test_past_key_values_still_accepted_with_the_deprecation_warning_of_its_release(caplog):
+    model = tiny_model(seed=7)
+    kw = inputs(labels=False)
+    with torch.no_grad():
+        enc = model.get_encoder()(**kw)
+    ids = torch.full((3, 1), SOS)
+    with torch.no_grad():
+        first = model(encoder_outputs=enc, decoder_input_ids=ids, use_cache=True)
+    cache = getattr(first, CACHE_FIELD)
+    step = torch.full((3, 1), 5)
+    expected = model(encoder_outputs=enc, decoder_input_ids=step, use_cache=True, cache=_copy(cache)).logits
+    transformers.logging.get_logger("transformers_modules").warning_once.cache_clear()
+    with caplog.at_level("WARNING"):
+        old = model(encoder_outputs=enc, decoder_input_ids=step, use_cache=True, past_key_values=_copy(cache)).logits
+    torch.testing.assert_close(old, expected)
+    deprecated = "`past_key_values` is deprecated" in caplog.text
+    assert deprecated is (CACHE_ARG == "cache")  # 5.24 renamed it; before, it is the name generate itself passes
+    with pytest.raises(ValueError, match="not both"):
+        model(encoder_outputs=enc, decoder_input_ids=step, cache=cache, past_key_values=cache)
+
+
+def _copy(cache):
+    import copy
+
+    return copy.deepcopy(cache)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# base model
+# --------------------------------------------------------------------------------------------------------------------
+def test_base_model_is_the_encoder_decoder_under_base_model_prefix(tmp_path):
+    model = tiny_model()
+    assert model.base_model_prefix == "model" and isinstance(model.base_model, AudioCapModel)
+    assert model.base_model is not model and model.base_model is model.model
+    # a base model's checkpoint loads into the generation model: every weight but the LM head (tied here) found
+    model.base_model.save_pretrained(tmp_path)
+    loaded, info = AudioCapForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    with torch.no_grad():
+        assert (loaded.eval()(**inputs()).logits - model(**inputs()).logits).abs().max() <= 1e-5
+    out = model.base_model(**inputs(labels=False), decoder_input_ids=torch.full((3, 2), SOS))
+    assert out.last_hidden_state.shape == (3, 2, 32)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# what the model's files refuse
+# --------------------------------------------------------------------------------------------------------------------
+def test_transformers_outside_the_declared_range_stops_with_one_line():
+    check_transformers_version(transformers.__version__)
+    for version in ("5.15.0", "6.0.0", "4.57.1"):
+        with pytest.raises(ImportError) as err:
+            check_transformers_version(version)
+        message = str(err.value)
+        assert "\n" not in message and TRANSFORMERS_REQUIREMENT in message and version in message
+    check_transformers_version("5.99.0.dev0")
+
+
+def test_declared_range_is_the_one_setup_cfg_installs():
+    import configparser
+    from pathlib import Path
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    requirements = [r.strip() for r in setup["options"]["install_requires"].splitlines() if r.strip()]
+    assert f"transformers{TRANSFORMERS_REQUIREMENT}" in requirements
+
+
+def _saved_config(tmp_path, **edit):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    config = json.loads(path.read_text())
+    for key, value in edit.items():
+        if "." in key:
+            part, field = key.split(".")
+            config[part][field] = value
+        else:
+            config[key] = value
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"encoder.model_type": "not-a-model"}, "encoder: unsupported model_type 'not-a-model'"),
+        ({"decoder.model_type": "bert"}, "decoder: unsupported model_type 'bert'"),
+        ({"audiocap_format": AUDIOCAP_FORMAT + 1}, "saved by a newer hf_audiocap"),
+        ({"audiocap_format": 1}, "saved by hf_audiocap 0.1"),
+        ({"keyword_pooling": "max"}, r"unknown field\(s\) keyword_pooling"),
+        ({"encoder.summary_token": True}, r"unknown field\(s\) encoder.summary_token"),
+    ],
+)
+def test_bad_config_json_is_refused_with_one_line_naming_the_file(tmp_path, edit, expected):
+    path = _saved_config(tmp_path, **edit)
+    for load in (AudioCapForConditionalGeneration.from_pretrained, transformers.AutoConfig.from_pretrained):
+        with pytest.raises(AudioCapConfigError, match=expected) as err:
+            load(tmp_path)
+        message = str(err.value)
+        assert "\n" not in message and str(path) in message, message
+
+
+def test_config_saved_by_a_newer_transformers_may_carry_fields_we_do_not_know(tmp_path):
+    _saved_config(tmp_path, transformers_version="5.99.0", some_new_transformers_field=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert isinstance(AudioCapConfig.from_pretrained(tmp_path), AudioCapConfig)
+
+
+def test_labels_longer_than_the_decoder_and_eos_free_generation_are_handled():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="32 positions"):
+        model(**inputs(labels=False), labels=torch.full((3, 40), 5))
+    out = model.generate(**inputs(labels=False), num_beams=1, max_length=32, min_length=32)
+    assert out.shape[1] == 32 and not (out[:, 1:] == EOS).any()
