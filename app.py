@@ -15,7 +15,9 @@ API (gradio_client): `/caption` takes an audio file (and optional decoding setti
 up to 16 requests are decoded at once and their waveforms share forward passes (requests arriving while one pass runs
 go together in the next), so simultaneous users share the model. A bad upload, or a request Gradio refuses, gives an
 empty caption and a one-line `error` (or an error event) for that request only. Every caption goes through the shared
-`Captioner`, as in the CLI, the pipeline and evaluation.
+`Captioner` as in the CLI and the pipeline: the same model loading (`load_captioner`), the same decoding checks and
+windows (`Captioner.open_windows`: a recording longer than 30 s is captioned window by window and the windows' captions
+joined, `join_captions`), so an upload is captioned as by the CLI and the pipeline.
 
 Safe defaults: binds 127.0.0.1 unless --host, no share link unless --share, uploads limited in size (--max-file-size)
 and duration (--max-duration), Gradio analytics and Hub telemetry off. The model is loaded by `build_app`, not on
@@ -50,7 +52,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-DEFAULT_MODEL = "outputs/synthcaps-demo"
+from hf_audiocap.inference.captioner import (  # noqa: E402
+    DEFAULT_MODEL,
+    DEFAULT_WINDOW_S,
+    join_captions,
+    load_captioner,
+)
+
 DEFAULT_RATINGS_DIR = "outputs/ratings"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "synthcaps" / "test"
 MAX_FILE_SIZE = "20mb"
@@ -60,13 +68,6 @@ LIVE_WINDOW_S = 5.0
 LIVE_HOP_S = 1.0
 LIVE_HISTORY = 200
 MALLOC_TRIM_EVERY_S = 10.0
-
-
-def load_captioner(model_path: str, trust_remote_code: bool = False, batch_size: int = MAX_BATCH_SIZE):
-    """The shared Captioner; FileNotFoundError says to run `make demo` or pass --model when there is no model."""
-    from hf_audiocap.inference.cli_caption import load_captioner as _load
-
-    return _load(model_path, batch_size=batch_size, trust_remote_code=trust_remote_code)
 
 
 class CaptionService:
@@ -100,16 +101,27 @@ class CaptionService:
         return {k: v for k, v in asked.items() if v is not None and v != self.defaults[k]}
 
     # -- audio ------------------------------------------------------------------------------------------------------
+    def windows(self, path) -> list[np.ndarray]:
+        """The waveforms of an upload's windows, decoded and cut as the CLI and the pipeline do
+        (`Captioner.open_windows`), or ValueError with one line naming the file."""
+        name = self._upload_name(path)
+        _, windows = self.captioner.open_windows(path, DEFAULT_WINDOW_S, max_duration=self.max_duration_s, name=name)
+        return [wave for _, _, wave in windows]
+
     def load(self, path) -> np.ndarray:
-        """The waveform of an upload, or ValueError with one line naming the file."""
+        """The whole waveform of an upload (for the n-best list and the spectrogram), with the same checks."""
         from hf_audiocap.data.audio import load_audio
 
+        name = self._upload_name(path)
+        return load_audio(path, self.captioner.sampling_rate, max_duration=self.max_duration_s, name=name)
+
+    def _upload_name(self, path) -> str:
         if path is None or path == "":
             raise ValueError("no audio: upload a file or record one first")
         name = Path(path).name
         if not self.is_upload(path):
             raise ValueError(f"cannot decode {name!r}: not an uploaded file (outside the app's upload folder)")
-        return load_audio(path, self.captioner.sampling_rate, max_duration=self.max_duration_s, name=name)
+        return name
 
     def is_upload(self, path) -> bool:
         """Whether `path` lies inside the upload folders (always True when none were set)."""
@@ -121,35 +133,39 @@ class CaptionService:
     # -- events -----------------------------------------------------------------------------------------------------
     def caption(self, path, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
         """The `/caption` event: one upload in, `(caption, error)` out. The upload is decoded in the request's own
-        thread; the waveform then joins the next forward pass (`_Batcher`): requests that arrive while one runs share
-        the next, so simultaneous users share forward passes. A bad upload only gets its own error.
+        thread; its windows then join the next forward pass (`_Batcher`): requests that arrive while one runs share
+        the next, so simultaneous users share forward passes. A bad upload only gets its own error. A recording longer
+        than one window gets its windows' captions joined, as from the pipeline.
 
         Not a Gradio `batch=True` function on purpose: Gradio prepares a batch's requests together, so one request
         with an invalid payload (a path outside the upload folder, a malformed file object) failed every request of
         its batch; here each request stands alone until its waveform is ready."""
         try:
-            wave = self.load(path)
+            waves = self.windows(path)
         except ValueError as err:
             return "", str(err)
         kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
-        return self.batcher.submit(wave, tuple(sorted(kwargs.items())))
+        return _joined(self.batcher.submit(waves, tuple(sorted(kwargs.items()))))
 
     def caption_batch(self, paths, num_beams, max_length, repetition_penalty, no_repeat_ngram_size):
-        """Lists in, `(captions, errors)` out (each request through :meth:`caption`, one forward pass per group of
+        """Lists in, `(captions, errors)` out (each request as :meth:`caption`, one forward pass per group of
         decoding settings when called from one thread)."""
         waves: dict[tuple, list[tuple[int, np.ndarray]]] = {}
         captions, errors = [""] * len(paths), [""] * len(paths)
         for i, path in enumerate(paths):
             try:
-                wave = self.load(path)
+                windows = self.windows(path)
             except ValueError as err:
                 errors[i] = str(err)
                 continue
             kwargs = self.generate_kwargs(num_beams[i], max_length[i], repetition_penalty[i], no_repeat_ngram_size[i])
-            waves.setdefault(tuple(sorted(kwargs.items())), []).append((i, wave))
+            waves.setdefault(tuple(sorted(kwargs.items())), []).extend((i, w) for w in windows)
+        results: dict[int, list[tuple[str, str]]] = {}
         for key, items in waves.items():
-            for (i, _), (text, err) in zip(items, self._run_group([w for _, w in items], key)):
-                captions[i], errors[i] = text, err
+            for (i, _), result in zip(items, self._run_group([w for _, w in items], key)):
+                results.setdefault(i, []).append(result)
+        for i, window_results in results.items():
+            captions[i], errors[i] = _joined(window_results)
         return captions, errors
 
     def _run_group(self, waves: list[np.ndarray], key: tuple) -> list[tuple[str, str]]:
@@ -223,16 +239,20 @@ class _Batcher:
         self._worker: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def submit(self, wave: np.ndarray, key: tuple) -> tuple[str, str]:
-        """Blocks until the waveform has been captioned: `(caption, error)`."""
-        item = {"wave": wave, "key": key, "done": threading.Event(), "result": ("", "captioning failed")}
+    def submit(self, waves: list[np.ndarray], key: tuple) -> list[tuple[str, str]]:
+        """Blocks until the waveforms (one request's windows) have been captioned: `(caption, error)` each."""
+        items = [
+            {"wave": w, "key": key, "done": threading.Event(), "result": ("", "captioning failed")} for w in waves
+        ]
         with self._start:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._loop, name="caption-batcher", daemon=True)
                 self._worker.start()
-        self._queue.put(item)
-        item["done"].wait()
-        return item["result"]
+        for item in items:
+            self._queue.put(item)
+        for item in items:
+            item["done"].wait()
+        return [item["result"] for item in items]
 
     def _loop(self) -> None:
         import queue
@@ -258,6 +278,14 @@ class _Batcher:
                     item["done"].set()
 
 
+def _joined(window_results: list[tuple[str, str]]) -> tuple[str, str]:
+    """One request's `(caption, error)` from its windows': the first error, else the captions joined."""
+    errors = [err for _, err in window_results if err]
+    if errors:
+        return "", errors[0]
+    return join_captions([caption for caption, _ in window_results]), ""
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m):02d}:{s:04.1f}"
@@ -276,7 +304,7 @@ def build_app(
     from gradio.utils import get_upload_folder
 
     if captioner is None:
-        captioner = load_captioner(model_path, trust_remote_code=trust_remote_code)
+        captioner = load_captioner(model_path, batch_size=MAX_BATCH_SIZE, trust_remote_code=trust_remote_code)
     service = CaptionService(captioner, max_duration_s=max_duration_s, upload_dirs=[get_upload_folder()])
     d = service.defaults
     ratings_dir = Path(ratings_dir)
@@ -429,7 +457,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool =
         max_file_size=kwargs.pop("max_file_size", MAX_FILE_SIZE),
         ssr_mode=False,
         show_error=True,
-        # Gradio keeps ~60 KB of state per browser/client session, 10,000 sessions by default (~0.6 GB): 1,000 here
+        # Gradio keeps every browser/client session's state in memory, 10,000 sessions by default: 1,000 here
         state_session_capacity=kwargs.pop("state_session_capacity", 1000),
         **kwargs,
     )
@@ -452,12 +480,11 @@ def bound_native_memory(trim_every_s: float = MALLOC_TRIM_EVERY_S) -> dict:
     """What keeps the server's native memory flat under load; process-wide, so only `python app.py` does it.
 
     1. Convolutions and GELU run with PyTorch's own CPU kernels instead of oneDNN's (unless HF_AUDIOCAP_ONEDNN=1).
-       oneDNN compiles and caches kernels per input shape (up to 1024); a server sees a new shape with almost every
-       forward pass (clip lengths and batch sizes vary), and that cache grew RSS by ~200 MB in 4 minutes of 32 clients.
-       PyTorch's kernels took the same CPU time per caption in a 1-thread A/B.
+       oneDNN compiles and caches kernels per input shape (up to 1024), and a server sees a new shape with almost
+       every forward pass (clip lengths and batch sizes vary), so that cache keeps growing.
     2. Every `trim_every_s` seconds, glibc's `malloc_trim(0)` hands freed heap pages back to the system: decoding
-       clips of every length in 16 request threads leaves freed memory in glibc's arenas, which RSS kept counting.
-    Measured with benchmarks/bench_app_soak.py (docs/reliability.md). Returns what was done."""
+       clips of every length in 16 request threads leaves freed memory in glibc's arenas, which RSS keeps counting.
+    The measurements behind both: docs/experiments.md ("App memory under load"). Returns what was done."""
     import ctypes
     import ctypes.util
 

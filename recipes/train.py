@@ -17,11 +17,11 @@ from hf_audiocap.training.builders import (
     build_processor,
     build_trainer,
     describe_splits,
-    evaluate_test_split,
     format_report,
     load_recipe_datasets,
     prepare_features,
 )
+from hf_audiocap.training.evaluation import evaluate_test_split
 from hf_audiocap.training.model_card import write_model_card
 
 logger = logging.getLogger("hf_audiocap.train")

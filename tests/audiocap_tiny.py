@@ -78,8 +78,21 @@ def write_long_sparse_wav(path: Path, seconds: float, sr: int = 16000, block_s: 
     return Path(path)
 
 
+def write_overstated_wav(path: Path, seconds: float, declared_seconds: float, sr: int = 16000) -> Path:
+    """A 16-bit WAV whose header declares `declared_seconds` but whose data stops after `seconds` (a recording or copy
+    cut short): tones that change every 10 s, so the windows of a long one differ."""
+    t = np.arange(int(round(declared_seconds * sr))) / sr
+    freq = 200.0 + 700.0 * (np.floor(t / 10.0) % 4)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr, subtype="PCM_16")
+    data = Path(path).read_bytes()
+    header = data.index(b"data") + 8
+    Path(path).write_bytes(data[: header + 2 * int(round(seconds * sr))])
+    return Path(path)
+
+
 def write_bad_files(folder: Path) -> dict[str, Path]:
-    """Files every entry point must refuse with a one-line message: empty, not audio, truncated, zero-length."""
+    """Files every entry point must refuse with a one-line message: empty, not audio, corrupt (a WAV cut inside its
+    header), zero-length."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     empty = folder / "empty.wav"
@@ -88,7 +101,7 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     text.write_text("this is not audio at all\n" * 20)
     good = write_tone(folder / "_full.wav", 2.0)
     corrupt = folder / "corrupt.wav"
-    corrupt.write_bytes(good.read_bytes()[:2000])
+    corrupt.write_bytes(good.read_bytes()[:20])  # "RIFF....WAVEfmt " and nothing else
     good.unlink()
     zero = folder / "zero.wav"
     sf.write(zero, np.zeros(0, dtype=np.float32), 16000)

@@ -2,7 +2,8 @@
 
 Audio (:func:`write_audio_corpus`): every case is a file whose name says what it is, with the outcome every entry
 point must give: ``error`` is a substring of the one-line error naming the file, ``None`` means the file is valid
-audio and must be captioned/used (channels downmixed, rate resampled). The 2-hour file is a real 2-hour FLAC of
+audio and must be captioned/used (channels downmixed, rate resampled; a WAV whose header promises more data than it
+holds is decoded as far as its data goes, ``samples`` at 16 kHz). The 2-hour file is a real 2-hour FLAC of
 silence at 8 kHz (180 kB, written in blocks in under a second): refused from its header wherever a maximum duration
 applies, streamed window by window by the caption CLI.
 
@@ -25,6 +26,7 @@ import numpy as np
 import soundfile as sf
 
 MAX_DURATION_S = 30.0  # the maximum duration the tests give the entry points that take one
+WAV_HEADER_BYTES = 44  # soundfile's 16-bit PCM WAV header; the samples follow
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class AudioCase:
     error: str | None  # substring of the one-line error; None: valid audio
     header_ok: bool  # libsndfile reads the header (the loaders' probe gets a sampling rate)
     too_long: bool = False  # refused only where a maximum duration applies (header check, nothing decoded)
+    samples: int = 16000  # valid audio: its length once decoded at 16 kHz
 
 
 AUDIO_CASES = {
@@ -41,7 +44,7 @@ AUDIO_CASES = {
     for c in [
         AudioCase("zero_bytes", "zero_bytes.wav", "empty file (0 bytes)", header_ok=False),
         AudioCase("truncated_header", "truncated_header.wav", "truncated, corrupt or unsupported", header_ok=False),
-        AudioCase("truncated_data", "truncated_data.wav", "truncated WAV file", header_ok=True),
+        AudioCase("truncated_data", "truncated_data.wav", None, header_ok=True, samples=8000),
         AudioCase("text_as_wav", "text_as_wav.wav", "not an audio file", header_ok=False),
         AudioCase("random_bytes", "random_bytes.wav", "not an audio file", header_ok=False),
         AudioCase("nan_inf", "nan_inf.wav", "non-finite samples (NaN/Inf)", header_ok=True),
@@ -92,7 +95,7 @@ def write_audio_corpus(folder: Path) -> dict[str, Path]:
     raw = good.read_bytes()
     good.unlink()
     p["truncated_header"].write_bytes(raw[:20])  # "RIFF....WAVEfmt " and nothing else
-    p["truncated_data"].write_bytes(raw[: len(raw) // 2])  # the header promises twice the data
+    p["truncated_data"].write_bytes(raw[: WAV_HEADER_BYTES + 16000])  # the header promises twice the data
     p["text_as_wav"].write_text("id,caption\nthis is a CSV file renamed to .wav\n" * 20)
     p["random_bytes"].write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     sf.write(p["nan_inf"], np.array([0.0, 0.1, np.nan, -0.1, np.inf, -np.inf] * 800, np.float32), 16000, "FLOAT")

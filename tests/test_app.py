@@ -4,15 +4,17 @@ batching of simultaneous requests, ratings through flagging) and its live-captio
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audiocap_tiny import free_port, save_tiny_model, write_bad_files, write_tone
+from audiocap_tiny import free_port, save_tiny_model, write_bad_files, write_overstated_wav, write_tone
 
+from hf_audiocap.cli import main as cli_main
 from hf_audiocap.data.audio import load_audio
-from hf_audiocap.inference.captioner import Captioner
+from hf_audiocap.inference.captioner import Captioner, join_captions
 from hf_audiocap.inference.ratings import summarize_ratings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +88,7 @@ def test_bad_uploads_get_clear_errors_and_app_keeps_serving(served, synthcaps_cl
     expected = {
         "empty": "empty file (0 bytes)",
         "not_audio": "not an audio file",
-        "corrupt": "truncated WAV file",
+        "corrupt": "truncated, corrupt or unsupported audio",
         "zero_length": "zero-length audio",
     }
     for kind, path in bad.items():
@@ -106,6 +108,37 @@ def test_bad_uploads_get_clear_errors_and_app_keeps_serving(served, synthcaps_cl
     assert error == "" and isinstance(caption, str)
     caption, error = client.predict(handle_file(str(synthcaps_clips[0])), api_name="/caption")
     assert error == "" and caption
+
+
+def _cli_json(path, model_dir, capsys) -> dict:
+    code = cli_main(["caption", str(path), "--model", str(model_dir), "--format", "json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (result,) = json.loads(out)
+    return result
+
+
+def test_app_and_cli_caption_an_overstated_wav_header_alike(served, model_dir, tmp_path, capsys):
+    """A WAV whose header promises more data than it holds is decoded as far as its data goes, by the one decoding
+    path of the CLI and the app: both caption it, with the caption of the same samples in a complete file."""
+    import soundfile as sf
+
+    _, client, _ = served
+    short = write_overstated_wav(tmp_path / "cut_short.wav", 1.5, declared_seconds=3.0)
+    cli = _cli_json(short, model_dir, capsys)
+    app_caption, app_error = client.predict(handle_file(str(short)), api_name="/caption")
+    complete = tmp_path / "complete.wav"
+    sf.write(complete, sf.read(short, dtype="int16")[0], 16000, subtype="PCM_16")
+    expected = _cli_json(complete, model_dir, capsys)["segments"][0]["caption"]
+    assert cli["duration"] == 1.5 and [s["caption"] for s in cli["segments"]] == [expected]
+    assert (app_caption, app_error) == (expected, "")
+
+    # Longer than one window (streamed from disk by both): the app joins the CLI's window captions.
+    long = write_overstated_wav(tmp_path / "long_cut_short.wav", 45.0, declared_seconds=80.0)
+    cli = _cli_json(long, model_dir, capsys)
+    assert cli["duration"] == 45.0 and [(s["start"], s["end"]) for s in cli["segments"]] == [(0, 30), (30, 45)]
+    service = app.CaptionService(Captioner.from_pretrained(str(model_dir)), max_duration_s=120.0)
+    assert service.caption(str(long)) == (join_captions([s["caption"] for s in cli["segments"]]), "")
 
 
 def test_simultaneous_requests_are_batched(served, synthcaps_clips, tmp_path):

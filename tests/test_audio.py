@@ -7,7 +7,16 @@ import pytest
 import soundfile as sf
 
 from hf_audiocap.data import audio as audio_mod
-from hf_audiocap.data.audio import AudioDecodeError, AudioFileNotFoundError, audio_info, iter_audio_windows, load_audio
+from hf_audiocap.data.audio import (
+    AudioDecodeError,
+    AudioFileNotFoundError,
+    array_windows,
+    audio_info,
+    check_audio,
+    iter_audio_windows,
+    load_audio,
+    open_audio_windows,
+)
 
 SR = 16000
 
@@ -116,7 +125,6 @@ def _bad_files(tmp_path):
         "missing": (tmp_path / "nope.wav", "file not found"),
         "empty": (tmp_path / "empty.wav", "empty file (0 bytes)"),
         "text": (tmp_path / "text.wav", "not an audio file"),
-        "truncated_wav": (tmp_path / "trunc.wav", "truncated"),
         "truncated_header": (tmp_path / "trunc_head.wav", "corrupt"),
         "corrupt_flac": (tmp_path / "corrupt.flac", "corrupt"),
         "zero_length": (tmp_path / "zero.wav", "zero-length audio (0 samples)"),
@@ -125,7 +133,6 @@ def _bad_files(tmp_path):
     }
     files["empty"][0].write_bytes(b"")
     files["text"][0].write_text("this is not audio at all, just words\n")
-    files["truncated_wav"][0].write_bytes(raw[: len(raw) // 2])
     files["truncated_header"][0].write_bytes(raw[:20])
     data = bytearray(flac.read_bytes())
     data[len(data) // 2 :] = b"\x00\xff" * (len(data) - len(data) // 2 >> 1) + b"\x00" * (
@@ -143,7 +150,6 @@ def _bad_files(tmp_path):
         "missing",
         "empty",
         "text",
-        "truncated_wav",
         "truncated_header",
         "corrupt_flac",
         "zero_length",
@@ -159,6 +165,61 @@ def test_bad_inputs_name_the_file(tmp_path, case):
     assert str(path) in msg and reason in msg and "\n" not in msg
     if case == "missing":
         assert isinstance(err.value, AudioFileNotFoundError) and isinstance(err.value, FileNotFoundError)
+
+
+def test_overstated_wav_header_decodes_the_data_there(tmp_path):
+    """A WAV whose RIFF and data sizes promise more than the file holds (a recording or copy cut short) is decoded as
+    far as its data goes, as libsndfile reads it, by every path: whole, from bytes, header check, streamed windows."""
+    full = tmp_path / "full.wav"
+    sf.write(full, tone(seconds=2.0), SR, subtype="PCM_16")
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(raw[: raw.index(b"data") + 8 + 2 * 12345])  # 12,345 of the 32,000 samples the header promises
+    expected = load_audio(full)[:12345]
+    np.testing.assert_array_equal(load_audio(cut), expected)
+    np.testing.assert_array_equal(load_audio(cut.read_bytes()), expected)
+    assert check_audio(cut) == audio_info(cut) == (SR, 12345, 1)
+    streamed = list(iter_audio_windows(cut, window_s=0.25, block_s=0.1, min_last_s=0.2))
+    assert [(s, e) for s, e, _ in streamed] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75)]  # + a 0.02 s tail: too short
+    np.testing.assert_array_equal(np.concatenate([w for _, _, w in streamed]), expected[:12000])
+    # 0.77 s, shorter than a 1-s window: decoded whole, one window
+    duration, windows = open_audio_windows(cut, SR, window_s=1.0, max_duration=1.0)
+    assert duration == 12345 / SR
+    ((start, end, window),) = list(windows)
+    assert (start, end) == (0.0, 12345 / SR)
+    np.testing.assert_array_equal(window, expected)
+    with pytest.raises(AudioDecodeError, match=r"cut.wav.*exceeds max_duration=0.5 s"):
+        load_audio(cut, max_duration=0.5)
+
+
+WINDOW_CASES = [  # (seconds, window_s, hop_s, min_last_s) -> window spans
+    ((25.0, 10.0, 5.0, 1.0), [(0, 10), (5, 15), (10, 20), (15, 25)]),
+    ((25.0, 10.0, None, 1.0), [(0, 10), (10, 20), (20, 25)]),
+    ((20.5, 10.0, None, 1.0), [(0, 10), (10, 20)]),  # a 0.5 s tail is dropped
+    ((21.5, 10.0, None, 1.0), [(0, 10), (10, 20), (20, 21.5)]),  # a 1.5 s tail is kept
+    ((3.0, 10.0, None, 1.0), [(0, 3)]),  # shorter than a window: one window
+    ((0.5, 10.0, None, 1.0), [(0, 0.5)]),  # shorter than min_last_s too: still one window
+    ((12.0, 4.0, 3.0, 2.0), [(0, 4), (3, 7), (6, 10), (9, 12)]),
+]
+
+
+@pytest.mark.parametrize("case,spans", WINDOW_CASES)
+def test_one_windowing_rule_in_memory_and_streamed(tmp_path, case, spans):
+    """The windowing rule for long audio gives the same windows, sample for sample, whether the audio is in memory or
+    streamed from disk in blocks of any size (no resampling here: the samples are exactly the decoded ones)."""
+    seconds, window_s, hop_s, min_last_s = case
+    path = tmp_path / "clip.wav"
+    sf.write(path, tone(freq=330.0, seconds=seconds), SR, subtype="PCM_16")
+    wave = load_audio(path)
+    in_memory = list(array_windows(wave, SR, window_s, hop_s, min_last_s))
+    assert [(s, e) for s, e, _ in in_memory] == spans
+    for s, e, w in in_memory:
+        np.testing.assert_array_equal(w, wave[int(s * SR) : int(e * SR)])
+    for block_s in (0.7, 3.0, 100.0):
+        streamed = list(iter_audio_windows(path, window_s, hop_s, block_s=block_s, min_last_s=min_last_s))
+        assert [(s, e) for s, e, _ in streamed] == spans
+        for (_, _, a), (_, _, b) in zip(streamed, in_memory):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bad_bytes_and_dicts(tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from recipe_helpers import REPO_ROOT, shared_tiny_run
@@ -111,3 +113,69 @@ def test_command_line_error_is_one_line(trained, tmp_path):
 def test_model_and_predictions_are_exclusive():
     with pytest.raises(SystemExit):
         run_evaluate(["--model", "m", "--predictions", "p"])
+
+
+CLIPS = {"id": ["a.wav", "b.wav"], "captions": [["a dog barks"], ["rain falls"]]}
+
+
+def test_report_writer_leaves_no_half_written_file(tmp_path, monkeypatch):
+    """The one report writer (train.py's test report, evaluate.py's): each file is replaced whole or not at all."""
+    from hf_audiocap.training.evaluation import write_report
+
+    predictions_path, metrics_path = write_report(tmp_path, "x", CLIPS, ["p1", "p2"], {"cider_d": 1.5, "note": "s"})
+    assert json.loads(metrics_path.read_text()) == {"cider_d": 1.5}  # numbers only
+    rows = [json.loads(line) for line in predictions_path.read_text().splitlines()]
+    assert rows == [
+        {"id": "a.wav", "prediction": "p1", "references": ["a dog barks"]},
+        {"id": "b.wav", "prediction": "p2", "references": ["rain falls"]},
+    ]
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+
+    def interrupted(fd):  # Ctrl-C (or a full disk) after the new predictions are written, before they are synced
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            write_report(tmp_path, "x", CLIPS, ["new 1", "new 2"], {"cider_d": 0.5})
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before  # intact, no temporary file left
+
+    replaced = []
+
+    def replace_once(src, dst):  # the predictions are renamed into place, then the run dies
+        if replaced:
+            raise OSError("disk gone")
+        replaced.append(dst)
+        os.rename(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace_once)
+        with pytest.raises(OSError, match="disk gone"):
+            write_report(tmp_path, "x", CLIPS, ["new 1", "new 2"], {"cider_d": 0.5})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_metrics.json", "x_predictions.jsonl"]
+    assert "new 2" in predictions_path.read_text() and metrics_path.read_text() == before["x_metrics.json"]
+
+
+def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch):
+    """recipes/train.py's test report: the trainer's `test_` metrics plus the split scores, written by the main
+    process with the same atomic writer as evaluate.py, keys without the prefix."""
+    from hf_audiocap.training import evaluation
+
+    class Trainer:
+        last_predictions = ["a dog barks", "wind"]
+
+        def evaluate(self, clips, metric_key_prefix):
+            assert metric_key_prefix == "test"
+            return {"test_cider_d": 2.5, "test_loss": 1.25}
+
+        def is_world_process_zero(self):
+            return True
+
+    written = []
+    atomic = evaluation.write_atomic
+    monkeypatch.setattr(evaluation, "write_atomic", lambda path, text: written.append(path) or atomic(path, text))
+    data_args = SimpleNamespace(dataset="clotho", dataset_path=str(tmp_path), test_split="test")
+    metrics = evaluation.evaluate_test_split(Trainer(), CLIPS, data_args, tmp_path / "run")
+    assert metrics == {"test_cider_d": 2.5, "test_loss": 1.25}  # one reference per clip: no leave-one-out score
+    assert written == [tmp_path / "run" / "test_predictions.jsonl", tmp_path / "run" / "test_metrics.json"]
+    assert json.loads((tmp_path / "run" / "test_metrics.json").read_text()) == {"cider_d": 2.5, "loss": 1.25}

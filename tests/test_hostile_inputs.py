@@ -1,8 +1,9 @@
 """Hostile and broken input at every entry point, and nothing let in.
 
-The corpus of tests/hostile_corpus.py (zero-byte, truncated, text renamed .wav, random bytes, NaN/Inf, 0 samples, 1 and
-6 channels, 8 and 192 kHz, 2 hours; CSVs with a missing column, rows escaping the dataset folder, non-UTF-8, an empty
-caption, NUL bytes, a 10,000-word caption) goes through the decoder, the loaders, the processor, recipes/train.py,
+The corpus of tests/hostile_corpus.py (zero-byte, truncated header, a header promising more data than the file holds
+(decoded as far as it goes), text renamed .wav, random bytes, NaN/Inf, 0 samples, 1 and 6 channels, 8 and 192 kHz,
+2 hours; CSVs with a missing column, rows escaping the dataset folder, non-UTF-8, an empty caption, NUL bytes, a
+10,000-word caption) goes through the decoder, the loaders, the processor, recipes/train.py,
 recipes/evaluate.py, `hf-audiocap caption` and the app: each gives a one-line error naming the file/row, or the
 documented handling; nothing already written is damaged; nothing is written outside the output the user named.
 Then the security points: safetensors only, remote code only when asked, the app reads only uploads.
@@ -81,7 +82,7 @@ def test_decoder(corpus, kind, monkeypatch):
     case, path = AUDIO_CASES[kind], corpus[kind]
     if case.error is None:
         wave = load_audio(path, max_duration=MAX_DURATION_S)
-        assert wave.dtype == np.float32 and wave.shape == (16000,) and np.isfinite(wave).all()
+        assert wave.dtype == np.float32 and wave.shape == (case.samples,) and np.isfinite(wave).all()
         assert 0.1 < np.abs(wave).max() < 0.35  # downmixed (not summed) and resampled, at the tone's level
         assert check_audio(path, max_duration=MAX_DURATION_S)[1] > 0
         return
@@ -109,7 +110,8 @@ def processor(model_dir):
 @pytest.mark.parametrize("kind", GOOD_AUDIO)
 def test_processor_on_decoded_corpus(processor, corpus, kind):
     out = processor(audio=load_audio(corpus[kind]), text="a dog barks", sampling_rate=16000, return_tensors="pt")
-    assert tuple(out["input_features"].shape) == (1, 80, 101) and out["input_features"].isfinite().all()
+    frames = 1 + AUDIO_CASES[kind].samples // 160  # 101 for a second: one frame per 10 ms hop, plus one
+    assert tuple(out["input_features"].shape) == (1, 80, frames) and out["input_features"].isfinite().all()
     assert out["labels"][0, -1].item() == processor.tokenizer.eos_token_id
 
 
@@ -181,7 +183,7 @@ def test_loaders_never_decode_and_check_audio_files_lists_bad_clips(template, co
 
 def test_check_audio_files_counts_every_bad_clip(template, corpus, tmp_path):
     root = dataset_with_audio(template, tmp_path / "data", corpus["zero_bytes"], row=0)
-    for row, kind in enumerate(["text_as_wav", "truncated_data", "zero_samples", "two_hours", "random_bytes"], 1):
+    for row, kind in enumerate(["text_as_wav", "truncated_header", "zero_samples", "two_hours", "random_bytes"], 1):
         shutil.copyfile(corpus[kind], root / "train" / f"clip_{row:02d}.wav")
     with pytest.raises(DatasetFormatError, match=r"6 of 8 clip\(s\); first 5: .*clip_00.wav': empty file") as err:
         check_audio_files(load_clotho(root), max_duration=MAX_DURATION_S)
@@ -253,7 +255,7 @@ def test_train_nan_samples_stop_with_the_clip_named(template, corpus, tmp_path):
 
 def test_train_on_odd_but_valid_audio_and_a_10000_word_caption(template, corpus, tmp_path):
     data = broken_dataset(template, tmp_path / "data", "caption_10000_words")
-    for row, kind in enumerate(GOOD_AUDIO, 1):  # 1 and 6 channels, 8 kHz, 192 kHz
+    for row, kind in enumerate(GOOD_AUDIO, 1):  # 1 and 6 channels, 8 kHz, 192 kHz, a header promising more data
         shutil.copyfile(corpus[kind], data / "train" / f"clip_{row:02d}.wav")
     out = tmp_path / "run"
     recipe_main()(_train_args(data, out, max_label_length=48))

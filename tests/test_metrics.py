@@ -101,6 +101,21 @@ def test_clotho_matches_pycocoevalcap(backend, clotho, which):
     assert ours["mean_length"] == pytest.approx(len(words) / len(preds))
 
 
+def test_cider_d_with_the_corpus_document_frequencies_given():
+    """The one CIDEr-D core, df passed in (SCST's way) instead of counted from the evaluated corpus: given the corpus's
+    own references, it is pycocoevalcap's CIDEr-D exactly."""
+    from pycocoevalcap.cider.cider import Cider
+
+    from hf_audiocap.metrics import _scorers
+
+    refs = [["a dog barks", "the dog is barking loudly"], ["a cat meows"], ["birds sing", "birds sing in a tree"]]
+    hyps = ["a dog barks loudly", "a cat", "birds sing birds"]
+    df = _scorers.DocumentFrequencies.from_references(refs)
+    ours = _scorers.cider_d(_scorers.CorpusNgrams(hyps, refs), document_frequencies=df)[1]
+    _, expected = Cider().compute_score(dict(enumerate(refs)), {i: [h] for i, h in enumerate(hyps)})
+    assert list(ours) == pytest.approx(list(expected), abs=1e-9)
+
+
 def test_cider_d_is_the_d_variant(backend):
     """pycocoevalcap's `Cider` is CIDEr-D (clipping, sigma=6 length penalty, x10); ours matches it on corner cases."""
     from pycocoevalcap.cider.cider import Cider

@@ -80,7 +80,7 @@ def test_long_audio_windows(captioner_pipe, captioner, scene):
     wave = load_audio(scene)
     expected = captioner.caption_arrays([w for _, _, w in array_windows(wave, 16000, 10, 5)])
     assert [s["caption"] for s in out["segments"]] == expected
-    # The same audio in memory is cut into the same windows (array_windows follows iter_audio_windows' rules).
+    # The same audio in memory is cut into the same windows (one windowing rule, hf_audiocap.data.audio).
     assert captioner_pipe({"array": wave, "sampling_rate": 16000}, window_s=10, hop_s=5) == out
     # Without overlap, with a tail window; window_s=None captions the whole recording in one go.
     spans = [(s["start"], s["end"]) for s in captioner_pipe(str(scene), window_s=10)["segments"]]

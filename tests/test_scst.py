@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import math
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 from test_modeling import EOS, PAD, SOS, batch, tiny_model
 
-from hf_audiocap.metrics._scorers import CorpusNgrams, cider_d
+from hf_audiocap.metrics._scorers import CorpusNgrams, DocumentFrequencies, cider_d
 from hf_audiocap.training.scst import CiderDReward, caption_words, sampled_labels, scst_loss
 
 
@@ -36,6 +38,55 @@ def test_reward_is_the_metrics_cider_d(clotho_refs):
     assert rewards[0] > 1.0 and rewards[2] == 0.0
 
 
+def _cider_d_by_the_formula(candidate: str, refs: list[str], corpus: list[list[str]]) -> float:
+    """CIDEr-D written out term by term (Vedantam et al. 2015 with pycocoevalcap's conventions), document frequencies
+    from `corpus`: an independent check of the vectorised core when df does not come from the evaluated clips."""
+
+    def grams(text):
+        words = caption_words(text)
+        return [Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)) for n in range(1, 5)], words
+
+    df = Counter(g for rr in corpus for g in {g for r in rr for c in grams(r)[0] for g in c})
+
+    def vector(text):
+        counts, words = grams(text)
+        vec = [{g: c * (math.log(len(corpus)) - math.log(max(1.0, df[g]))) for g, c in cn.items()} for cn in counts]
+        return vec, [math.sqrt(sum(w * w for w in v.values())) for v in vec], max(len(words) - 1, 0)
+
+    (hyp, hyp_norm, hyp_len), total = vector(candidate), 0.0
+    for ref in refs:
+        vec, norm, length = vector(ref)
+        penalty = math.exp(-((hyp_len - length) ** 2) / (2 * 6.0**2))
+        for n in range(4):
+            dot = sum(min(w, vec[n][g]) * vec[n][g] for g, w in hyp[n].items() if g in vec[n])
+            total += (dot / (hyp_norm[n] * norm[n]) if hyp_norm[n] and norm[n] else dot) * penalty
+    return total / 4 / len(refs) * 10.0
+
+
+def test_reward_with_training_document_frequencies():
+    """The reward's df and #clips come from the training references, not from the batch it scores: the one CIDEr-D
+    core then equals the formula written out, and differs from the metric's batch-df value."""
+    training = [
+        ["A dog barks twice.", "a dog is barking", "Dogs bark loudly"],
+        ["Rain falls on a roof", "heavy rain and thunder"],
+        ["A car horn honks!", "a car's horn honks twice", "traffic passes by"],
+        ["birds chirp in the trees", "Birds are singing", "a bird sings"],
+    ]
+    refs = [training[0], training[2], ["a dog barks at a car", "a car drives past a dog"]]
+    candidates = ["a dog barks", "a car horn honks twice", "a dog and a car", "", "dog dog dog dog"]
+    references = [refs[0], refs[1], refs[2], refs[2], refs[0]]
+    rewards = CiderDReward(training)(candidates, references)
+    expected = [_cider_d_by_the_formula(c, r, training) for c, r in zip(candidates, references)]
+    np.testing.assert_allclose(rewards, expected, rtol=0, atol=1e-12)
+    assert rewards[3] == 0.0 and rewards[0] > rewards[2] > 0.0
+    norm = [" ".join(caption_words(c)) for c in candidates]
+    norm_refs = [[" ".join(caption_words(r)) for r in rr] for rr in references]
+    batch_df = cider_d(CorpusNgrams(norm, norm_refs))[1]
+    assert not np.allclose(rewards, batch_df)  # the df source matters, and is the training corpus here
+    same_df = DocumentFrequencies.from_references(norm_refs)
+    np.testing.assert_allclose(cider_d(CorpusNgrams(norm, norm_refs), document_frequencies=same_df)[1], batch_df)
+
+
 def test_caption_words_follow_ptb_on_plain_captions():
     assert caption_words("A dog barks, then a car's horn honks!") == [
         "a",
@@ -47,6 +98,18 @@ def test_caption_words_follow_ptb_on_plain_captions():
         "horn",
         "honks",
     ]
+
+
+def test_one_caption_normaliser():
+    from hf_audiocap.data import synthcaps
+    from hf_audiocap.metrics import text
+
+    assert synthcaps.caption_words is caption_words is text.caption_words
+    assert synthcaps.normalize_caption is text.normalize_caption
+    assert (
+        text.normalize_caption("  The dogs' barking -- twice; a café's bell!")
+        == "the dogs barking twice a café's bell"
+    )
 
 
 def test_sampled_labels_stop_after_the_first_eos():

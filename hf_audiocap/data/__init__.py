@@ -3,10 +3,12 @@
 from hf_audiocap.data.audio import (
     AudioDecodeError,
     AudioFileNotFoundError,
+    array_windows,
     audio_info,
     check_audio,
     iter_audio_windows,
     load_audio,
+    open_audio_windows,
     resample,
     to_mono,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "AudioFileNotFoundError",
     "DatasetFormatError",
     "MissingAudioError",
+    "array_windows",
     "audio_info",
     "check_audio",
     "check_audio_files",
@@ -45,6 +48,7 @@ __all__ = [
     "load_clotho",
     "load_hf_dataset",
     "load_manifest",
+    "open_audio_windows",
     "register_loader",
     "resample",
     "to_mono",

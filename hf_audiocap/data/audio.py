@@ -8,6 +8,13 @@ MAD); otherwise the error says so instead of pretending to try. Mono is obtained
 resampling uses ``soxr`` (HQ).
 
 Every failure raises :class:`AudioDecodeError` (a ``ValueError``) with one line naming the file.
+
+What is refused is what cannot be decoded: no file, no bytes, not audio, an unreadable header, zero samples, non-finite
+samples, a read error inside the data, or more than ``max_duration`` seconds. A container whose header promises more
+data than the file holds (a WAV whose RIFF/data size overstates it, an MP3 whose frame count is an estimate) is decoded
+as far as its data goes, as libsndfile reads it: an interrupted recording or copy still holds valid audio. Every entry
+point (evaluation, the CLI, the pipeline, the app) goes through these functions, so they accept and refuse the same
+files, whether a file is decoded whole or streamed window by window (:func:`open_audio_windows`).
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import soxr
 __all__ = [
     "AudioDecodeError",
     "AudioFileNotFoundError",
+    "array_windows",
     "audio_info",
     "check_audio",
     "iter_audio_windows",
     "load_audio",
+    "open_audio_windows",
     "resample",
     "to_mono",
 ]
@@ -84,9 +93,6 @@ class _Source:
             return bytes(self.data[:n])
         with open(self.path, "rb") as fh:
             return fh.read(n)
-
-    def size(self) -> int:
-        return len(self.data) if self.data is not None else os.path.getsize(self.path)
 
 
 def _fail(name: str, reason: str, cls: type[AudioDecodeError] = AudioDecodeError) -> AudioDecodeError:
@@ -144,19 +150,6 @@ def _looks_like_audio(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG audio frame sync
 
 
-def _riff_truncated(src: _Source) -> str | None:
-    """WAV files whose RIFF size field promises more bytes than the file holds (libsndfile silently reads less)."""
-    head = src.head(12)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    declared = int.from_bytes(head[4:8], "little") + 8
-    actual = src.size()
-    # 0 / 0xFFFFFFFF are used by streaming writers that never patch the header.
-    if declared not in (8, 0xFFFFFFFF + 8) and declared > actual:
-        return f"truncated WAV file (header declares {declared} bytes, file has {actual})"
-    return None
-
-
 def _fallback_available() -> bool:
     try:
         import audioread
@@ -197,7 +190,7 @@ def audio_info(source: Any, *, name: str | None = None) -> tuple[int, int, int]:
 
 def check_audio(source: Any, *, max_duration: float | None = None, name: str | None = None) -> tuple[int, int, int]:
     """Everything :func:`load_audio` checks before reading a sample: ``(sampling_rate, num_frames, channels)`` of a
-    source whose header is readable, not truncated (WAV), not empty and not longer than ``max_duration`` seconds.
+    source whose header is readable, not empty and not longer than ``max_duration`` seconds.
 
     Reads the header only (microseconds per file), so a whole dataset can be checked before training or evaluation
     starts. What only decoding finds (NaN/Inf samples, corruption inside compressed data) is left to
@@ -223,9 +216,6 @@ def check_audio(source: Any, *, max_duration: float | None = None, name: str | N
     if sr <= 0 or channels <= 0:
         raise _fail(src.name, f"invalid header ({sr} Hz, {channels} channels)")
     _check_duration(src.name, frames, sr, max_duration)
-    truncated = _riff_truncated(src)
-    if truncated:
-        raise _fail(src.name, truncated)
     if frames == 0:
         raise _fail(src.name, "zero-length audio (0 samples)")
     return sr, frames, channels
@@ -281,6 +271,66 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(wav, orig_sr, target_sr, quality=_RESAMPLE_QUALITY).astype(np.float32, copy=False)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Windows of long audio: one rule, whether the audio is in memory or streamed from disk
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _WindowCutter:
+    """The windowing rule: windows of ``window_s`` seconds starting every ``hop_s`` seconds (default: ``window_s``, no
+    overlap); a final partial window when it covers audio that no earlier window did and lasts at least ``min_last_s``
+    (audio shorter than one window is one window). Fed samples in pieces (:meth:`push`), it keeps only what later
+    windows still need, so a stream is cut with bounded memory."""
+
+    def __init__(self, sampling_rate: int, window_s: float, hop_s: float | None = None, min_last_s: float = 1.0):
+        hop_s = window_s if hop_s is None else hop_s
+        if window_s <= 0 or hop_s <= 0:
+            raise ValueError(f"window_s and hop_s must be > 0 (got {window_s}, {hop_s})")
+        self.sr = sampling_rate
+        self.win, self.hop = int(round(window_s * sampling_rate)), int(round(hop_s * sampling_rate))
+        self.min_last = max(1, int(round(min_last_s * sampling_rate)))
+        self.buf = np.zeros(0, dtype=np.float32)  # samples from absolute index `buf_start`
+        self.buf_start = 0
+        self.next_start = 0  # absolute start of the next window
+        self.covered = 0  # absolute end of the last window given
+
+    def push(self, samples: np.ndarray) -> Iterator[tuple[float, float, np.ndarray]]:
+        """The windows that the samples so far complete."""
+        self.buf = np.concatenate([self.buf, samples]) if self.buf.size else samples
+        while self.next_start + self.win <= self.buf_start + self.buf.size:
+            lo = self.next_start - self.buf_start
+            yield self._window(self.next_start, self.buf[lo : lo + self.win])
+            self.covered = self.next_start + self.win
+            self.next_start += self.hop
+        drop = min(self.next_start - self.buf_start, self.buf.size)
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.buf_start += drop
+
+    def finish(self) -> Iterator[tuple[float, float, np.ndarray]]:
+        """The final partial window, if the rule gives one."""
+        end = self.buf_start + self.buf.size
+        if end > self.covered and self.next_start < end:
+            if end - self.next_start >= self.min_last or self.covered == 0:
+                yield self._window(self.next_start, self.buf[self.next_start - self.buf_start :])
+
+    def _window(self, start: int, wave: np.ndarray) -> tuple[float, float, np.ndarray]:
+        return start / self.sr, (start + wave.shape[0]) / self.sr, wave.copy()
+
+
+def array_windows(
+    wave: np.ndarray, sampling_rate: int, window_s: float | None, hop_s: float | None = None, min_last_s: float = 1.0
+) -> Iterator[tuple[float, float, np.ndarray]]:
+    """``(start_s, end_s, wave)`` windows of an in-memory waveform (the rule of :class:`_WindowCutter`, as for a
+    streamed file); ``window_s=None``: the whole waveform as one window."""
+    if window_s is None:
+        yield 0.0, wave.shape[0] / sampling_rate, wave
+        return
+    cutter = _WindowCutter(sampling_rate, window_s, hop_s, min_last_s)
+    yield from cutter.push(wave)
+    yield from cutter.finish()
+
+
 def iter_audio_windows(
     path: str | os.PathLike,
     window_s: float,
@@ -289,38 +339,30 @@ def iter_audio_windows(
     block_s: float = 10.0,
     *,
     min_last_s: float = 1.0,
+    name: str | None = None,
 ) -> Iterator[tuple[float, float, np.ndarray]]:
-    """Stream ``(start_s, end_s, window)`` from a long file with bounded memory.
+    """Stream ``(start_s, end_s, window)`` from a long file with bounded memory (windows as :func:`array_windows`).
 
     The file is read from disk ``block_s`` seconds at a time (``SoundFile.read``), downmixed and resampled
     incrementally with ``soxr.ResampleStream``; at most about ``window_s + block_s`` seconds are held in memory.
-    Windows are ``window_s`` long and start every ``hop_s`` seconds (default: ``window_s``, no overlap). A final partial
-    window is yielded when it covers audio that no earlier window did and is at least ``min_last_s`` long; a file shorter
-    than one window yields the whole file as a single window.
-    """
-    name = os.fspath(path)
-    hop_s = window_s if hop_s is None else hop_s
-    if window_s <= 0 or hop_s <= 0 or block_s <= 0:
-        raise ValueError(f"window_s, hop_s and block_s must be > 0 (got {window_s}, {hop_s}, {block_s})")
-    src = _check_path(name, name)
-    win = int(round(window_s * sampling_rate))
-    hop = int(round(hop_s * sampling_rate))
-    min_last = max(1, int(round(min_last_s * sampling_rate)))
+    Refuses what :func:`load_audio` refuses, with the same messages (a read error or non-finite samples name the
+    time where they were met)."""
+    if block_s <= 0:
+        raise ValueError(f"block_s must be > 0 (got {block_s})")
+    cutter = _WindowCutter(sampling_rate, window_s, hop_s, min_last_s)
+    src = _check_path(os.fspath(path), name or os.fspath(path))
+    name = src.name
     try:
-        fh = sf.SoundFile(name)
+        fh = sf.SoundFile(src.path)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise _open_error(src, err) from None
 
     with fh:
-        in_sr, total_in = fh.samplerate, fh.frames
-        if total_in == 0:
+        in_sr = fh.samplerate
+        if fh.frames == 0:
             raise _fail(name, "zero-length audio (0 samples)")
         block = max(1, int(round(block_s * in_sr)))
         stream = soxr.ResampleStream(in_sr, sampling_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
-        buf = np.zeros(0, dtype=np.float32)  # resampled samples from absolute index `buf_start`
-        buf_start = 0
-        next_start = 0  # absolute start (output samples) of the next window
-        covered = 0  # absolute end of the last yielded window
         read_in = 0
         eof = False
         while not eof:
@@ -335,24 +377,34 @@ def iter_audio_windows(
                 raise _fail(name, f"contains non-finite samples (NaN/Inf) near {read_in / in_sr:.2f} s")
             if in_sr != sampling_rate:
                 mono = stream.resample_chunk(mono, last=eof)
-            buf = np.concatenate([buf, mono]) if buf.size else mono.copy()
-            while next_start + win <= buf_start + buf.size:
-                lo = next_start - buf_start
-                yield next_start / sampling_rate, (next_start + win) / sampling_rate, buf[lo : lo + win].copy()
-                covered = next_start + win
-                next_start += hop
-            drop = min(next_start - buf_start, buf.size)
-            if drop > 0:
-                buf = buf[drop:]
-                buf_start += drop
+            yield from cutter.push(mono)
         if read_in == 0:
             raise _fail(name, "zero-length audio (0 samples)")
-        end = buf_start + buf.size
-        if end > covered and next_start < end:
-            length = end - next_start
-            if length >= min_last or covered == 0:
-                lo = next_start - buf_start
-                yield next_start / sampling_rate, end / sampling_rate, buf[lo:].copy()
+        yield from cutter.finish()
+
+
+def open_audio_windows(
+    source: Any,
+    sampling_rate: int,
+    window_s: float | None,
+    hop_s: float | None = None,
+    *,
+    max_duration: float | None = None,
+    name: str | None = None,
+) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
+    """``(duration_s, windows)`` of any audio source, windows being ``(start_s, end_s, wave)`` at ``sampling_rate``.
+
+    A file on disk longer than ``window_s`` is streamed in blocks (:func:`iter_audio_windows`: memory does not grow
+    with its length); anything else is decoded whole by :func:`load_audio` and cut by :func:`array_windows`. Either
+    way the header is checked first (:func:`check_audio`: readable, not empty, within ``max_duration``) and the same
+    files are refused, here or while iterating."""
+    if isinstance(source, (str, os.PathLike)) and window_s is not None:
+        sr, frames, _ = check_audio(source, max_duration=max_duration, name=name)
+        duration = frames / sr if sr else 0.0  # 0: a container only the fallback decoder reads, decoded whole
+        if duration > window_s:
+            return duration, iter_audio_windows(source, window_s, hop_s, sampling_rate=sampling_rate, name=name)
+    wave = load_audio(source, sampling_rate, max_duration=max_duration, name=name)
+    return wave.shape[0] / sampling_rate, array_windows(wave, sampling_rate, window_s, hop_s)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -397,16 +449,10 @@ def _decode(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
     with fh:
         sr, frames = int(fh.samplerate), int(fh.frames)
         _check_duration(src.name, frames, sr, max_duration)
-        truncated = _riff_truncated(src)
-        if truncated:
-            raise _fail(src.name, truncated)
         try:
             data = fh.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
             raise _fail(src.name, f"truncated or corrupt audio (libsndfile: {err})") from None
-    # libsndfile's MP3/Ogg frame counts come from the header; a large shortfall means the stream is cut short.
-    if frames > 0 and data.shape[0] < 0.99 * frames - 1:
-        raise _fail(src.name, f"truncated audio (header declares {frames} frames, only {data.shape[0]} decodable)")
     return to_mono(data), sr
 
 

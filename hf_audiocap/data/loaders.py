@@ -22,7 +22,7 @@ Bad input policy (shared by all loaders):
   :class:`DatasetFormatError` naming the row; a split name that is not a plain name (``a/b``, ``..``) likewise;
 * NUL bytes in a text file (a binary or UTF-16 file) -> :class:`DatasetFormatError` naming the file and line;
 * audio that cannot be used is NOT decoded here: :func:`check_audio_files` checks every clip's header (readable, not
-  truncated, not empty, not over a maximum duration) in one pass, which ``recipes/train.py`` and
+  empty, not over a maximum duration) in one pass, which ``recipes/train.py`` and
   ``recipes/evaluate.py`` run before anything else.
 """
 
@@ -865,8 +865,8 @@ def check_audio_files(
     batch_size: int = 256,
     num_threads: int = 8,
 ) -> None:
-    """Checks the header of every clip's audio (:func:`hf_audiocap.data.audio.check_audio`: readable, not truncated,
-    not empty, at most ``max_duration`` seconds) without decoding any sample, so a bad file stops a training or
+    """Checks the header of every clip's audio (:func:`hf_audiocap.data.audio.check_audio`: readable, not empty, at
+    most ``max_duration`` seconds) without decoding any sample, so a bad file stops a training or
     evaluation run before it starts instead of hours into it. Raises one :class:`DatasetFormatError` giving the count
     per split and the first 5 reasons (each naming its file). Reads the ``audio`` column ``batch_size`` rows at a time
     (bounded memory with embedded bytes) and the headers on ``num_threads`` threads (network storage)."""

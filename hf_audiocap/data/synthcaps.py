@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_audiocap.metrics.text import caption_words, normalize_caption
+
 GENERATOR_VERSION = "1.0.0"
 SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test")
@@ -312,17 +314,6 @@ SOURCE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE)
 # ----------------------------------------------------------------------------------------------------------------------
 # Scoring: is a source named in a caption?
 # ----------------------------------------------------------------------------------------------------------------------
-
-_PUNCT_RE = re.compile(r"[^a-z0-9' ]+")
-
-
-def normalize_caption(text: str) -> str:
-    """Lowercase, punctuation removed (apostrophes kept), single spaces."""
-    return " ".join(_PUNCT_RE.sub(" ", text.lower()).split())
-
-
-def caption_words(text: str) -> list[str]:
-    return normalize_caption(text).split()
 
 
 def named_sources(caption: str, catalogue: Sequence[SourceSpec] = CATALOGUE) -> set[str]:

@@ -1,5 +1,11 @@
 """One inference path for every entry point (evaluate.py, the CLI, the app, the pipeline):
-waveforms -> log-mels -> generate -> text, batched, with the model's saved generation settings."""
+audio -> windows -> log-mels -> generate -> text, batched, with the model's saved generation settings.
+
+The CLI and the app load their model with :func:`load_captioner`, decode and window every file with
+:meth:`Captioner.open_windows` (the checks and windowing rule of :mod:`hf_audiocap.data.audio`), and the pipeline and
+the app give one caption per recording with :func:`join_captions`: a file gets the same caption wherever it is asked
+for.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hf_audiocap.data.audio import AudioDecodeError, audio_info, iter_audio_windows, load_audio
+from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
 
 # Recordings longer than this are captioned window by window (the CLI, the pipeline and the app share it).
 DEFAULT_WINDOW_S = 30.0
+# What `make demo` trains, and what the CLI and the app load unless told otherwise.
+DEFAULT_MODEL = "outputs/synthcaps-demo"
 
 
 @dataclass
@@ -103,9 +113,9 @@ class Captioner:
         max_duration: float | None = None,
         name: str | None = None,
     ) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
-        """`(duration_s, windows)` of an audio source, windows being `(start_s, end_s, wave)` (see
-        :func:`open_source_windows`)."""
-        return open_source_windows(source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name)
+        """`(duration_s, windows)` of an audio source, windows being `(start_s, end_s, wave)` at the model's rate
+        (:func:`hf_audiocap.data.audio.open_audio_windows`: a long file is streamed from disk)."""
+        return open_audio_windows(source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name)
 
     def caption_source(
         self,
@@ -155,53 +165,28 @@ class Captioner:
         return list(nbest.items())
 
 
-def array_windows(
-    wave: np.ndarray, sampling_rate: int, window_s: float | None, hop_s: float | None = None, min_last_s: float = 1.0
-) -> Iterator[tuple[float, float, np.ndarray]]:
-    """`(start_s, end_s, wave)` windows of an in-memory waveform, with exactly the rules of
-    :func:`hf_audiocap.data.audio.iter_audio_windows` (windows every `hop_s`; a final partial window when it covers new
-    audio and lasts at least `min_last_s`; a clip shorter than one window is one window). `window_s=None`: one window."""
-    n = int(wave.shape[0])
-    if window_s is None:
-        yield 0.0, n / sampling_rate, wave
-        return
-    hop_s = window_s if hop_s is None else hop_s
-    if window_s <= 0 or hop_s <= 0:
-        raise ValueError(f"window_s and hop_s must be > 0 (got {window_s}, {hop_s})")
-    win, hop = int(round(window_s * sampling_rate)), int(round(hop_s * sampling_rate))
-    min_last = max(1, int(round(min_last_s * sampling_rate)))
-    start = covered = 0
-    while start + win <= n:
-        yield start / sampling_rate, (start + win) / sampling_rate, wave[start : start + win]
-        covered = start + win
-        start += hop
-    if n > covered and start < n and (n - start >= min_last or covered == 0):
-        yield start / sampling_rate, n / sampling_rate, wave[start:]
+def join_captions(captions: Sequence[str]) -> str:
+    """One caption for a recording from its windows' captions, in order: consecutive repeats merged, joined by "; "."""
+    kept = [c for i, c in enumerate(captions) if i == 0 or c != captions[i - 1]]
+    return "; ".join(kept)
 
 
-def open_source_windows(
-    source,
-    sampling_rate: int,
-    window_s: float | None = DEFAULT_WINDOW_S,
-    hop_s: float | None = None,
-    max_duration: float | None = None,
-    name: str | None = None,
-) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
-    """`(duration_s, windows)` of any audio source; decoding errors are raised here or while iterating.
+def load_captioner(model: str = DEFAULT_MODEL, batch_size: int = 16, trust_remote_code: bool = False) -> Captioner:
+    """The :class:`Captioner` of a saved model folder or Hub id, with a one-line error saying what to do when the
+    model is missing or cannot be loaded (FileNotFoundError / ValueError)."""
+    from transformers.utils import logging as hf_logging
 
-    A file on disk longer than `window_s` is streamed from disk in blocks (:func:`iter_audio_windows`: memory does not
-    grow with its length); anything else is decoded whole by :func:`load_audio` (so a clip is decoded the same way
-    wherever it is captioned) and cut by :func:`array_windows`. `max_duration` is checked from the header before any
-    sample is decoded."""
-    if isinstance(source, (str, os.PathLike)) and window_s is not None:
-        sr, frames, _ = audio_info(source, name=name)
-        duration = frames / sr if sr else 0.0
-        if max_duration is not None and duration > max_duration:
-            raise AudioDecodeError(
-                f"cannot decode {name or os.fspath(source)!r}: duration {duration:.1f} s exceeds "
-                f"max_duration={max_duration:g} s"
-            )
-        if duration > window_s:
-            return duration, iter_audio_windows(source, window_s, hop_s, sampling_rate=sampling_rate)
-    wave = load_audio(source, sampling_rate, max_duration=max_duration, name=name)
-    return wave.shape[0] / sampling_rate, array_windows(wave, sampling_rate, window_s, hop_s)
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of the output
+    if model == DEFAULT_MODEL and not os.path.isdir(model):
+        raise FileNotFoundError(f"no model at {model!r}: run `make demo` first to train one, or pass --model")
+    looks_local = model.startswith((".", "/", "~")) or model.strip("/").count("/") > 1  # Hub ids are `org/name`
+    if looks_local and not os.path.isdir(os.path.expanduser(model)):
+        raise FileNotFoundError(f"model folder {model!r} not found")
+    model = os.path.expanduser(model)
+    try:
+        return Captioner.from_pretrained(model, trust_remote_code=trust_remote_code, batch_size=batch_size)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not trust_remote_code and "trust_remote_code" in str(err):
+            reason = "it asks to run its own code, which runs only with --trust-remote-code (read that code first)"
+        raise ValueError(f"cannot load model {model!r}: {reason}") from None

@@ -23,12 +23,20 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S
+from hf_audiocap.data.atomic import write_atomic
+from hf_audiocap.inference.captioner import DEFAULT_MODEL, DEFAULT_WINDOW_S, load_captioner
 
-DEFAULT_MODEL = "outputs/synthcaps-demo"
+__all__ = [
+    "add_arguments",
+    "caption_files",
+    "collect_audio_files",
+    "format_results",
+    "load_captioner",
+    "main_from_args",
+]
+
 DEFAULT_MAX_DURATION_S = 6 * 3600.0
 AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .caf .w64 .rf64 .au .snd .m4a .aac .webm .wma".split()
@@ -104,28 +112,6 @@ def main_from_args(args) -> int:
     else:
         write_atomic(output, text)
     return 1 if (failed or errors) else 0
-
-
-def load_captioner(model: str, batch_size: int = 16, trust_remote_code: bool = False):
-    """The shared :class:`Captioner`, with a one-line error saying what to do when the model is missing."""
-    from transformers.utils import logging as hf_logging
-
-    from hf_audiocap.inference.captioner import Captioner
-
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of the output
-    if model == DEFAULT_MODEL and not os.path.isdir(model):
-        raise FileNotFoundError(f"no model at {model!r}: run `make demo` first to train one, or pass --model")
-    looks_local = model.startswith((".", "/", "~")) or model.strip("/").count("/") > 1  # Hub ids are `org/name`
-    if looks_local and not os.path.isdir(os.path.expanduser(model)):
-        raise FileNotFoundError(f"model folder {model!r} not found")
-    model = os.path.expanduser(model)
-    try:
-        return Captioner.from_pretrained(model, trust_remote_code=trust_remote_code, batch_size=batch_size)
-    except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if not trust_remote_code and "trust_remote_code" in str(err):
-            reason = "it asks to run its own code, which runs only with --trust-remote-code (read that code first)"
-        raise ValueError(f"cannot load model {model!r}: {reason}") from None
 
 
 def collect_audio_files(paths: list[str], errors: list[str]) -> list[str]:
@@ -260,30 +246,3 @@ def _check_output(output: str | None) -> str | None:
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"--output {output!r}: folder {parent!r} does not exist")
     return output
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it over `path`: an existing file is either
-    left whole or replaced whole, never half-written."""
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -23,7 +23,7 @@ import numpy as np
 from transformers import AutoModelForSpeechSeq2Seq, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S, Captioner
+from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S, Captioner, join_captions
 
 TASK = "audio-captioning"
 _PREPROCESS_KEYS = ("window_s", "hop_s", "max_duration")
@@ -34,9 +34,10 @@ class AudioCaptioningPipeline(Pipeline):
     model's sampling rate), caption out: `{"caption", "duration", "segments": [{"start", "end", "caption"}]}`.
 
     `caption` is the caption of the whole clip when it fits in one window; for longer audio it joins the windows'
-    captions (consecutive repeats merged) with "; ". Parameters (at construction or per call): `window_s` (seconds, or
-    None to caption the audio whole), `hop_s` (default: `window_s`), `max_duration` (refuse longer audio, checked from
-    the header), `windows_per_batch`, and any `generate()` argument (`num_beams`, `max_length`, ...).
+    captions (consecutive repeats merged) with "; " (`join_captions`, as the app does). Parameters (at construction or
+    per call): `window_s` (seconds, or None to caption the audio whole), `hop_s` (default: `window_s`), `max_duration`
+    (refuse longer audio, checked from the header), `windows_per_batch`, and any `generate()` argument (`num_beams`,
+    `max_length`, ...).
     """
 
     _load_processor = True
@@ -102,10 +103,8 @@ class AudioCaptioningPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict) -> dict:
         segments = model_outputs["segments"]
-        captions = [
-            s["caption"] for i, s in enumerate(segments) if i == 0 or s["caption"] != segments[i - 1]["caption"]
-        ]
-        return {"caption": "; ".join(captions), "duration": model_outputs["duration"], "segments": segments}
+        caption = join_captions([s["caption"] for s in segments])
+        return {"caption": caption, "duration": model_outputs["duration"], "segments": segments}
 
 
 def register_pipeline() -> None:

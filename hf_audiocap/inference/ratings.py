@@ -10,6 +10,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from hf_audiocap.data.atomic import write_atomic
+
 
 def load_ratings(ratings_dir: str | Path) -> list[dict]:
     """Rows of every flagging CSV in `ratings_dir` (`ratings.csv` and any `dataset*.csv`), oldest file first."""
@@ -72,6 +74,6 @@ def print_ratings_summary(ratings_dir: str | Path, output_dir: str | Path | None
             print(f"  {Path(c['audio']).name}: {c['caption']!r} -> {c['corrected']!r}")
     if output_dir is not None:
         out = Path(output_dir) / "ratings_summary.json"
-        out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(out, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         print(f"Wrote {out}")
     return summary

@@ -17,6 +17,7 @@ from .core import (
     ptb_tokenize,
     spice_available,
 )
+from .text import caption_words, normalize_caption
 
 CAPTION_METRIC_DIR = Path(__file__).resolve().parent / "caption_metrics"
 
@@ -32,10 +33,12 @@ __all__ = [
     "CAPTION_METRIC_DIR",
     "SCORE_NAMES",
     "CaptionMetricsInputError",
+    "caption_words",
     "cider_d_leave_one_out",
     "compute_caption_metrics",
     "load_caption_metric",
     "main_metric",
+    "normalize_caption",
     "ptb_tokenize",
     "spice_available",
 ]

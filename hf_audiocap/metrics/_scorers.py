@@ -1,7 +1,12 @@
 """BLEU, ROUGE-L and CIDEr-D on PTB-tokenized captions, vectorised, numerically equal to pycocoevalcap's scorers.
 
 Inputs everywhere: ``hyps`` (one tokenized string per clip) and ``refs`` (a list of tokenized strings per clip), the
-strings pycocoevalcap's PTBTokenizer wrapper produces (tokens joined by single spaces, punctuation removed).
+strings pycocoevalcap's PTBTokenizer wrapper produces (tokens joined by single spaces, punctuation removed), or any
+other word strings (SCST's reward gives :func:`hf_audiocap.metrics.text.normalize_caption`'s).
+
+:func:`cider_d` is the one CIDEr-D of the package: the metric (document frequencies from the evaluated corpus), the
+references' leave-one-out score, and SCST's reward (document frequencies from the training references,
+:class:`DocumentFrequencies`).
 
 Word splitting follows each pycocoevalcap scorer: BLEU and CIDEr use ``str.split()``, ROUGE-L uses ``str.split(" ")``
 (they differ for tokens holding a no-break space, e.g. ``3\\xa01/2``, and for empty strings).
@@ -10,6 +15,7 @@ Word splitting follows each pycocoevalcap scorer: BLEU and CIDEr use ``str.split
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,7 +27,8 @@ class NgramTable:
     """All 1..4-grams of a list of sentences, as integer ids.
 
     For each order ``k`` (1-based) the arrays ``sent[k]``, ``gram[k]``, ``count[k]`` list every (sentence, n-gram) with
-    its count, sorted by sentence then gram id; ``n_grams[k]`` is the number of distinct k-grams.
+    its count, sorted by sentence then gram id; ``n_grams[k]`` is the number of distinct k-grams, and
+    :meth:`keys` gives their words.
     """
 
     def __init__(self, sentences: list[list[str]], max_n: int = MAX_N) -> None:
@@ -30,6 +37,9 @@ class NgramTable:
         lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
         self.lengths = lengths
         words = np.asarray(flat, dtype=np.int64)
+        self._vocab = list(vocab)
+        self._words = words
+        self._position: dict[int, np.ndarray] = {}  # a position where each k-gram id starts
         sent_of_tok = np.repeat(np.arange(len(sentences), dtype=np.int64), lengths)
         starts = np.zeros(len(sentences), dtype=np.int64)
         if len(sentences):
@@ -61,7 +71,18 @@ class NgramTable:
             self.gram[k] = ukey % max(n_ids, 1)
             self.count[k] = cnt.astype(np.int64)
             self.n_grams[k] = n_ids
+            position = np.zeros(n_ids, dtype=np.int64)
+            position[ids_at[valid]] = valid
+            self._position[k] = position
             prev_ids = ids_at
+
+    def keys(self, k: int) -> list[str]:
+        """The words of every k-gram, by id, joined by single spaces (words hold no white space: ``str.split``)."""
+        if self.n_grams[k] == 0:
+            return []
+        vocab = np.asarray(self._vocab, dtype=object)
+        grams = vocab[self._words[self._position[k][:, None] + np.arange(k)]]
+        return [" ".join(g) for g in grams]
 
 
 def _lookup(keys_sorted: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +160,37 @@ def bleu(corpus: CorpusNgrams, max_n: int = MAX_N) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------------- CIDEr-D
-def cider_d(corpus: CorpusNgrams, sigma: float = CIDER_SIGMA, max_n: int = MAX_N) -> tuple[float, np.ndarray]:
+@dataclass(frozen=True)
+class DocumentFrequencies:
+    """CIDEr-D's idf statistics from a fixed set of clips: for n = 1..4, the number of clips whose reference set holds
+    each n-gram (``counts[n - 1]``, keyed by the n-gram's words joined by single spaces), and log(number of clips)."""
+
+    counts: tuple[dict[str, int], ...]
+    log_num_clips: float
+
+    @classmethod
+    def from_references(cls, refs: list[list[str]], max_n: int = MAX_N) -> DocumentFrequencies:
+        """Counted over ``refs`` (tokenized strings per clip) exactly as :func:`cider_d` counts them over the evaluated
+        corpus, so ``cider_d(corpus, document_frequencies=DocumentFrequencies.from_references(corpus refs))`` equals
+        ``cider_d(corpus)``."""
+        if not refs:
+            raise ValueError("document frequencies need at least one reference set")
+        table = NgramTable([r.split() for rr in refs for r in rr], max_n)
+        ref_clip = np.repeat(np.arange(len(refs), dtype=np.int64), [len(rr) for rr in refs])
+        counts = []
+        for k in range(1, max_n + 1):
+            g = max(table.n_grams[k], 1)
+            df = np.bincount(np.unique(ref_clip[table.sent[k]] * g + table.gram[k]) % g, minlength=g)
+            counts.append(dict(zip(table.keys(k), df.tolist())))
+        return cls(tuple(counts), math.log(float(len(refs))))
+
+
+def cider_d(
+    corpus: CorpusNgrams,
+    sigma: float = CIDER_SIGMA,
+    max_n: int = MAX_N,
+    document_frequencies: DocumentFrequencies | None = None,
+) -> tuple[float, np.ndarray]:
     """CIDEr-D (corpus mean, per-clip scores), equal to ``pycocoevalcap.cider.Cider().compute_score``.
 
     pycocoevalcap's class is named ``Cider`` but implements CIDEr-D (Vedantam et al. 2015, sec. 4 / the coco-caption
@@ -148,10 +199,13 @@ def cider_d(corpus: CorpusNgrams, sigma: float = CIDER_SIGMA, max_n: int = MAX_N
     the reference's (``min(w_hyp, w_ref) * w_ref``), a gaussian length penalty ``exp(-delta^2 / (2 sigma^2))`` with
     sigma = 6, the mean over n and over references, times 10. Like pycocoevalcap, ``delta`` is the difference of the
     sentences' bigram counts (= word counts for sentences of two words or more).
+
+    ``document_frequencies``: take df and #clips from another set of clips instead of the evaluated corpus (SCST's
+    reward counts them once over the training references, as Rennie et al. 2017). A clip without references scores 0.
     """
     n_clips = corpus.n_clips
     n_refs_total = int(corpus.n_refs.sum())
-    ref_len = np.log(float(n_clips))
+    ref_len = np.log(float(n_clips)) if document_frequencies is None else document_frequencies.log_num_clips
     val = np.zeros((n_refs_total, max_n))
     lengths = corpus.table.lengths
     bigrams = np.maximum(lengths - 1, 0)
@@ -161,7 +215,12 @@ def cider_d(corpus: CorpusNgrams, sigma: float = CIDER_SIGMA, max_n: int = MAX_N
         (h_sent, h_clip, h_gram, h_cnt), (r_sent, r_clip, r_gram, r_cnt) = corpus.split(k)
         g = max(corpus.table.n_grams[k], 1)
         # document frequency: number of clips whose reference set holds the gram
-        df = np.bincount(np.unique(r_clip * g + r_gram) % g, minlength=g).astype(np.float64)
+        if document_frequencies is None:
+            df = np.bincount(np.unique(r_clip * g + r_gram) % g, minlength=g).astype(np.float64)
+        else:
+            known = document_frequencies.counts[k - 1]
+            df = np.zeros(g)
+            df[: corpus.table.n_grams[k]] = [known.get(key, 0) for key in corpus.table.keys(k)]
         idf = ref_len - np.log(np.maximum(1.0, df))
         w_h = h_cnt.astype(np.float64) * idf[h_gram]
         w_r = r_cnt.astype(np.float64) * idf[r_gram]
@@ -178,7 +237,7 @@ def cider_d(corpus: CorpusNgrams, sigma: float = CIDER_SIGMA, max_n: int = MAX_N
         val[:, k - 1] = v * penalty
     per_ref_sum = np.zeros((n_clips, max_n))
     np.add.at(per_ref_sum, corpus.ref_clip, val)
-    scores = per_ref_sum.mean(axis=1) / corpus.n_refs * 10.0
+    scores = per_ref_sum.mean(axis=1) / np.maximum(corpus.n_refs, 1) * 10.0
     return float(np.mean(scores)) if n_clips else 0.0, scores
 
 

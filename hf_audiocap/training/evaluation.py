@@ -1,4 +1,6 @@
-"""What `recipes/evaluate.py` delegates to: predictions (generated or read) scored against a split."""
+"""The split report of `recipes/train.py` (its test split) and `recipes/evaluate.py` (any split, from a saved model or
+a predictions file): caption metrics, the references' own CIDEr-D, SynthCaps' source scores, and the two files of the
+report, written by one function."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from hf_audiocap.inference.cli_caption import write_atomic
+from hf_audiocap.data.atomic import write_atomic
 from hf_audiocap.training.arguments import DataArguments
 
 
@@ -27,8 +29,57 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     return out
 
 
+def split_scores(predictions: list[str], clips, dataset: str, dataset_path, split: str) -> dict:
+    """What a report adds to the caption metrics: the references' own leave-one-out CIDEr-D (when every clip has two
+    references or more) and, on SynthCaps, source recall/precision against the ground truth of these clips."""
+    from hf_audiocap.metrics import cider_d_leave_one_out
+
+    scores = {}
+    if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
+        scores["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
+    if dataset == "synthcaps":
+        from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
+
+        by_name = {record["file_name"]: record for record in load_ground_truth(dataset_path, split)}
+        missing = [clip_id for clip_id in clips["id"] if clip_id not in by_name]
+        if missing:
+            raise ValueError(f"{dataset_path}: no SynthCaps ground truth for {missing[0]!r} of split {split!r}")
+        scores.update(score_sources(predictions, [by_name[clip_id] for clip_id in clips["id"]]))
+    return scores
+
+
+def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str], metrics: dict) -> tuple[Path, Path]:
+    """`<stem>_predictions.jsonl` (id, prediction, references per clip) and `<stem>_metrics.json` (the numeric
+    metrics) in `output_dir`, each written whole or not at all (a temporary file beside it, then a rename): an
+    interrupted run leaves the previous report intact. Returns the two paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions_path, metrics_path = out / f"{stem}_predictions.jsonl", out / f"{stem}_metrics.json"
+    lines = [
+        json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n"
+        for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"])
+    ]
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    write_atomic(predictions_path, "".join(lines))
+    write_atomic(metrics_path, json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    return predictions_path, metrics_path
+
+
+def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path) -> dict:
+    """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
+    :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
+    the prefix). Returns the prefixed metrics."""
+    metrics = trainer.evaluate(clips, metric_key_prefix="test")
+    predictions = trainer.last_predictions
+    extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
+    metrics.update({f"test_{k}": v for k, v in extra.items()})
+    if trainer.is_world_process_zero():
+        write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()})
+    return metrics
+
+
 def evaluate_main(args) -> dict:
-    from hf_audiocap.metrics import cider_d_leave_one_out, compute_caption_metrics
+    from hf_audiocap.metrics import compute_caption_metrics
     from hf_audiocap.training.builders import load_recipe_datasets
 
     data_args = DataArguments(
@@ -61,28 +112,12 @@ def evaluate_main(args) -> dict:
         predictions = [by_id[i] for i in clips["id"]]
     metrics = compute_caption_metrics(predictions, clips["captions"])
     metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
-        metrics["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
-    if args.dataset == "synthcaps":
-        from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
+    metrics.update(split_scores(predictions, clips, args.dataset, args.dataset_path, args.split))
 
-        truth = load_ground_truth(args.dataset_path, args.split)
-        if args.max_clips:
-            truth = truth[: args.max_clips]
-        metrics.update(score_sources(predictions, truth))
-
+    # Files named from the split (a plain name: nothing from the dataset can leave the output folder).
     out = Path(args.output_dir or args.model or Path(args.predictions).parent)
-    out.mkdir(parents=True, exist_ok=True)
-    # Only these two files, named from the split (a plain name: nothing from the dataset can leave `out`), each written
-    # whole or not at all (a temporary file beside it, then a rename): a failed run leaves earlier results intact.
     stem = "evaluate_" + re.sub(r"[^\w.-]", "_", args.split).lstrip(".")
-    predictions_path, metrics_path = out / f"{stem}_predictions.jsonl", out / f"{stem}_metrics.json"
-    lines = [
-        json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n"
-        for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"])
-    ]
-    write_atomic(str(predictions_path), "".join(lines))
-    write_atomic(str(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    predictions_path, metrics_path = write_report(out, stem, clips, predictions, metrics)
     width = max(len(k) for k in metrics)
     print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))
     print(f"\nWrote {predictions_path} and {metrics_path}")

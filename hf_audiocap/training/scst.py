@@ -7,84 +7,44 @@ baseline; the loss is the REINFORCE estimate `-(reward - baseline) * log p(sampl
 tokens. It is the standard last stage of audio captioning systems trained for CIDEr-D / SPIDEr (DCASE task 6): a model
 first trained with cross-entropy learns to put its probability mass on the consensus wording that CIDEr-D rewards.
 
-CIDEr-D here is the metric's own definition (tf-idf n-gram vectors for n = 1..4, clipped by the reference, Gaussian
-length penalty with sigma 6, times 10: `hf_audiocap.metrics._scorers.cider_d`), with the document frequencies counted
-once over the training references (as in Rennie et al.), on words split like the PTB tokenizer's output (lower case,
-punctuation removed; no JVM per step).
+CIDEr-D here is the metric's own (`hf_audiocap.metrics._scorers.cider_d`, the one the caption metrics report), with
+the document frequencies counted once over the training references (as in Rennie et al.), on the words of
+`hf_audiocap.metrics.text.caption_words` (lower case, punctuation removed: PTB's words on plain captions, without a JVM
+call per step).
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hf_audiocap.metrics._scorers import CIDER_SIGMA, MAX_N
+from hf_audiocap.metrics._scorers import CIDER_SIGMA, CorpusNgrams, DocumentFrequencies, cider_d
+from hf_audiocap.metrics.text import caption_words, normalize_caption
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def caption_words(caption: str) -> list[str]:
-    """Lower-cased words without punctuation (what PTB tokenization + pycocoevalcap's punctuation filter give for
-    plain English captions)."""
-    return _WORD.findall(caption.lower())
-
-
-def _ngrams(words: list[str]) -> list[Counter]:
-    return [Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)) for n in range(1, MAX_N + 1)]
+__all__ = ["CiderDReward", "caption_words", "sampled_labels", "scst_loss"]
 
 
 class CiderDReward:
     """CIDEr-D of candidate captions against their clip's references, document frequencies from a fixed corpus.
 
-    `corpus`: the reference sets of the training clips (one list of captions per clip). Each reference set's vectors
-    are computed once and cached by its captions."""
+    `corpus`: the reference sets of the training clips (one list of captions per clip)."""
 
     def __init__(self, corpus: list[list[str]], sigma: float = CIDER_SIGMA):
         if not corpus:
             raise ValueError("CiderDReward needs the training references (one list of captions per clip), got none")
         self.sigma = sigma
-        self.df: Counter = Counter()
-        for refs in corpus:
-            self.df.update({gram for ref in refs for counts in _ngrams(caption_words(ref)) for gram in counts})
-        self.log_clips = math.log(float(len(corpus)))
-        self._refs_cache: dict[tuple[str, ...], list] = {}
+        self.document_frequencies = DocumentFrequencies.from_references(
+            [[normalize_caption(ref) for ref in refs] for refs in corpus]
+        )
 
-    def _vector(self, words: list[str]):
-        """Per n: ({gram: tf-idf weight}, norm); plus the length used by the penalty (bigram count, as pycocoevalcap)."""
-        vec = []
-        for counts in _ngrams(words):
-            weights = {g: c * (self.log_clips - math.log(max(1.0, self.df.get(g, 0.0)))) for g, c in counts.items()}
-            vec.append((weights, math.sqrt(sum(w * w for w in weights.values()))))
-        return vec, max(len(words) - 1, 0)
-
-    def _references(self, refs: list[str]):
-        key = tuple(refs)
-        if key not in self._refs_cache:
-            self._refs_cache[key] = [self._vector(caption_words(r)) for r in refs]
-        return self._refs_cache[key]
-
-    def __call__(self, candidates: list[str], references: list[list[str]]) -> np.ndarray:
-        """CIDEr-D of `candidates[i]` against `references[i]` (a list of captions), one float each."""
+    def __call__(self, candidates: list[str], references: list[list[str]]):
+        """CIDEr-D of `candidates[i]` against `references[i]` (a list of captions), one float per candidate."""
         if len(candidates) != len(references):
             raise ValueError(f"{len(candidates)} candidates but {len(references)} reference sets")
-        scores = np.zeros(len(candidates))
-        for i, (candidate, refs) in enumerate(zip(candidates, references)):
-            hyp, hyp_len = self._vector(caption_words(candidate))
-            total = 0.0
-            for ref, ref_len in self._references(refs):
-                penalty = math.exp(-((hyp_len - ref_len) ** 2) / (2 * self.sigma**2))
-                for (h, h_norm), (r, r_norm) in zip(hyp, ref):
-                    dot = sum(min(w, r[g]) * r[g] for g, w in h.items() if g in r)
-                    if h_norm and r_norm:
-                        dot /= h_norm * r_norm
-                    total += dot * penalty
-            scores[i] = total / MAX_N / max(len(refs), 1) * 10.0
-        return scores
+        corpus = CorpusNgrams(
+            [normalize_caption(c) for c in candidates], [[normalize_caption(r) for r in refs] for refs in references]
+        )
+        return cider_d(corpus, self.sigma, document_frequencies=self.document_frequencies)[1]
 
 
 def sampled_labels(sequences: torch.Tensor, eos_token_id: int | list[int]) -> torch.Tensor:
