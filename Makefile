@@ -3,13 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# a second environment with the oldest releases the project declares (constraints-oldest.txt), for `make test-oldest`
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install system-deps browser-deps demo test test-fast style quality bench clean
+.PHONY: install system-deps browser-deps demo test test-oldest test-fast style quality bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +22,13 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -q torch==2.13.0 -c constraints.txt
 	$(PIP) install -q -e '.[app,dev]' -c constraints.txt
 	touch $(STAMP)
+
+$(OLDEST_STAMP): setup.cfg pyproject.toml constraints-oldest.txt
+	test -x $(OLDEST_PY) || python3 -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install -q --upgrade pip
+	$(OLDEST_PY) -m pip install -q torch==2.13.0 -c constraints-oldest.txt
+	$(OLDEST_PY) -m pip install -q -e '.[dev]' -c constraints-oldest.txt
+	touch $(OLDEST_STAMP)
 
 install: $(STAMP)
 
@@ -39,6 +50,13 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps browser-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The model, generation, Hub-folder, pipeline, training-recipe and SCST tests on the oldest declared releases, and a
+# model folder carried between the oldest and the newest transformers in both directions (tests/test_version_matrix.py).
+MATRIX_TESTS = tests/test_modeling.py tests/test_pretrained_parts.py tests/test_model_conventions.py \
+	tests/test_version_matrix.py tests/test_hub_folder.py tests/test_pipeline.py tests/test_train_recipe.py tests/test_scst.py
+test-oldest: $(STAMP) $(OLDEST_STAMP) system-deps
+	AUDIOCAP_OTHER_PYTHON=$(abspath $(PY)) $(OLDEST_PY) -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
+
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
 
@@ -52,4 +70,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) outputs data/synthcaps .pytest_cache
+	rm -rf $(VENV) $(OLDEST_VENV) outputs data/synthcaps .pytest_cache

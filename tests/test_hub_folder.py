@@ -18,6 +18,7 @@ from recipe_helpers import REPO_ROOT, shared_tiny_run
 CODE_FILES = (
     "configuration_audiocap.py",
     "modeling_audiocap.py",
+    "encoders_audiocap.py",
     "processing_audiocap.py",
     "feature_extraction_audiocap.py",
 )
