@@ -206,3 +206,17 @@ def test_synthcaps_folder_generated_with_other_arguments_is_refused(tmp_path):
     (data / "synthcaps_info.json").write_text("{truncated", encoding="utf-8")
     with pytest.raises(ValueError, match="synthcaps_info.json' is not valid JSON"):
         load_recipe_datasets(data_args)
+
+
+def test_save_total_limit_is_applied_after_checkpoints_are_complete(tmp_path):
+    """transformers gets no save_total_limit (its rotation runs inside its save, before our manifest); the limit is
+    kept for the checkpoint callback, which is not itself a recipe key."""
+    _, _, training_args = parse_recipe([base(tmp_path, "save_total_limit: 2\n")])
+    assert training_args.save_total_limit is None and training_args.checkpoint_total_limit == 2
+    assert "checkpoint_total_limit" not in training_args.to_dict()
+    _, _, training_args = parse_recipe([base(tmp_path)])
+    assert training_args.save_total_limit is None and training_args.checkpoint_total_limit is None
+    with pytest.raises(ValueError, match="unknown recipe keys: checkpoint_total_limit"):
+        parse_recipe([base(tmp_path), "--checkpoint_total_limit", "2"])
+    with pytest.raises(ValueError, match="enable_jit_checkpoint saves a checkpoint outside the Trainer's save events"):
+        parse_recipe([base(tmp_path), "--enable_jit_checkpoint"])

@@ -212,6 +212,15 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         },
     )
 
+    checkpoint_total_limit: int | None = field(
+        default=None,
+        init=False,
+        metadata={
+            "help": "Set from save_total_limit (which transformers then gets as None): old checkpoints are deleted by "
+            "CheckpointCompletionCallback once the new one is complete, not by transformers during the save."
+        },
+    )
+
     scst: bool = field(
         default=False,
         metadata={
@@ -237,6 +246,16 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
             # group yet report no distributed type, so every rank trained alone (and each wrote the model card).
             self.use_cpu = True
         super().__post_init__()
+        # transformers deletes checkpoints beyond save_total_limit inside its save, before the new checkpoint is marked
+        # complete (on_save): a kill then left one complete checkpoint fewer (none with a limit of 1). The limit is
+        # applied by CheckpointCompletionCallback, after the manifest.
+        if self.save_total_limit is not None:
+            self.checkpoint_total_limit, self.save_total_limit = self.save_total_limit, None
+        if getattr(self, "enable_jit_checkpoint", False):
+            raise ValueError(
+                "enable_jit_checkpoint saves a checkpoint outside the Trainer's save events, so it is never marked "
+                "complete and `resume_from_checkpoint: last` would skip it: drop it and use save_steps."
+            )
         if self.nonfinite_loss not in ("stop", "skip"):
             raise ValueError(f"nonfinite_loss must be 'stop' or 'skip', got {self.nonfinite_loss!r}.")
         if self.nonfinite_loss == "skip" and self.world_size > 1:
@@ -304,7 +323,7 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
             raise ValueError(f"{recipe}: a recipe is a YAML mapping of argument names to values")
     values.update(_parse_overrides(argv))
     parser = HfArgumentParser(RECIPE_DATACLASSES)
-    known = {f for dc in RECIPE_DATACLASSES for f in dc.__dataclass_fields__}
+    known = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if f.init}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")

@@ -2,11 +2,14 @@
 
 The Trainer writes `checkpoint-N/` file by file (weights, optimizer, scheduler, RNG states, `trainer_state.json`), so a
 run killed in the middle leaves a folder that looks like a checkpoint, and transformers' `get_last_checkpoint` picks
-it. `AudioCapTrainer` writes `checkpoint_complete.json` last: the size of every file of the folder, each file flushed
-to disk (fsync) first, the manifest itself written under a temporary name and renamed. A folder is complete when its
-manifest is there and every file it lists has the listed size; `last` is the newest complete folder. Older
-checkpoints are deleted (`save_total_limit`) only once the new one is complete, and a folder about to be written
-again (after a resume) is emptied first, so it is never complete before its new files are.
+it. `CheckpointCompletionCallback` (added by `AudioCapTrainer`) writes `checkpoint_complete.json` last, in `on_save`,
+once every process has written its part: the size of every file of the folder, each file flushed to disk (fsync)
+first, the manifest itself written under a temporary name and renamed. A folder is complete when its manifest is there
+and every file it lists has the listed size; `last` is the newest complete folder. Older checkpoints are deleted
+(`save_total_limit`) only once the new one is complete, by the callback: `AudioCapTrainingArguments` keeps the limit in
+`checkpoint_total_limit` and gives transformers none, whose own rotation runs inside its save, before `on_save`. A
+folder about to be written again (after a resume) is emptied first, at the step's end, so it is never complete before
+its new files are.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
+from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
@@ -105,3 +110,108 @@ def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: st
     if reason is not None:
         logger.warning("%s has no %s (written by another tool?): resuming from it as asked", folder, MANIFEST_NAME)
     return str(folder)
+
+
+def checkpoint_folder(output_dir: str | Path, step: int) -> Path:
+    """Where the Trainer writes the checkpoint of `step`."""
+    return Path(output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+
+
+def _step(folder: Path) -> int:
+    return int(_STEP.match(folder.name).group(1))
+
+
+def _remove(folder: Path) -> None:
+    """Delete a checkpoint folder, its manifest first: a deletion cut short leaves a folder that is incomplete."""
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def rotate_checkpoints(
+    output_dir: str | Path, limit: int | None, current: str | Path, best: str | Path | None = None
+) -> list[Path]:
+    """Once `current` is complete, keep `limit` checkpoints of `output_dir`: `current`, the best one (as transformers,
+    both even past the limit) and the newest complete ones before `current`; delete every other `checkpoint-N` folder:
+    older complete ones, incomplete ones (never resumed from), and those after `current` (left by a run this one
+    resumed before them: it writes its own). `limit` None or <= 0: nothing is deleted. Returns the deleted folders."""
+    if limit is None or limit <= 0:
+        return []
+    current = Path(current)
+    kept = {current.resolve()}
+    if best is not None and Path(best).is_dir():
+        kept.add(Path(best).resolve())
+    for folder in checkpoint_folders(output_dir):  # newest first
+        if len(kept) >= limit:
+            break
+        if _step(folder) < _step(current) and incomplete_reason(folder) is None:
+            kept.add(folder.resolve())
+    deleted = [folder for folder in checkpoint_folders(output_dir) if folder.resolve() not in kept]
+    for folder in deleted:
+        logger.info("deleting %s (save_total_limit %d)", folder, limit)
+        _remove(folder)
+    return deleted
+
+
+class CheckpointCompletionCallback(TrainerCallback):
+    """Makes the Trainer's checkpoints complete or ignored, through callback events only.
+
+    - `on_step_end` / `on_epoch_end` (after transformers' own flow callback has decided `control.should_save`): when a
+      save may follow and `checkpoint-<step>` already exists (written by a run this one resumed before it), it is
+      emptied, so that it never looks complete while its new files are written;
+    - `on_save` (after the Trainer has written the whole folder): once every process has written its part (its RNG
+      state), the main process writes the manifest, then deletes old checkpoints beyond `args.checkpoint_total_limit`
+      (see `rotate_checkpoints`);
+    - `on_train_end`: with a limit of 1 and a best checkpoint, only that one is kept (what transformers does at the end).
+
+    transformers must not rotate checkpoints itself (its rotation runs inside its save, before `on_save`, and can delete
+    the last complete checkpoint while the new one is still incomplete): `args.save_total_limit` must be None and the
+    limit is read from `args.checkpoint_total_limit` (`AudioCapTrainingArguments` and `AudioCapTrainer` move it there).
+    The folder is `<output_dir>/checkpoint-<global_step>`, where the Trainer writes it (a hyperparameter search, whose
+    trials write elsewhere, is not supported)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if args.save_total_limit is not None:
+            raise ValueError(
+                "save_total_limit is set on the Trainer's arguments: transformers would delete old checkpoints before the "
+                "new one is complete; set checkpoint_total_limit instead (AudioCapTrainingArguments moves it there)"
+            )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._empty_before_save(args, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._empty_before_save(args, state, control)
+
+    def on_save(self, args, state, control, **kwargs):
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()  # every process has written its part of the folder
+        if not args.should_save:
+            return
+        folder = checkpoint_folder(args.output_dir, state.global_step)
+        if not folder.is_dir():
+            logger.warning("no checkpoint folder at %s after a save: not marked complete", folder)
+            return
+        mark_complete(folder)
+        rotate_checkpoints(
+            args.output_dir, getattr(args, "checkpoint_total_limit", None), folder, state.best_model_checkpoint
+        )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        best = state.best_model_checkpoint
+        if getattr(args, "checkpoint_total_limit", None) == 1 and best and args.should_save and Path(best).is_dir():
+            rotate_checkpoints(args.output_dir, 1, best)
+
+    @staticmethod
+    def _empty_before_save(args, state, control) -> None:
+        # save_strategy "best" decides whether to save only after the evaluation that follows this event
+        may_save = control.should_save or (args.save_strategy == "best" and control.should_evaluate)
+        if not may_save:
+            return
+        from accelerate import PartialState
+
+        folder = checkpoint_folder(args.output_dir, state.global_step)
+        if args.should_save and folder.is_dir():
+            logger.info("emptying %s: this run writes it again", folder)
+            _remove(folder)
+        PartialState().wait_for_everyone()  # no process writes into the folder before it is emptied

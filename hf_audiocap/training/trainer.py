@@ -1,6 +1,6 @@
 """Seq2SeqTrainer whose evaluation reports what captioning needs.
 
-An evaluation makes two passes over the validation clips:
+An evaluation makes two passes over the validation clips, in the dataset's order:
 1. teacher forcing on every (clip, caption) pair -> `eval_loss` and `eval_perplexity` = exp(loss),
    the signal that reveals over-fitting (each clip is encoded once for all of its references);
 2. generation once per clip, scored against all of its references -> the caption metrics
@@ -12,31 +12,36 @@ CIDEr-D reward of captions the model samples (or its best beams) replaces it (se
 
 Training survives faults:
 - checkpoints are complete or ignored: `checkpoint_complete.json` is written last, old checkpoints are rotated out
-  only after it, and `train(resume_from_checkpoint="last")` resumes from the newest complete one (see checkpoints.py);
+  only after it, and `train(resume_from_checkpoint="last")` resumes from the newest complete one (see checkpoints.py:
+  `CheckpointCompletionCallback`, added here);
 - SpecAugment is drawn here, at the training step, not in the collator: the Trainer restores the RNG state of a
   checkpoint after fetching the first batch of a resumed run (the dataloader also fetches one batch ahead), so
   randomness drawn while collating would differ after a resume, while randomness drawn here replays exactly;
 - a non-finite training loss stops the run (`NonFiniteLossError`, a ValueError) or, with `nonfinite_loss: skip`, drops
   that batch (no backward: its gradients stay None, so the optimizer leaves every weight and moment as they were), with
   one line naming the step and the clips of the batch (training batches carry `clip_ids`).
+
+Only public, documented Trainer API is used: the methods the transformers docs name for overriding (`train`,
+`training_step`, `compute_loss`, `log`, `evaluate`, `prediction_step`, `get_train_dataloader`, `get_eval_dataloader`,
+`create_model_card`), the public `evaluation_loop`, callbacks, the arguments, and accelerate's public API; each
+override says why it exists. They have the same signatures in every transformers from 5.16 to 5.24.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, SequentialSampler
 from transformers import Seq2SeqTrainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, speed_metrics
+from transformers.trainer_utils import speed_metrics
 
 from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
-from hf_audiocap.training.checkpoints import mark_complete, resolve_checkpoint
+from hf_audiocap.training.checkpoints import CheckpointCompletionCallback, resolve_checkpoint
 from hf_audiocap.training.scst import scst_loss
 
 logger = logging.getLogger(__name__)
@@ -49,6 +54,23 @@ class NonFiniteLossError(ValueError):
 class _SkipBatch(Exception):
     def __init__(self, loss):
         self.loss = loss
+
+
+def scst_loss_share(num_label_tokens, num_items_in_batch, num_processes: int, average_tokens_across_devices: bool):
+    """The factor that turns the SCST loss of one batch (its own mean) into what the Trainer expects of
+    `compute_loss`, from the values it passes and the public arguments.
+
+    With `num_items_in_batch` None, the Trainer divides the loss by the number of batches it accumulates: factor 1.
+    With it (the label tokens of all the batches of the optimizer step, of every process when
+    `average_tokens_across_devices`), it takes the loss as already normalised over the whole step, the way the model's
+    cross-entropy is (a sum over this batch's tokens divided by that count, times the number of processes, whose
+    gradients DDP averages), and divides it by nothing. So each batch's mean is weighted by its share of those label
+    tokens: the weights of the batches of a step sum to 1, as they do for the cross-entropy, the last, shorter
+    accumulation of an epoch included."""
+    if num_items_in_batch is None:
+        return 1.0
+    share = num_label_tokens / num_items_in_batch
+    return share * num_processes if average_tokens_across_devices else share
 
 
 class AudioCapTrainer(Seq2SeqTrainer):
@@ -66,12 +88,21 @@ class AudioCapTrainer(Seq2SeqTrainer):
         super().__init__(*args, **kwargs)
         # self-critical training (args.scst): the CIDEr-D reward of sampled captions replaces the cross-entropy
         self.scst_reward = scst_reward
+        if scst_reward is not None and self.compute_loss_func is not None:
+            raise ValueError("scst: the SCST loss replaces the training loss: drop compute_loss_func")
         self._scst_rewards: list[float] = []
-        self._references = None
-        # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss)
+        self._batch_clip_ids = None
+        self._batch_references = None
+        # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss);
+        # transformers' label smoother would replace the model's loss (and its keyword term) by its own
         self.model_label_smoothing = 0.0
-        if self.label_smoother is not None and isinstance(self.model, AudioCapForConditionalGeneration):
-            self.model_label_smoothing, self.label_smoother = self.label_smoother.epsilon, None
+        if self.args.label_smoothing_factor and isinstance(self.model, AudioCapForConditionalGeneration):
+            self.model_label_smoothing, self.label_smoother = self.args.label_smoothing_factor, None
+        # checkpoints complete or ignored: transformers must not delete old ones during its save (arguments.py moves
+        # save_total_limit to checkpoint_total_limit; plain Seq2SeqTrainingArguments are moved here)
+        if self.args.save_total_limit is not None:
+            self.args.checkpoint_total_limit, self.args.save_total_limit = self.args.save_total_limit, None
+        self.add_callback(CheckpointCompletionCallback())
         # the train dataset is already this process's part (a stream split by `split_dataset_by_node`): its dataloader
         # must not be sharded again (see get_train_dataloader)
         self.train_split_by_node = train_split_by_node
@@ -81,20 +112,22 @@ class AudioCapTrainer(Seq2SeqTrainer):
         self.spec_augment = spec_augment  # applied to training batches in training_step
         self.last_predictions: list[str] | None = None
         self.skipped_batches = 0
+        self._generation_kwargs: dict | None = None  # set during the generation pass of evaluate
 
     # --- training: resume from complete checkpoints only, augment, stop (or skip) on a non-finite loss ----------
 
-    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
         """`resume_from_checkpoint`: a checkpoint folder, or `"last"`/True for the newest COMPLETE checkpoint of
         `output_dir` (a fresh start when there is none)."""
+        # override: transformers' own "last" (get_last_checkpoint) would pick a half-written checkpoint
         resume = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir)
-        return super().train(
-            resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
-        )
+        return super().train(resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        self._clip_ids = inputs.pop("clip_ids", None)
-        self._references = inputs.pop("references", None)
+        # override: the batch's clip ids and references are not model inputs; SpecAugment is drawn here, after a
+        # resumed run's RNG state is restored; a skipped batch (nonfinite_loss: skip) runs no backward
+        self._batch_clip_ids = inputs.pop("clip_ids", None)
+        self._batch_references = inputs.pop("references", None)
         if self.spec_augment is not None and "input_features" in inputs and "attention_mask" in inputs:
             inputs["input_features"] = self.spec_augment(inputs["input_features"], inputs["attention_mask"])
         try:
@@ -105,6 +138,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's loss; with label_smoothing_factor, training batches get it smoothed by the model itself (the
         keyword loss stays; validation loss and perplexity stay the plain cross-entropy, not the smoothed one)."""
+        # override: SCST replaces the loss, label smoothing goes to the model, a non-finite loss stops or skips
         if self.scst_reward is not None and model.training:
             return self._scst_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.model_label_smoothing and model.training:
@@ -118,12 +152,12 @@ class AudioCapTrainer(Seq2SeqTrainer):
         return result
 
     def _scst_loss(self, model, inputs, return_outputs, num_items_in_batch=None):
-        if self._references is None:
+        if self._batch_references is None:
             raise ValueError("scst: the training batch has no `references` (the collator's return_references)")
         loss, mean_reward = scst_loss(
             model,
             inputs,
-            self._references,
+            self._batch_references,
             self.scst_reward,
             decode=lambda ids: self.processing_class.batch_decode(ids, skip_special_tokens=True),
             num_samples=self.args.scst_samples,
@@ -131,13 +165,16 @@ class AudioCapTrainer(Seq2SeqTrainer):
             sampling=getattr(self.args, "scst_sampling", "sample"),
         )
         self._scst_rewards.append(mean_reward)
-        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-            # the Trainer takes this loss for the model's (a sum over all processes' and accumulation steps' tokens
-            # divided by their count): neither divides it by the accumulation steps and it multiplies it by the
-            # number of processes; the SCST loss is this batch's mean, so scale it to the same convention
-            loss = loss / self.current_gradient_accumulation_steps
-            if self.args.average_tokens_across_devices:
-                loss = loss / self.accelerator.num_processes
+        labels = inputs.get("labels")
+        num_label_tokens = labels.ne(-100).sum() if labels is not None else None
+        if num_items_in_batch is not None and num_label_tokens is None:
+            raise ValueError("scst: the training batch has no `labels` to weigh it within the optimizer step")
+        loss = loss * scst_loss_share(
+            num_label_tokens,
+            num_items_in_batch,
+            self.accelerator.num_processes,
+            self.args.average_tokens_across_devices,
+        )
         if not bool(torch.isfinite(loss)):
             self._on_nonfinite_loss(loss)
         return (loss, None) if return_outputs else loss
@@ -145,13 +182,14 @@ class AudioCapTrainer(Seq2SeqTrainer):
     def log(self, logs: dict, *args, **kwargs) -> None:
         """Training logs of a self-critical run also carry `scst_reward`: the mean CIDEr-D of the sampled captions
         since the last log (it should rise)."""
+        # override: adds scst_reward to the training logs
         if self._scst_rewards and "loss" in logs:
             logs = {**logs, "scst_reward": float(np.mean(self._scst_rewards))}
             self._scst_rewards = []
         super().log(logs, *args, **kwargs)
 
     def _on_nonfinite_loss(self, loss) -> None:
-        ids = list(self._clip_ids or [])
+        ids = list(self._batch_clip_ids or [])
         shown = ", ".join(str(i) for i in ids[:16]) + (f" (+{len(ids) - 16} more)" if len(ids) > 16 else "")
         message = (
             f"non-finite training loss ({float(loss.detach().float().mean()):.4g}) at step {self.state.global_step + 1} "
@@ -163,28 +201,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
         logger.warning("%s: batch skipped (nonfinite_loss: skip), %d so far", message, self.skipped_batches)
         raise _SkipBatch(loss.detach())
 
-    # --- checkpoints: complete or ignored ---------------------------------------------------------------------
-
-    def _save_checkpoint(self, model, trial):
-        run_dir = self._get_output_dir(trial=trial)
-        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        if self.args.should_save and os.path.isdir(folder):
-            shutil.rmtree(folder)  # written again after a resume: it must not look complete before its new files do
-        self.accelerator.wait_for_everyone()
-        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotate below, once this one is complete
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = limit
-        self.accelerator.wait_for_everyone()  # every process has written its RNG state
-        if self.args.should_save:
-            mark_complete(folder)
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=True,
-            )
+    # --- data --------------------------------------------------------------------------------------------------
 
     def get_train_dataloader(self):
         """With `train_split_by_node`, this process's part of a stream, batched as it comes.
@@ -195,27 +212,22 @@ class AudioCapTrainer(Seq2SeqTrainer):
         are never read (and here it fails: the batches carry `clip_ids` strings, which it cannot concatenate); with
         `dispatch_batches=False`, `dataset.shard(N, rank)` when the part has >= N shards, else `IterableDatasetShard`
         (every process keeps one batch in N of its part): each process trains on a subsequence of its part. So the
-        DataLoader is prepared as for one process (`num_processes=1`: neither sharded nor dispatched; batches still
-        moved to the device): each process draws every batch of its own part, and DDP averages the gradients as
-        usual (tests/test_streaming.py::test_two_processes_read_disjoint_parts checks the exact rows per process)."""
+        DataLoader is prepared as for one process (accelerate's public `prepare_data_loader` with `num_processes=1`:
+        neither sharded nor dispatched; batches still moved to the device): each process draws every batch of its own
+        part, and DDP averages the gradients as usual (tests/test_streaming.py::test_two_processes_read_disjoint_parts
+        checks the exact rows per process)."""
+        # override: the only way to keep accelerate from sharding an already split stream
         if not self.train_split_by_node or self.accelerator.num_processes == 1:
             return super().get_train_dataloader()
         from accelerate.data_loader import prepare_data_loader
-        from torch.utils.data import DataLoader
 
-        params = {
-            "batch_size": self._train_batch_size,
-            "collate_fn": self._get_collator_with_removed_columns(self.data_collator, description="Training"),
-            "num_workers": self.args.dataloader_num_workers,
-            "pin_memory": self.args.dataloader_pin_memory,
-            "persistent_workers": self.args.dataloader_persistent_workers,
-            "multiprocessing_context": self.args.dataloader_multiprocessing_context,
-            "prefetch_factor": self.args.dataloader_prefetch_factor,
-            "in_order": self.args.dataloader_in_order,
-        }  # what Trainer._get_dataloader passes for an IterableDataset
+        if self.args.remove_unused_columns:
+            raise ValueError(
+                "train_split_by_node: the collator reads the raw columns, set remove_unused_columns false"
+            )
         accelerator = self.accelerator
-        dataloader = prepare_data_loader(
-            DataLoader(self.train_dataset, **params),
+        return prepare_data_loader(
+            DataLoader(self.train_dataset, batch_size=self.args.train_batch_size, **self._loader_kwargs()),
             accelerator.device,
             num_processes=1,
             process_index=0,
@@ -224,31 +236,49 @@ class AudioCapTrainer(Seq2SeqTrainer):
             non_blocking=accelerator.non_blocking,
             use_stateful_dataloader=accelerator.use_stateful_dataloader,
         )
-        accelerator._dataloaders.append(dataloader)  # as accelerator.prepare does (its save_state/load_state)
-        return dataloader
-
-    def _get_eval_sampler(self, eval_dataset):
-        """Evaluation reads clips in the dataset's order whatever `train_sampling_strategy` says (transformers would
-        length-group them too under group_by_length): each generated caption is scored against the references of
-        the clip at the same position."""
-        if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
-            return None
-        return torch.utils.data.SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def get_eval_dataloader(self, eval_dataset=None):
-        if self.eval_data_collator is None:
-            return super().get_eval_dataloader(eval_dataset)
-        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
-        try:
-            return super().get_eval_dataloader(eval_dataset)
-        finally:
-            self.data_collator = train_collator
+        """Clips in the dataset's order (each generated caption is scored against the references of the clip at the
+        same position; under several processes accelerate hands each one batch in N and `evaluation_loop` gathers them
+        back in order, without the repeated clips that even the last batches), collated by the evaluation collator (no
+        augmentation, all captions)."""
+        # override: transformers length-groups evaluation batches too under train_sampling_strategy group_by_length,
+        # and would collate with the training collator
+        if isinstance(eval_dataset, str):
+            eval_dataset = self.eval_dataset[eval_dataset]
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("evaluation needs an eval_dataset")
+        collator = self.eval_data_collator if self.eval_data_collator is not None else self.data_collator
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.eval_batch_size,
+            sampler=SequentialSampler(dataset),  # never drop_last: every clip gets its caption
+            **{**self._loader_kwargs(), "collate_fn": collator},
+        )
+        return self.accelerator.prepare(loader)
+
+    def _loader_kwargs(self) -> dict:
+        """DataLoader settings from the arguments (those the Trainer's own dataloaders take)."""
+        return {
+            "collate_fn": self.data_collator,
+            "num_workers": self.args.dataloader_num_workers,
+            "pin_memory": self.args.dataloader_pin_memory,
+            "persistent_workers": self.args.dataloader_persistent_workers,
+            "multiprocessing_context": self.args.dataloader_multiprocessing_context,
+            "prefetch_factor": self.args.dataloader_prefetch_factor,
+            "in_order": getattr(self.args, "dataloader_in_order", True),  # not an argument in transformers 5.12
+        }
+
+    # --- evaluation: loss and perplexity, then generated captions scored ---------------------------------------
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+        # override: two passes (teacher-forced loss over every caption, generation once per clip) reported as one
+        if isinstance(eval_dataset, str):
+            eval_dataset = self.eval_dataset[eval_dataset]
         clips = eval_dataset if eval_dataset is not None else self.eval_dataset
         if clips is None:
             raise ValueError("evaluation needs an eval_dataset of clips with their `captions`")
-        self._memory_tracker.start()
         start = time.time()
 
         # 1. Teacher forcing on every reference caption: validation loss and perplexity.
@@ -284,7 +314,6 @@ class AudioCapTrainer(Seq2SeqTrainer):
         # `on_evaluate` (not a bare `call_event`) also clears `control.should_evaluate`: otherwise the flag set at the
         # last step survives into the epoch-end check and the same evaluation runs twice.
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics, samples=samples)
-        self._memory_tracker.stop_and_update_metrics(metrics)
         return metrics
 
     def generate_captions(self, clips, ignore_keys=None, **gen_kwargs) -> list[str]:
@@ -294,22 +323,32 @@ class AudioCapTrainer(Seq2SeqTrainer):
             gen_kwargs["max_length"] = self.args.generation_max_length
         if gen_kwargs.get("num_beams") is None and self.args.generation_num_beams is not None:
             gen_kwargs["num_beams"] = self.args.generation_num_beams
-        self._gen_kwargs = {k: v for k, v in gen_kwargs.items() if v is not None}
         without_captions = clips.remove_columns(
             [c for c in ("caption", "captions", "caption_index") if c in clips.column_names]
         )
-        output = self.evaluation_loop(
-            self.get_eval_dataloader(without_captions),
-            description="Generation",
-            prediction_loss_only=False,
-            ignore_keys=ignore_keys,
-            metric_key_prefix="gen",
-        )
+        self._generation_kwargs = {k: v for k, v in gen_kwargs.items() if v is not None}
+        try:
+            output = self.evaluation_loop(
+                self.get_eval_dataloader(without_captions),
+                description="Generation",
+                prediction_loss_only=False,
+                ignore_keys=ignore_keys,
+                metric_key_prefix="gen",
+            )
+        finally:
+            self._generation_kwargs = None
         tokens = np.where(output.predictions == -100, self.processing_class.tokenizer.pad_token_id, output.predictions)
         return [c.strip() for c in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        # override: the generation pass's settings reach Seq2SeqTrainer.prediction_step as its documented keyword
+        # arguments (evaluation_loop passes none)
+        if not gen_kwargs and self._generation_kwargs is not None:
+            gen_kwargs = dict(self._generation_kwargs)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+
     def create_model_card(self, *args, **kwargs):
-        # recipes/train.py writes the project's own card (metrics, data, usage) before pushing: keep it.
+        # override: recipes/train.py writes the project's own card (metrics, data, usage) before pushing: keep it.
         if (Path(self.args.output_dir) / "README.md").is_file():
             return
         super().create_model_card(*args, **kwargs)
