@@ -1,0 +1,73 @@
+"""Scoring captions against SynthCaps ground truth: which catalogue sources a caption names."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from hf_audiocap.data.synthcaps.catalogue import CATALOGUE, SOURCES, SourceSpec
+from hf_audiocap.metrics.text import normalize_caption
+
+
+def named_sources(caption: str, catalogue: Sequence[SourceSpec] = CATALOGUE) -> set[str]:
+    """Names of the catalogue sources any of whose synonyms occurs (whole words) in ``caption``."""
+    padded = f" {normalize_caption(caption)} "
+    return {s.name for s in catalogue if any(f" {syn} " in padded for syn in s.synonyms)}
+
+
+def score_sources(predictions: list[str], ground_truth: list[dict]) -> dict:
+    """Micro-averaged source recall / precision of captions against SynthCaps ground truth.
+
+    A source is named when any of its synonyms appears as whole words in the lowercased caption without punctuation.
+    Catalogue sources named but absent from the clip are false positives.
+    """
+    if len(predictions) != len(ground_truth):
+        raise ValueError(f"score_sources: {len(predictions)} predictions for {len(ground_truth)} ground-truth clips")
+    tp = fp = fn = 0
+    for caption, clip in zip(predictions, ground_truth):
+        true = {src["name"] for src in clip["sources"]}
+        extra = [
+            SourceSpec(src["name"], "", False, tuple(src.get("synonyms", ())), ())
+            for src in clip["sources"]
+            if src["name"] not in SOURCES
+        ]
+        named = named_sources(caption or "", (*CATALOGUE, *extra))
+        tp += len(named & true)
+        fp += len(named - true)
+        fn += len(true - named)
+    return {
+        "source_recall": tp / (tp + fn) if tp + fn else 0.0,
+        "source_precision": tp / (tp + fp) if tp + fp else 0.0,
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "num_clips": len(predictions),
+    }
+
+
+def load_ground_truth(dataset_dir: str | os.PathLike, split: str) -> list[dict]:
+    """The ground-truth records of ``split``, in the row order of ``clotho_captions_{split}.csv``."""
+    root = Path(dataset_dir)
+    gt_path = root / f"synthcaps_ground_truth_{split}.jsonl"
+    csv_path = root / f"clotho_captions_{split}.csv"
+    for path in (gt_path, csv_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"SynthCaps file not found: '{path}'")
+    records = {}
+    with gt_path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"'{gt_path}' line {line_no}: invalid JSON ({err})") from None
+                records[rec["file_name"]] = rec
+    with csv_path.open(encoding="utf-8", newline="") as f:
+        names = [row["file_name"] for row in csv.DictReader(f)]
+    missing = [n for n in names if n not in records]
+    if missing:
+        raise ValueError(f"'{gt_path}' has no record for '{missing[0]}' listed in '{csv_path}'")
+    return [records[n] for n in names]
