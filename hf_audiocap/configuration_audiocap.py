@@ -28,6 +28,7 @@ from typing import Any
 import transformers
 from packaging.version import Version
 from transformers import AutoConfig, PretrainedConfig
+from transformers.utils import logging
 
 # The transformers releases this code is tested on (CI runs the model tests on the oldest and the newest). The floor:
 # 5.16 is the first release whose public APIs this code uses all exist with the same signatures (encoder layers taking
@@ -71,10 +72,18 @@ def check_transformers_version(version: str | None = None) -> None:
 
 
 check_transformers_version()
+logger = logging.get_logger(__name__)
 
 
 class AudioCapConfigError(ValueError):
     """A config (or a saved `config.json`) this code cannot build a model from; one line naming what to change."""
+
+    def located(self, folder) -> AudioCapConfigError:
+        """The same error, naming the `config.json` of `folder` (once)."""
+        message = str(self)
+        if not folder or message.startswith(os.fspath(folder)):
+            return self
+        return AudioCapConfigError(f"{os.path.join(os.fspath(folder), 'config.json')}: {message}")
 
 
 def _unknown_fields(cls: type[PretrainedConfig], fields: dict) -> list[str]:
@@ -368,23 +377,26 @@ class AudioCapConfig(PretrainedConfig):
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
         """`PretrainedConfig.from_dict` (what every `from_pretrained` reads a `config.json` through), refusing with
-        one line a config of another format or with fields this code does not know, instead of building a model
-        that silently ignores them."""
-        where = os.path.join(os.fspath(kwargs.get("name_or_path") or ""), "config.json")
+        one line a config whose weights and fields are laid out for another version of this code, instead of
+        building a model that silently ignores what it does not know."""
         try:
             if config_dict.get("model_type", cls.model_type) == cls.model_type:
                 cls.check_saved_fields(config_dict)
             return super().from_dict(config_dict, **kwargs)
         except AudioCapConfigError as err:
-            raise AudioCapConfigError(f"{where}: {err}") from None
+            raise err.located(kwargs.get("name_or_path")) from None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        kwargs.setdefault("name_or_path", os.fspath(pretrained_model_name_or_path))  # named in errors (from_dict)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except AudioCapConfigError as err:
+            raise err.located(pretrained_model_name_or_path) from None
 
     @classmethod
     def check_saved_fields(cls, config_dict: dict[str, Any]) -> None:
+        """A saved config of another `audiocap_format` is refused; fields this code does not read are kept (as
+        transformers keeps any attribute set on a config) with one warning line naming them."""
         found = config_dict.get("audiocap_format", 1)
         if found > AUDIOCAP_FORMAT:
             raise AudioCapConfigError(
@@ -408,9 +420,9 @@ class AudioCapConfig(PretrainedConfig):
                 parts.append((f"{key}.", builtin, sub))
         unknown = [prefix + name for prefix, part_cls, fields in parts for name in _unknown_fields(part_cls, fields)]
         if unknown:
-            raise AudioCapConfigError(
-                f"unknown field(s) {', '.join(unknown)}: saved by another hf_audiocap? (load with "
-                "trust_remote_code=True to run the code saved with the model)"
+            logger.warning(
+                "config.json: field(s) %s are not read by this version of the model code (kept as attributes)",
+                ", ".join(unknown),
             )
 
     @classmethod

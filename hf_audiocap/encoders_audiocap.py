@@ -295,7 +295,7 @@ class AudioCapAudioEncoder(nn.Module):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         if self.kind == "builtin":
-            out = self.model(feats, attention_mask, output_attentions, output_hidden_states)
+            out = self.model(feats, attention_mask, output_attentions, output_hidden_states, return_dict=True)
             states, mask, hidden_states, attentions = (
                 out.last_hidden_state,
                 out.attention_mask,
@@ -312,13 +312,14 @@ class AudioCapAudioEncoder(nn.Module):
             # the masked mean of the adapted states, read by a linear multi-label head
             weights = mask.to(states.dtype).unsqueeze(-1) if mask is not None else torch.ones_like(states[..., :1])
             keyword_logits = self.keyword_head((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
-        return AudioCapEncoderOutput(
+        output = AudioCapEncoderOutput(
             last_hidden_state=states,
             hidden_states=hidden_states,
             attentions=attentions,
             attention_mask=mask,
             keyword_logits=keyword_logits,
         )
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
     def keyword_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
         """Multi-label keyword estimation, one row per caption: binary cross-entropy against the set of words in the

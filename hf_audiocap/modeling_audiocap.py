@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import math
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -98,14 +99,14 @@ def key_padding_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
 
 def pop_cache_argument(cache: Cache | None, kwargs: dict) -> Cache | None:
     """The cache passed as `cache` or, the name before transformers 5.24, `past_key_values` (which 5.24 and later
-    deprecate, with the warning their own models give)."""
+    deprecate with a FutureWarning, as their own models do through `deprecate_kwarg`)."""
     old = kwargs.pop("past_key_values", None)
     if old is None:
         return cache
     if cache is not None:
         raise ValueError("pass the cache as `cache` or as `past_key_values`, not both")
     if CACHE_ARG == "cache":
-        logger.warning_once("`past_key_values` is deprecated. Use `cache` instead.")
+        warnings.warn("`past_key_values` is deprecated. Use `cache` instead.", FutureWarning, stacklevel=3)
     return old
 
 
@@ -359,12 +360,13 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
                 all_hidden += (hidden,)
             if output_attentions:
                 all_attentions += (weights,)
-        return AudioCapEncoderOutput(
+        output = AudioCapEncoderOutput(
             last_hidden_state=self.layer_norm(hidden),
             hidden_states=all_hidden,
             attentions=all_attentions,
             attention_mask=frame_mask,
         )
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 class AudioCapDecoder(AudioCapPreTrainedModel):
@@ -410,6 +412,8 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        if self.gradient_checkpointing and self.training:
+            use_cache = False  # a recomputed layer must project the cross-attention keys again, not read a cache
         if encoder_hidden_states is None:
             raise ValueError("AudioCapDecoder needs encoder_hidden_states (it always cross-attends to the audio)")
         if inputs_embeds is None:
@@ -445,19 +449,26 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         all_self, all_cross = (() if output_attentions else None), (() if output_attentions else None)
         for layer in self.layers:
             hidden, self_weights, cross_weights = layer(
-                hidden, encoder_hidden_states, self_mask, is_causal, cross_mask, cache, output_attentions
+                hidden,
+                encoder_hidden_states,
+                attention_mask=self_mask,
+                is_causal=is_causal,
+                encoder_attention_mask=cross_mask,
+                cache=cache,
+                output_attentions=output_attentions,
             )
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:
                 all_self, all_cross = all_self + (self_weights,), all_cross + (cross_weights,)
-        return BaseModelOutputWithPastAndCrossAttentions(
+        output = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=self.layer_norm(hidden),
             hidden_states=all_hidden,
             attentions=all_self,
             cross_attentions=all_cross,
             **{CACHE_FIELD: cache},
         )
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 def build_decoder(config) -> PreTrainedModel:
@@ -542,6 +553,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
+        use_cache = self.config.use_cache if use_cache is None else use_cache
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_features=input_features,
@@ -549,6 +561,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
                 input_values=input_values,
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
@@ -569,7 +582,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
             return_dict=True,
             **{CACHE_ARG: cache},
         )
-        return Seq2SeqModelOutput(
+        output = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
@@ -579,6 +592,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
             encoder_attentions=encoder_outputs.attentions,
             **{CACHE_FIELD: getattr(decoder_outputs, CACHE_FIELD, None)},
         )
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin):
@@ -757,6 +771,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
                 input_values=input_values,
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
         outputs = self.model(
             decoder_input_ids=decoder_input_ids,
@@ -768,6 +783,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             output_hidden_states=output_hidden_states,
             encoder_index=encoder_index,
             cache=cache,
+            return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
