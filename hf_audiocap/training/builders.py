@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -307,32 +306,6 @@ def _eval_key(metric: str) -> str:
 
 
 # --- the test report --------------------------------------------------------------------------------
-
-
-def evaluate_test_split(trainer: AudioCapTrainer, clips, data_args: DataArguments, output_dir: str | Path) -> dict:
-    """Scores the model on the test clips, adds the references' own leave-one-out CIDEr-D (and, on
-    SynthCaps, source recall/precision against the ground truth), writes `test_predictions.jsonl` and
-    `test_metrics.json`, and returns the metrics."""
-    from hf_audiocap.metrics import cider_d_leave_one_out
-
-    metrics = trainer.evaluate(clips, metric_key_prefix="test")
-    predictions = trainer.last_predictions
-    if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
-        metrics["test_cider_d_references"] = cider_d_leave_one_out(clips["captions"])
-    if data_args.dataset == "synthcaps":
-        from hf_audiocap.data.synthcaps import load_ground_truth, score_sources
-
-        truth = load_ground_truth(data_args.dataset_path, data_args.test_split)
-        metrics.update({f"test_{k}": v for k, v in score_sources(predictions, truth).items()})
-    if trainer.is_world_process_zero():
-        out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "test_predictions.jsonl", "w", encoding="utf-8") as f:
-            for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"]):
-                f.write(json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n")
-        clean = {k.removeprefix("test_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
-        (out / "test_metrics.json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
-    return metrics
 
 
 def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from hf_audiocap.data.atomic import write_atomic
 from hf_audiocap.training.plots import plot_training_curves
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class SampleCaptionsCallback(TrainerCallback):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         kept = [line for line in lines if json.loads(line).get("step", 0) <= state.global_step]
         if len(kept) != len(lines):
-            path.write_text("".join(kept), encoding="utf-8")
+            write_atomic(path, "".join(kept))
 
     def on_evaluate(self, args, state, control, metrics=None, samples=None, **kwargs):
         if not samples or not state.is_world_process_zero:

@@ -24,6 +24,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from hf_audiocap.data.atomic import write_atomic
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "checkpoint_complete.json"
@@ -38,12 +40,7 @@ def mark_complete(folder: str | Path) -> None:
         with open(path, "rb") as f:
             os.fsync(f.fileno())
         files[path.relative_to(folder).as_posix()] = path.stat().st_size
-    tmp = folder / f".{MANIFEST_NAME}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"files": files}, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST_NAME)
+    write_atomic(folder / MANIFEST_NAME, json.dumps({"files": files}, indent=1, sort_keys=True))
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)  # the rename itself
