@@ -621,9 +621,8 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             bos_token_id=config.bos_token_id,
             eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id,
-            max_length=min(30, self.config.decoder_max_positions or 30),
-            num_beams=3,  # the usual setting for audio captioning; num_beams=1 for speed
-        )
+            max_length=min(30, self.config.decoder_max_positions or 30),  # a caption is rarely over 25 tokens
+        )  # greedy, as transformers' default: recipes set their beams (generation_num_beams), saved with the model
 
     def get_encoder(self, modality: str | None = None) -> AudioCapAudioEncoder:
         return self.model.get_encoder()

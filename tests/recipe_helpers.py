@@ -91,6 +91,7 @@ def shared_tiny_run() -> tuple[Path, Path]:
             save_strategy="steps",
             save_steps=8,
             report_to="tensorboard",
+            generation_num_beams=2,
         )
     )
     return data, out

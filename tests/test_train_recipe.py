@@ -34,6 +34,7 @@ def test_output_folder_is_a_complete_hub_repository(main_run):
         "generation_config.json",
         "configuration_audiocap.py",
         "modeling_audiocap.py",
+        "encoders_audiocap.py",
         "processing_audiocap.py",
         "feature_extraction_audiocap.py",
         "processor_config.json",
@@ -57,6 +58,7 @@ def test_output_folder_is_a_complete_hub_repository(main_run):
     assert processor_config["processor_class"] == "AudioCapProcessor"
     generation = json.loads((out / "generation_config.json").read_text())
     assert generation["max_length"] == 12 and generation["decoder_start_token_id"] == config["decoder_start_token_id"]
+    assert generation["num_beams"] == 2  # the recipe's generation_num_beams, saved with the model
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
