@@ -160,6 +160,7 @@ class AudioCapAttention(nn.Module):
         is_causal: bool = False,
         cache: EncoderDecoderCache | None = None,
         output_attentions: bool = False,
+        encoder_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         query = self._heads(self.q_proj(hidden_states))
         if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx, False):
@@ -168,6 +169,8 @@ class AudioCapAttention(nn.Module):
         else:
             source = key_value_states if self.is_cross_attention else hidden_states
             key, value = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+            if encoder_index is not None:  # projected once per clip, then handed to each of its caption rows
+                key, value = key.index_select(0, encoder_index), value.index_select(0, encoder_index)
             if cache is not None:
                 part = cache.cross_attention_cache if self.is_cross_attention else cache.self_attention_cache
                 key, value = part.update(key, value, self.layer_idx)
@@ -244,6 +247,7 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
         encoder_attention_mask=None,
         cache=None,
         output_attentions=False,
+        encoder_index=None,
     ):
         attn, self_weights = self.self_attn(
             self.self_attn_layer_norm(hidden_states),
@@ -259,6 +263,7 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
             attention_mask=encoder_attention_mask,
             cache=cache,
             output_attentions=output_attentions,
+            encoder_index=encoder_index,
         )
         hidden_states = hidden_states + F.dropout(attn, p=self.dropout, training=self.training)
         mlp = self.mlp(self.final_layer_norm(hidden_states))
@@ -404,8 +409,13 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        encoder_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
+        r"""
+        encoder_index (`torch.LongTensor` of shape `(batch,)`, *optional*): for each row of `input_ids`, the row of
+            `encoder_hidden_states` (one per clip) it attends to; each clip's keys/values are projected once.
+        """
         cache = pop_cache_argument(cache, kwargs)
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
@@ -443,6 +453,8 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             self_mask = (positions[None, :] <= positions[past:, None])[None, None]
             self_mask = self_mask & key_pad if key_pad is not None else self_mask
             is_causal = False
+        if encoder_index is not None and encoder_attention_mask is not None:
+            encoder_attention_mask = encoder_attention_mask.index_select(0, encoder_index)
         cross_mask = key_padding_mask(encoder_attention_mask)
 
         all_hidden = (hidden,) if output_hidden_states else None
@@ -456,6 +468,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                 encoder_attention_mask=cross_mask,
                 cache=cache,
                 output_attentions=output_attentions,
+                encoder_index=encoder_index,
             )
             if output_hidden_states:
                 all_hidden += (hidden,)
@@ -566,10 +579,14 @@ class AudioCapModel(AudioCapPreTrainedModel):
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
         states, mask = encoder_outputs.last_hidden_state, getattr(encoder_outputs, "attention_mask", None)
+        grouping = {}
         if encoder_index is not None:
             encoder_index = encoder_index.to(states.device)
-            states = states.index_select(0, encoder_index)
-            mask = mask.index_select(0, encoder_index) if mask is not None else None
+            if isinstance(self.decoder, AudioCapDecoder):  # projects each clip's keys/values once, for all its rows
+                grouping["encoder_index"] = encoder_index
+            else:
+                states = states.index_select(0, encoder_index)
+                mask = mask.index_select(0, encoder_index) if mask is not None else None
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
@@ -580,6 +597,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            **grouping,
             **{CACHE_ARG: cache},
         )
         output = Seq2SeqModelOutput(
