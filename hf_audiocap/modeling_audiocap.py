@@ -7,8 +7,8 @@ without `hf_audiocap` installed. It uses public transformers APIs only: generati
 `EncoderDecoderCache`, so greedy, beam search, sampling and every logits processor come from transformers.
 
 Read top to bottom: attention -> encoder layer -> decoder layer -> pretrained base -> built-in encoder -> built-in
-decoder -> adapter and audio side -> `AudioCapModel` (encoder + decoder) -> `AudioCapForConditionalGeneration` (+ LM
-head and loss). Attention runs `F.scaled_dot_product_attention` with boolean masks (safe under fp16/bf16 autocast),
+decoder -> `AudioCapModel` (the audio side of `encoders_audiocap.py` + a decoder) -> `AudioCapForConditionalGeneration`
+(+ LM head and loss). Attention runs `F.scaled_dot_product_attention` with boolean masks (safe under fp16/bf16 autocast),
 or, when attention weights are asked for, the same softmax written out; the loss upcasts logits to float32.
 """
 
@@ -291,6 +291,11 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Conv1d) and isinstance(self, AudioCapEncoder):
             hf_init.normal_(module.weight, std=math.sqrt(2.0 / module.weight[0].numel()))
 
+    def output_flags(self, output_attentions=None, output_hidden_states=None) -> tuple[bool, bool]:
+        """The call's `output_attentions` / `output_hidden_states`, or the config's where not given."""
+        attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        return attentions, self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, safetensors only: a folder with only pickled weights (`*.bin`) is
@@ -342,10 +347,7 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> AudioCapEncoderOutput:
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        output_attentions, output_hidden_states = self.output_flags(output_attentions, output_hidden_states)
         lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
         x = input_features
         for conv, rule in zip(self.convs, self.conv_rules()):
@@ -417,10 +419,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             `encoder_hidden_states` (one per clip) it attends to; each clip's keys/values are projected once.
         """
         cache = pop_cache_argument(cache, kwargs)
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        output_attentions, output_hidden_states = self.output_flags(output_attentions, output_hidden_states)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False  # a recomputed layer must project the cross-attention keys again, not read a cache
@@ -562,10 +561,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
             audio batch it describes: a clip with five captions is encoded once and its states serve its five rows.
         """
         cache = pop_cache_argument(cache, kwargs)
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        output_attentions, output_hidden_states = self.output_flags(output_attentions, output_hidden_states)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
