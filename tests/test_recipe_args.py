@@ -80,6 +80,22 @@ def test_float_field_with_a_word_is_an_error(tmp_path):
         parse_recipe([base(tmp_path, "learning_rate: fast\n")])
 
 
+def test_none_for_any_optional_number_and_words_for_numbers_in_one_line(tmp_path):
+    recipe = base(tmp_path, "load_best_model_at_end: true\nmetric_for_best_model: cider_d\neval_strategy: steps\n")
+    _, data_args, training_args = parse_recipe(
+        [recipe, "--early_stopping_patience", "None", "--max_train_clips", "none", "--generation_num_beams", "None"]
+    )
+    assert training_args.early_stopping_patience is None and data_args.max_train_clips is None
+    assert training_args.generation_num_beams is None
+    for key, value, expected in (
+        ("early_stopping_patience", "three", r"early_stopping_patience expects an integer \(or None\), got 'three'"),
+        ("max_steps", "many", r"max_steps expects an integer, got 'many'"),
+        ("max_steps", "None", r"max_steps expects an integer, got 'None'"),
+    ):
+        with pytest.raises(ValueError, match=expected):
+            parse_recipe([recipe, f"--{key}", value])
+
+
 def test_unknown_key_in_yaml(tmp_path):
     with pytest.raises(ValueError, match=r"unknown recipe keys: learnig_rate, num_epochs"):
         parse_recipe([base(tmp_path, "learnig_rate: 1.0e-3\nnum_epochs: 3\n")])

@@ -327,7 +327,7 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")
-    model_args, data_args, training_args = parser.parse_dict(_coerce_floats(values))
+    model_args, data_args, training_args = parser.parse_dict(_coerce_values(values))
     check_recipe(data_args, training_args)
     return model_args, data_args, training_args
 
@@ -382,22 +382,37 @@ def _type_name(tp) -> str:
     return tp if isinstance(tp, str) else str(getattr(tp, "__name__", tp))
 
 
-def _coerce_floats(values: dict) -> dict:
-    """YAML reads `3e-4` (no dot) as a string: turn such strings into floats where the field is a float."""
-    float_fields = {
-        f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if "float" in _type_name(f.type)
+def _coerce_values(values: dict) -> dict:
+    """Values as the fields expect them, or a one-line error: YAML reads `3e-4` (no dot) as a string, turned into a
+    float for float fields; `None` (Python's spelling, a string to YAML) is None for optional number fields; a word
+    where a number is expected is refused naming the key (instead of a TypeError deep in a check)."""
+    # the declared annotations: HfArgumentParser rewrites `Field.type` in place (dropping `| None`)
+    fields = {
+        name: _type_name(tp)
+        for dc in RECIPE_DATACLASSES
+        for base in reversed(dc.__mro__)
+        for name, tp in vars(base).get("__annotations__", {}).items()
     }
     out = dict(values)
-    bool_fields = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if "bool" in _type_name(f.type)}
-    known = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc)}
     for key, value in values.items():
-        if isinstance(value, bool) and key in known and key not in bool_fields:
+        kind = fields.get(key)
+        if kind is None:
+            continue
+        if isinstance(value, bool) and "bool" not in kind:
             raise ValueError(
                 f"recipe key {key} got the boolean {value}: YAML reads no/yes/off/on as booleans, quote it ({key}: 'no')"
             )
-        if key in float_fields and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if "str" in kind or not ("float" in kind or "int" in kind):
+            continue  # text fields read their own words ("none" means something to report_to)
+        if value in ("None", "none", "null") and "None" in kind:
+            out[key] = None
+        else:
+            convert, what = (float, "a number") if "float" in kind else (int, "an integer")
             try:
-                out[key] = float(value)
+                out[key] = convert(value)
             except ValueError:
-                raise ValueError(f"recipe key {key} expects a number, got {value!r}") from None
+                optional = " (or None)" if "None" in kind else ""
+                raise ValueError(f"recipe key {key} expects {what}{optional}, got {value!r}") from None
     return out

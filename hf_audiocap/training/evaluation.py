@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+from transformers import EarlyStoppingCallback
+
 from hf_audiocap.data.atomic import write_atomic
 from hf_audiocap.training.arguments import DataArguments
 
@@ -69,6 +71,8 @@ def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: st
     """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
     :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
     the prefix). Returns the prefixed metrics."""
+    # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
+    trainer.pop_callback(EarlyStoppingCallback)
     metrics = trainer.evaluate(clips, metric_key_prefix="test")
     predictions = trainer.last_predictions
     extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
