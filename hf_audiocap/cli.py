@@ -27,11 +27,25 @@ def _add_caption(subparsers) -> None:
     p.set_defaults(func=cli_caption.main_from_args)
 
 
+def _add_prepare(subparsers) -> None:
+    from hf_audiocap.data import prepare
+
+    p = subparsers.add_parser(
+        "prepare",
+        help="Download, verify and lay out a corpus (Clotho, AudioCaps) for the recipes.",
+        description=prepare.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prepare.add_arguments(p)
+    p.set_defaults(func=prepare.main_from_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-audiocap", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
     _add_caption(subparsers)
+    _add_prepare(subparsers)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -25,7 +25,7 @@ TEMPLATE = """---
 # {model_name}
 
 An audio captioning model: an audio clip goes in, one English sentence describing it comes out.
-Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split}`).
+Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split}`).{corpus_card}
 
 ## Model
 - Architecture: `AudioCapForConditionalGeneration` ({architecture}), {num_parameters:.2f}M parameters.
@@ -114,6 +114,7 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         model_name=repo_id,
         dataset=data_args.dataset,
         dataset_path=data_args.dataset_path,
+        corpus_card=_corpus_card(data_args.dataset_path),
         train_split=data_args.train_split,
         test_split=split,
         architecture=f"encoder {model.config.encoder.model_type}, decoder {model.config.decoder.model_type}",
@@ -141,3 +142,12 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     path = output_dir / "README.md"
     ModelCard(card).save(path)
     return path
+
+
+def _corpus_card(dataset_path) -> str:
+    """The record `hf-audiocap prepare` left in the data folder (source, version, clips per split, missing clips),
+    so a score names the exact data; empty for a folder prepared otherwise."""
+    from hf_audiocap.data.prepare.card import card_summary
+
+    summary = card_summary(dataset_path) if Path(dataset_path).is_dir() else None
+    return f"\n{summary}" if summary else ""

@@ -1,0 +1,131 @@
+"""The corpus card: what `hf-audiocap prepare` put in a folder (source, version, checksums, clips per split, missing
+clips), as ``corpus_card.json`` for programs and ``CORPUS_CARD.md`` for people. Training copies its summary into the
+model card, so a reported score names the data it was measured on."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hf_audiocap.data.atomic import write_atomic
+from hf_audiocap.data.prepare.downloads import PrepareError
+
+CARD_JSON = "corpus_card.json"
+CARD_MARKDOWN = "CORPUS_CARD.md"
+MISSING_REPORT = "missing_clips.csv"
+
+
+@dataclass
+class CorpusCard:
+    corpus: str
+    version: str
+    source: str
+    # {file name: {"md5": ..., "url": ...}} for every file fetched whole (captions, archives)
+    files: dict = field(default_factory=dict)
+    # {split: {"clips": clips with audio, "missing": clips without}}
+    splits: dict = field(default_factory=dict)
+    # sha256 of each split's sorted clip names: two folders with the same value hold the same clips
+    clip_list_sha256: dict = field(default_factory=dict)
+    missing_report: str | None = None
+    notes: list = field(default_factory=list)
+    prepared_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    prepared_with: str = ""
+
+    def __post_init__(self):
+        if not self.prepared_with:
+            from hf_audiocap import __version__
+
+            self.prepared_with = f"hf_audiocap {__version__}"
+
+
+def read_card(folder: str | os.PathLike) -> dict | None:
+    path = Path(folder) / CARD_JSON
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise PrepareError(f"{path}: not a readable corpus card ({err})") from None
+
+
+def check_same_corpus(folder: Path, corpus: str, version: str, md5s: dict[str, str]) -> None:
+    """Refuses a folder that an earlier prepare filled with another corpus or another version of this one (the card
+    says so, or a file it lists has another checksum): files already there are never replaced by different ones."""
+    card = read_card(folder)
+    if card is None:
+        return
+    where = folder / CARD_JSON
+    if card.get("corpus") != corpus:
+        raise PrepareError(f"{where}: this folder holds {card.get('corpus')}, not {corpus}; choose another --root")
+    if card.get("version") != version:
+        raise PrepareError(
+            f"{where}: this folder holds {corpus} {card.get('version')}, not {version}; choose another --root"
+        )
+    for name, info in card.get("files", {}).items():
+        if name in md5s and info.get("md5") != md5s[name]:
+            raise PrepareError(
+                f"{where}: {name} was prepared with md5 {info.get('md5')}, the source now lists {md5s[name]}; "
+                "choose another --root"
+            )
+
+
+def write_card(folder: Path, card: CorpusCard) -> None:
+    data = asdict(card)
+    write_atomic(folder / CARD_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(folder / CARD_MARKDOWN, _markdown(data))
+
+
+def _markdown(card: dict) -> str:
+    lines = [
+        f"# {card['corpus']} {card['version']}",
+        "",
+        f"Prepared by `hf-audiocap prepare` ({card['prepared_with']}) on {card['prepared_at']} from {card['source']}.",
+        "",
+        "| split | clips | missing |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {split} | {n['clips']} | {n['missing']} |" for split, n in card["splits"].items()]
+    if card["missing_report"]:
+        lines += ["", f"The missing clips, each with its reason, are listed in `{card['missing_report']}`."]
+    if card["files"]:
+        lines += ["", "| file | md5 |", "|---|---|"]
+        lines += [f"| {name} | `{info['md5']}` |" for name, info in card["files"].items()]
+    if card["clip_list_sha256"]:
+        lines += ["", "SHA-256 of each split's sorted clip names (equal values: the same clips):", ""]
+        lines += [f"- {split}: `{digest}`" for split, digest in card["clip_list_sha256"].items()]
+    lines += [f"\n{note}" for note in card["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def card_summary(folder: str | os.PathLike) -> str | None:
+    """One paragraph for a model card about the corpus card in `folder`; None when there is none."""
+    try:
+        card = read_card(folder)
+    except PrepareError:
+        return None
+    if not card:
+        return None
+    counts = ", ".join(
+        f"{split} {n['clips']} clips" + (f" ({n['missing']} missing)" if n.get("missing") else "")
+        for split, n in card.get("splits", {}).items()
+    )
+    digests = "; ".join(f"{s} `{d[:16]}`" for s, d in card.get("clip_list_sha256", {}).items())
+    return (
+        f"Data prepared by `hf-audiocap prepare`: {card.get('corpus')} {card.get('version')} from "
+        f"{card.get('source')} ({card.get('prepared_at')}): {counts}."
+        + (f" Clip lists (sha256 prefix): {digests}." if digests else "")
+        + (
+            f" Missing clips are listed in `{card['missing_report']}` of the data folder."
+            if card.get("missing_report")
+            else ""
+        )
+    )
+
+
+def clip_list_digest(names) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(names)).encode("utf-8")).hexdigest()

@@ -1,0 +1,210 @@
+"""A miniature Zenodo-like record on a local HTTP server (with Range requests), and a stand-in yt-dlp, for the
+`hf-audiocap prepare` tests: everything the real corpora's servers do that prepare relies on, offline."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import socket
+import struct
+import sys
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+# Clotho split -> the SynthCaps split whose clips and captions stand in for it
+CLOTHO_FROM_SYNTH = {"development": "train", "validation": "validation", "evaluation": "test"}
+
+
+class RecordServer(ThreadingHTTPServer):
+    """Serves `files` ({name: bytes}) at ``/records/1/files/<name>``, answering Range requests with 206 unless
+    `ranges` is False. `drop_after[name] = n` sends the first n bytes of the next GET of `name` and then drops the
+    connection. Every request is logged as (method, name, Range header)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.drop_after: dict[str, int] = {}
+        self.ranges = True
+        self.log: list[tuple[str, str, str | None]] = []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/records/1/files/{{name}}"
+
+    @property
+    def checksums_url(self) -> str:
+        return self.url.format(name="md5sums.txt")
+
+    def gets(self) -> list[tuple[str, str | None]]:
+        return [(name, rng) for method, name, rng in self.log if method == "GET"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        server: RecordServer = self.server
+        name = unquote(urlparse(self.path).path).rsplit("/", 1)[-1]
+        rng = self.headers.get("Range")
+        server.log.append((self.command, name, rng))
+        data = server.files.get(name)
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start = 0
+        if rng and server.ranges:
+            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+        cut = server.drop_after.pop(name, None) if not head else None
+        if cut is None:
+            self.wfile.write(body)
+            return
+        self.wfile.write(body[:cut])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args):
+        pass
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def listing(files: dict[str, bytes]) -> bytes:
+    return "".join(f"{md5(data)}  {name}\n" for name, data in files.items() if name != "md5sums.txt").encode()
+
+
+def make_7z(members: dict[str, bytes]) -> bytes:
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as z:
+        z.set_encoded_header_mode(False)  # a plain header, so that tests can rewrite a member's name
+        for arcname, data in members.items():
+            z.writestr(data, arcname)
+    return buf.getvalue()
+
+
+def rename_member(archive: bytes, old: str, new: str) -> bytes:
+    """`archive` with member `old` renamed `new` (same length), the header CRCs recomputed: how a hostile archive with
+    a member py7zr itself would refuse to write (``../x``) is made."""
+    raw = bytearray(archive)
+    o, n = old.encode("utf-16-le"), new.encode("utf-16-le")
+    assert len(o) == len(n) and raw.count(o) == 1
+    i = raw.index(o)
+    raw[i : i + len(o)] = n
+    offset, size = struct.unpack_from("<QQ", raw, 12)
+    struct.pack_into("<I", raw, 28, zlib.crc32(raw[32 + offset : 32 + offset + size]))
+    struct.pack_into("<I", raw, 8, zlib.crc32(bytes(raw[12:32])))
+    return bytes(raw)
+
+
+def clotho_record(synth: Path) -> dict[str, bytes]:
+    """A miniature Clotho v2.1 record from a SynthCaps folder: caption CSVs, one 7z archive per split whose members
+    sit in a folder named for the split (as in the real archives), and the MD5 listing."""
+    files = {}
+    for split, synth_split in CLOTHO_FROM_SYNTH.items():
+        files[f"clotho_captions_{split}.csv"] = (synth / f"clotho_captions_{synth_split}.csv").read_bytes()
+        members = {f"{split}/{p.name}": p.read_bytes() for p in sorted((synth / synth_split).glob("*.wav"))}
+        files[f"clotho_audio_{split}.7z"] = make_7z(members)
+    files["md5sums.txt"] = listing(files)
+    return files
+
+
+def wav_bytes(seconds: float, rate: int = 44100, channels: int = 2) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([tone] * channels, axis=1), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def audiocaps_csv(clips: dict[str, list[str]]) -> bytes:
+    """An AudioCaps CSV: {youtube_id: captions}, every clip starting at 30 s."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["audiocap_id", "youtube_id", "start_time", "caption"])
+    n = 100
+    for yid, captions in clips.items():
+        for caption in captions:
+            n += 1
+            writer.writerow([n, yid, 30, caption])
+    return out.getvalue().encode()
+
+
+# The stand-in yt-dlp: what it does depends on the video id (its last argument, after ?v=). It logs each call.
+STAND_IN_YT_DLP = r"""#!{python}
+import os, sys, time
+args = sys.argv[1:]
+video = args[-1].rsplit("v=", 1)[-1]
+out = args[args.index("--output") + 1]
+log = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.log")
+with open(log, "a") as fh:
+    fh.write(video + " " + args[args.index("--download-sections") + 1] + "\n")
+if video.startswith("private"):
+    sys.exit(print("ERROR: [youtube] " + video + ": Private video. Sign in if you've been granted access", file=sys.stderr) or 1)
+if video.startswith("gone"):
+    sys.exit(print("ERROR: [youtube] " + video + ": Video unavailable. This video has been removed by the uploader", file=sys.stderr) or 1)
+if video.startswith("hang"):
+    time.sleep(60)
+if video.startswith("flaky"):
+    marker = os.path.join(os.path.dirname(log), video + ".tried")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        sys.exit(print("ERROR: unable to download video data: HTTP Error 503: Service Unavailable", file=sys.stderr) or 1)
+with open(os.path.join(os.path.dirname(log), "clip.wav"), "rb") as src, open(out.replace("%(ext)s", "wav"), "wb") as dst:
+    dst.write(src.read())
+"""
+
+
+def install_stand_in_yt_dlp(folder: Path) -> tuple[Path, Path]:
+    """(yt-dlp, ffmpeg) stand-ins in `folder`: the yt-dlp writes a 12 s 44.1 kHz stereo clip (prepare must cut it to
+    10 s mono at the corpus rate), fails, or hangs, by video id; the ffmpeg is never run (yt-dlp would run it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "clip.wav").write_bytes(wav_bytes(12.0))
+    yt_dlp = folder / "yt-dlp"
+    yt_dlp.write_text(STAND_IN_YT_DLP.replace("{python}", sys.executable))
+    ffmpeg = folder / "ffmpeg"
+    ffmpeg.write_text("#!/bin/sh\nexit 1\n")
+    for exe in (yt_dlp, ffmpeg):
+        exe.chmod(0o755)
+    return yt_dlp, ffmpeg
+
+
+def yt_dlp_calls(folder: Path) -> list[str]:
+    log = folder / "calls.log"
+    return log.read_text().split("\n")[:-1] if log.exists() else []
