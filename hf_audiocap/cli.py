@@ -32,7 +32,7 @@ def _add_prepare(subparsers) -> None:
 
     p = subparsers.add_parser(
         "prepare",
-        help="Download, verify and lay out a corpus (Clotho, AudioCaps) for the recipes.",
+        help="Download, verify and lay out a corpus (Clotho, AudioCaps, MACS) for the recipes.",
         description=prepare.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

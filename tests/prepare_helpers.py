@@ -208,3 +208,52 @@ def install_stand_in_yt_dlp(folder: Path) -> tuple[Path, Path]:
 def yt_dlp_calls(folder: Path) -> list[str]:
     log = folder / "calls.log"
     return log.read_text().split("\n")[:-1] if log.exists() else []
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for arcname, data in members.items():
+            z.writestr(arcname, data)
+    return buf.getvalue()
+
+
+MACS_CLIPS = {
+    "airport-lisbon-1000-40000-a.wav": ["people talk in a hall", "an announcement echoes"],
+    "park-helsinki-241-7162-a.wav": ["birds sing", "wind blows", "a child shouts", "leaves rustle", "a dog barks"],
+    "tram-vienna-285-8639-a.wav": ["a tram rings its bell", "a tram moves", "people chat"],
+}
+
+
+def macs_record() -> dict[str, bytes]:
+    """A miniature MACS: its captions YAML (2, 5 and 3 captions) and the eight TAU archive names prepare fetches, the
+    MACS clips in the first two (beside a TAU clip MACS does not caption), the rest holding only other clips."""
+    import yaml
+
+    from hf_audiocap.data.prepare.macs import AUDIO_MD5
+
+    files = {
+        "MACS.yaml": yaml.safe_dump(
+            {
+                "files": [
+                    {"filename": n, "annotations": [{"sentence": c, "annotator_id": 1, "tags": []} for c in caps]}
+                    for n, caps in MACS_CLIPS.items()
+                ]
+            }  # fmt: skip
+        ).encode(),
+        "MACS_competence.csv": b"annotator_id\tcompetence\n1\t0.9\n",
+        "LICENSE.txt": b"miniature\n",
+    }
+    folder = "TAU-urban-acoustic-scenes-2019-development/audio/"
+    names = list(MACS_CLIPS)
+    for i, archive in enumerate(AUDIO_MD5):
+        members = {f"{folder}other-{i}.wav": wav_bytes(0.5, 16000, 1)}
+        if i == 0:
+            members |= {folder + names[0]: wav_bytes(1.0, 16000, 1), folder + names[1]: wav_bytes(1.2, 16000, 1)}
+        if i == 1:
+            members[folder + names[2]] = wav_bytes(0.8, 16000, 1)
+        files[archive] = make_zip(members)
+    files["md5sums.txt"] = listing(files)
+    return files

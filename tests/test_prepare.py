@@ -333,3 +333,35 @@ def test_cli_prepare_help_names_every_option(capsys):
     for option in ("--root", "--splits", "--dry-run", "--to-datasets", "--push-to-hub", "--url", "--checksums",
                    "--audio-from", "--jobs", "--clip-timeout", "--retries", "--keep-archives"):  # fmt: skip
         assert option in text
+
+
+# --- MACS ----------------------------------------------------------------------------------------------------------
+
+
+def test_macs_captions_and_only_its_clips_from_the_archives_that_hold_them(server, tmp_path):
+    from prepare_helpers import MACS_CLIPS, macs_record, make_zip
+
+    from hf_audiocap.data.loaders import load_manifest
+
+    server.files = macs_record()
+    root = tmp_path / "macs"
+    config = PrepareConfig("macs", str(root), url=server.url, checksums=server.checksums_url, progress=False)
+    card = prepare(config)
+    fetched = [name for name, _ in server.gets()]
+    assert fetched[:4] == ["md5sums.txt", "MACS.yaml", "MACS_competence.csv", "LICENSE.txt"]
+    assert [n.split(".")[-2] for n in fetched[4:]] == ["1", "2"]  # every clip found: the other six are not fetched
+    assert sorted(p.name for p in (root / "audio").iterdir()) == sorted(MACS_CLIPS)
+    clips = load_manifest(root / "macs.csv")["train"]
+    assert {row["id"]: row["captions"] for row in clips} == MACS_CLIPS
+    assert card.splits == {"train": {"clips": 3, "missing": 0}}
+    server.log = []
+    assert prepare(config) is None and server.gets() == [("md5sums.txt", None)]
+
+    # a zip member leaving the root stops the run before anything is written
+    (root / "audio" / "tram-vienna-285-8639-a.wav").unlink()
+    server.files["TAU-urban-acoustic-scenes-2019-development.audio.1.zip"] = make_zip({"../../evil.wav": b"x"})
+    server.files["md5sums.txt"] = listing(server.files)
+    (root / "corpus_card.json").unlink()  # the listing changed: this stands for a new root holding the old files
+    with pytest.raises(PrepareError, match=r"audio.1.zip: member '\.\./\.\./evil.wav' would be written outside"):
+        prepare(config)
+    assert not (tmp_path / "evil.wav").exists() and not (root.parent.parent / "evil.wav").exists()

@@ -149,5 +149,6 @@ def _corpus_card(dataset_path) -> str:
     so a score names the exact data; empty for a folder prepared otherwise."""
     from hf_audiocap.data.prepare.card import card_summary
 
-    summary = card_summary(dataset_path) if Path(dataset_path).is_dir() else None
+    path = Path(dataset_path)  # a folder (clotho, audiocaps) or the manifest in one (macs)
+    summary = card_summary(path if path.is_dir() else path.parent) if path.exists() else None
     return f"\n{summary}" if summary else ""

@@ -2,6 +2,7 @@
 
     hf-audiocap prepare clotho --root data/clotho           # recipes/clotho/*.yaml run right after
     hf-audiocap prepare audiocaps --root data/audiocaps     # recipes/audiocaps/*.yaml (audio_dir: data/audiocaps/audio)
+    hf-audiocap prepare macs --root data/macs               # dataset: manifest, dataset_path: data/macs/macs.csv
 
 Every file fetched whole is checked against its published checksum; a partial download resumes; a second run that
 finds everything in place fetches nothing; a folder already holding another corpus or version is refused, never
@@ -19,7 +20,7 @@ from pathlib import Path
 from hf_audiocap.data.prepare.card import CARD_JSON, CorpusCard, card_summary, read_card
 from hf_audiocap.data.prepare.downloads import PrepareError
 
-CORPORA = ("clotho", "audiocaps")
+CORPORA = ("clotho", "audiocaps", "macs")
 
 __all__ = [
     "CARD_JSON",
@@ -40,7 +41,7 @@ class PrepareConfig:
     splits: list[str] | None = field(
         default=None,
         metadata={"help": "Splits to prepare (default: all; clotho: development validation evaluation; "
-                  "audiocaps: train val test)."},
+                  "audiocaps: train val test; macs: train)."},
     )  # fmt: skip
     dry_run: bool = field(
         default=False, metadata={"help": "List what would be fetched, its size and where it would go; fetch nothing."}
@@ -142,6 +143,8 @@ def prepare(config: PrepareConfig) -> CorpusCard | None:
     """Prepares `config.corpus` in `config.root`; returns the card written (None: a dry run, or nothing to do)."""
     if config.corpus == "clotho":
         from hf_audiocap.data.prepare.clotho import prepare_clotho as run
+    elif config.corpus == "macs":
+        from hf_audiocap.data.prepare.macs import prepare_macs as run
     else:
         from hf_audiocap.data.prepare.audiocaps import prepare_audiocaps as run
     card = run(config)
@@ -153,11 +156,15 @@ def prepare(config: PrepareConfig) -> CorpusCard | None:
 def export(config: PrepareConfig):
     """The prepared folder as a DatasetDict through the project's own loader, each clip's bytes embedded so the
     saved folder or Hub repository stands alone; missing clips are left out (the card lists them)."""
-    from hf_audiocap.data.loaders import load_audiocaps, load_clotho
+    from hf_audiocap.data.loaders import load_audiocaps, load_clotho, load_manifest
 
     root = Path(config.root)
     if config.corpus == "clotho":
         clips = load_clotho(root, config.splits, skip_missing=True)
+    elif config.corpus == "macs":
+        from hf_audiocap.data.prepare.macs import MANIFEST
+
+        clips = load_manifest(root / MANIFEST, skip_missing=True)
     else:
         clips = load_audiocaps(root, root / "audio", config.splits, skip_missing=True)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from hf_audiocap.data.prepare.archives import extract
 from hf_audiocap.data.prepare.card import MISSING_REPORT, CorpusCard, check_same_corpus, clip_list_digest, write_card
 from hf_audiocap.data.prepare.downloads import (
     PrepareError,
@@ -94,7 +94,7 @@ def prepare_clotho(config) -> CorpusCard | None:
     missing = {}
     for split, (_, archive) in wanted.items():
         if not complete[split]:
-            extract_audio(root / "downloads" / archive, root, split)
+            extract(root / "downloads" / archive, root / split, root)
             if not config.keep_archives:
                 (root / "downloads" / archive).unlink()
         missing[split] = _missing_audio(root, split)
@@ -117,47 +117,6 @@ def prepare_clotho(config) -> CorpusCard | None:
     counts = ", ".join(f"{s} {n['clips']}" for s, n in card.splits.items())
     print(f"clotho {version} ready in {root}: {counts} clips")
     return card
-
-
-def extract_audio(archive: Path, root: Path, split: str) -> None:
-    """Extracts the clips of `archive` that `ROOT/{split}/` lacks. Every member name is checked first: one that would
-    land outside the root (absolute, ``..``, a link) stops everything before a byte is written. Members go to a
-    staging folder and are then moved into place one by one without replacing any file already there, so an
-    interrupted extraction leaves only whole clips behind."""
-    import py7zr
-
-    try:
-        with py7zr.SevenZipFile(archive) as z:
-            infos = z.list()
-    except (py7zr.exceptions.ArchiveError, OSError, ValueError) as err:
-        raise PrepareError(f"{archive}: not a readable 7z archive ({err})") from None
-    for info in infos:
-        posix = PurePosixPath(info.filename.replace("\\", "/"))
-        if posix.is_absolute() or ".." in posix.parts or ":" in posix.parts[0] or info.is_symlink:
-            raise PrepareError(
-                f"{archive}: member {info.filename!r} would be written outside {root}; nothing was extracted"
-            )
-    target = root / split
-    target.mkdir(exist_ok=True)
-    have = {p.name for p in target.iterdir()}
-    todo = [i for i in infos if not i.is_directory and PurePosixPath(i.filename).name not in have]
-    if not todo:
-        return
-    check_free_space(root, sum(i.uncompressed or 0 for i in todo), f"extracting {len(todo)} clips of {archive.name}")
-    staging = root / f".extracting-{split}"
-    shutil.rmtree(staging, ignore_errors=True)  # ours, left by an interrupted run
-    try:
-        with py7zr.SevenZipFile(archive) as z:
-            z.extract(path=staging, targets=[i.filename for i in todo])
-        for info in todo:
-            extracted = staging / info.filename
-            final = target / extracted.name
-            if not final.exists():
-                extracted.replace(final)
-    except (py7zr.exceptions.ArchiveError, ValueError) as err:
-        raise PrepareError(f"{archive}: extraction failed ({err})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _caption_file_names(csv_path: Path) -> list[str]:
