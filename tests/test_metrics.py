@@ -175,7 +175,7 @@ def test_jvm_started_once_and_in_process(backend):
 def test_metric_subset(backend):
     out = M.compute_caption_metrics(SMALL_PREDS, SMALL_REFS, metrics=["bleu", "rouge_l"])
     assert set(out) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "vocab_size", "mean_length", "unavailable"}
-    with pytest.raises(ValueError, match="unknown metric 'cider'"):
+    with pytest.raises(ValueError, match="unknown metric or preset 'cider'"):
         M.compute_caption_metrics(SMALL_PREDS, SMALL_REFS, metrics=["cider"])
 
 

@@ -19,7 +19,6 @@ shuts it down at exit. A process forked after the JVM started (e.g. a DataLoader
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tempfile
@@ -202,33 +201,3 @@ def get_backend() -> JavaBackend:
 
 def backend_started() -> bool:
     return _BACKEND is not None
-
-
-# ---------------------------------------------------------------------- SPICE
-SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
-
-
-def spice_missing_reason() -> str | None:
-    """None when SPICE can run here, else a one-line reason. Never downloads anything."""
-    lib = pycocoevalcap_dir() / "spice" / "lib"
-    missing = [j for j in SPICE_JARS if not (lib / j).is_file()]
-    if missing:
-        return (
-            f"SPICE needs Stanford CoreNLP 3.6.0 ({', '.join(missing)} in {lib}), which pycocoevalcap downloads on "
-            "first use; not present and downloads are disabled (offline)"
-        )
-    if not (pycocoevalcap_dir() / "spice" / "spice-1.0.jar").is_file():
-        return f"SPICE jar missing: {pycocoevalcap_dir() / 'spice' / 'spice-1.0.jar'}"
-    return None
-
-
-def spice(gts: dict, res: dict) -> float:
-    """pycocoevalcap's SPICE (its own ``java -jar spice-1.0.jar`` child: SPICE bundles CoreNLP 3.6.0, which cannot
-    share a class path with the 3.4.1 PTB tokenizer). Only call when :func:`spice_missing_reason` is None."""
-    import contextlib
-
-    from pycocoevalcap.spice.spice import Spice
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        score, _ = Spice().compute_score(gts, res)
-    return float(score)

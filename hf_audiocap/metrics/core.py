@@ -1,4 +1,5 @@
-"""Caption metrics the COCO-caption way (PTB tokenization, BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr).
+"""Caption metrics the COCO-caption way (PTB tokenization, BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr), and
+the DCASE ones (FENSE, FER, SPIDEr-FL, vocabulary).
 
 Every number equals what pycocoevalcap 1.2's scorers give when run the standard way (``PTBTokenizer().tokenize`` on
 references and predictions, then each scorer's ``compute_score``), within 1e-6 (BLEU, ROUGE-L, METEOR: exactly):
@@ -7,8 +8,10 @@ references and predictions, then each scorer's ``compute_score``), within 1e-6 (
   process's single JVM (see :mod:`hf_audiocap.metrics._java`), predictions and references in one exchange;
 * METEOR: meteor-1.5.jar ``-l en -norm`` in the same JVM (corpus score = METEOR's aggregate, as pycocoevalcap);
 * BLEU, ROUGE-L, CIDEr-D: numpy / bit-parallel re-implementations of pycocoevalcap's Python scorers;
-* SPICE: pycocoevalcap's SPICE when its Stanford CoreNLP 3.6.0 jars are present, else reported unavailable (never
-  downloaded).
+* SPICE: pycocoevalcap's ``spice-1.0.jar`` with Stanford CoreNLP 3.6.0 from the metrics cache, run on any Java 8+
+  (:mod:`hf_audiocap.metrics._spice`); ``hf-audiocap metrics download`` fetches the jars (an online evaluation too);
+  without them SPICE, SPIDEr and SPIDEr-FL are reported unavailable with the reason;
+* FENSE, FER, SPIDEr-FL and the sentence similarity as aac-metrics defines them (:mod:`hf_audiocap.metrics.learned`).
 
 One deviation, only where pycocoevalcap itself breaks: line breaks inside a caption (``\\r``, ``\\v``, ``\\f``,
 U+2028, U+2029; pycocoevalcap only replaces ``\\n``) become spaces, where pycocoevalcap would misalign every later
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _java, _scorers
+from . import _java, _scorers, _spice
 
 logger = logging.getLogger("hf_audiocap.metrics")
 
@@ -34,8 +37,20 @@ PTB_PUNCTUATIONS = frozenset(
 )
 _LINE_BREAKS = re.compile("[\n\r\x0b\x0c\u2028\u2029]")
 
-SCORE_NAMES = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider")
-_GROUPS = {"bleu": ("bleu_1", "bleu_2", "bleu_3", "bleu_4")}
+COCO_NAMES = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider")
+LEARNED_NAMES = ("sbert_sim", "fer", "fense", "spider_fl")
+VOCAB_NAMES = ("vocab_size", "vocab_references", "vocab_ratio", "vocab_novel", "mean_length")
+METRIC_NAMES = COCO_NAMES + LEARNED_NAMES + VOCAB_NAMES
+SCORE_NAMES = COCO_NAMES  # the COCO-caption scores (the `coco` preset)
+_GROUPS = {"bleu": ("bleu_1", "bleu_2", "bleu_3", "bleu_4"), "vocab": VOCAB_NAMES}
+# named sets of metrics: `coco` is pycocoevalcap's (the default); `dcase2024` what DCASE 2024 task 6 reports
+# (aac-metrics' preset of that name: METEOR, SPIDEr-FL with CIDEr-D, SPICE, SPIDEr and FER, FENSE with its
+# sentence similarity, vocabulary)
+PRESETS = {
+    "coco": COCO_NAMES,
+    "dcase2024": ("meteor", "cider_d", "spice", "spider", "spider_fl", "fer", "sbert_sim", "fense", "vocab"),
+}
+_ALWAYS = ("vocab_size", "mean_length")  # reported whatever is asked
 
 
 class CaptionMetricsInputError(ValueError):
@@ -76,19 +91,33 @@ def _validate(predictions, references) -> tuple[list[str], list[list[str]]]:
     return list(predictions), refs
 
 
-def _resolve(metrics) -> list[str]:
+def resolve_metrics(metrics=None) -> list[str]:
+    """The metric names a selection stands for: None (the ``coco`` preset), a preset name (``coco``, ``dcase2024``), a
+    metric or group name (``bleu``, ``vocab``), names joined by commas, or a list of any of these. Raises
+    :class:`CaptionMetricsInputError` (one line, listing what is known) on an unknown name."""
     if metrics is None:
-        return list(SCORE_NAMES)
-    if isinstance(metrics, str):
-        metrics = [metrics]
+        metrics = ["coco"]
+    elif isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    elif not isinstance(metrics, Sequence):
+        raise CaptionMetricsInputError(
+            f"metrics must be a preset, a metric name or a list, got {type(metrics).__name__}"
+        )
     out: list[str] = []
     for m in metrics:
-        names = _GROUPS.get(m, (m,))
-        for n in names:
-            if n not in SCORE_NAMES:
-                raise CaptionMetricsInputError(f"unknown metric {m!r}; choose from {', '.join(SCORE_NAMES)} or 'bleu'")
-            if n not in out:
-                out.append(n)
+        if not isinstance(m, str):
+            raise CaptionMetricsInputError(f"metric names are strings, got {type(m).__name__}")
+        names = PRESETS.get(m, (m,))
+        for name in [x for n in names for x in _GROUPS.get(n, (n,))]:
+            if name not in METRIC_NAMES:
+                raise CaptionMetricsInputError(
+                    f"unknown metric or preset {m!r}; presets: {', '.join(PRESETS)}; metrics: "
+                    f"{', '.join(METRIC_NAMES)}; groups: {', '.join(_GROUPS)}"
+                )
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise CaptionMetricsInputError("no metric selected (empty metrics)")
     return out
 
 
@@ -119,13 +148,13 @@ def _tokenize_corpus(predictions: list[str], references: list[list[str]]) -> tup
     return hyps, refs
 
 
-# -------------------------------------------------------------------------------------------------- SPICE
-_SPICE_WARNED = False
+# -------------------------------------------------------------------------------------------------- availability
+_WARNED: set[str] = set()
 
 
 def spice_available() -> bool:
-    """Whether SPICE (hence SPIDEr) can be computed here: its Stanford CoreNLP 3.6.0 jars are installed."""
-    return _java.spice_missing_reason() is None
+    """Whether SPICE (hence SPIDEr) can be computed here: Java, and the CoreNLP 3.6.0 jars in the metrics cache."""
+    return _spice.spice_missing_reason() is None
 
 
 def main_metric() -> str:
@@ -133,43 +162,126 @@ def main_metric() -> str:
     return "spider" if spice_available() else "cider_d"
 
 
-def _warn_once(reason: str) -> None:
-    global _SPICE_WARNED
-    if not _SPICE_WARNED:
-        _SPICE_WARNED = True
-        logger.warning("spice/spider not computed: %s", reason)
+def _warn_once(names: str, reason: str) -> None:
+    if reason not in _WARNED:
+        _WARNED.add(reason)
+        logger.warning("%s not computed: %s", names, reason)
+
+
+def _learned_models(fense_models, need_sbert: bool):
+    """(sentence model or None, checker, tokenizer, None) or (None, None, None, reason) for sbert/checker problems."""
+    from . import learned
+
+    models = fense_models or learned.FenseModels.from_env()
+    try:
+        sbert, checker, tokenizer = learned.get_models(models, need_sbert=need_sbert)
+    except learned.ModelUnavailable as err:
+        return None, None, None, str(err)
+    return sbert, checker, tokenizer, None
+
+
+def unavailable_metrics(metrics=None, *, fense_models=None, training_references=None) -> dict[str, str]:
+    """``{name: one-line reason}`` for the selected metrics that cannot be computed here (SPICE without Java or its
+    jars, FENSE without its models, ``vocab_novel`` without training references), without scoring anything. Online,
+    missing resources are fetched first, as an evaluation would."""
+    wanted = resolve_metrics(metrics)
+    out: dict[str, str] = {}
+    if any(n in wanted for n in ("spice", "spider", "spider_fl")):
+        reason = _spice.spice_missing_reason()
+        if reason:
+            out.update({n: reason for n in ("spice", "spider", "spider_fl") if n in wanted})
+    if any(n in wanted for n in LEARNED_NAMES):
+        *_, reason = _learned_models(fense_models, need_sbert=any(n in wanted for n in ("sbert_sim", "fense")))
+        if reason:
+            out.update({n: reason for n in LEARNED_NAMES if n in wanted and n not in out})
+    if "vocab_novel" in wanted and training_references is None:
+        out["vocab_novel"] = _NOVEL_REASON
+    return out
+
+
+_NOVEL_REASON = "vocab_novel needs the training references (training_references=...)"
+
+
+def check_metric(name: str, metrics=None, **kwargs) -> None:
+    """Raise ValueError (one line) unless ``name`` (``eval_`` prefix allowed; ``loss`` and ``perplexity`` pass) is a
+    metric of the selection that can be computed here: what ``metric_for_best_model`` may name."""
+    name = name.removeprefix("eval_")
+    if name in ("loss", "perplexity"):
+        return
+    wanted = resolve_metrics(metrics)
+    if name not in wanted:
+        raise ValueError(
+            f"metric_for_best_model: {name!r} is not computed by metrics {metrics!r} (it computes {', '.join(wanted)}, "
+            "loss and perplexity)"
+        )
+    reason = unavailable_metrics([name], **kwargs).get(name)
+    if reason:
+        raise ValueError(f"metric_for_best_model: {name} is unavailable here: {reason}")
 
 
 # -------------------------------------------------------------------------------------------------- public API
 def compute_caption_metrics(
-    predictions: list[str], references: list[list[str]], *, metrics: Sequence[str] | str | None = None
+    predictions: list[str],
+    references: list[list[str]],
+    *,
+    metrics: Sequence[str] | str | None = None,
+    training_references: list[list[str]] | None = None,
+    fense_models=None,
+    per_clip: bool = False,
 ) -> dict:
     """Score one predicted caption per clip against that clip's reference captions.
 
     Args:
-        predictions: one caption per clip (an empty string is valid and scores 0).
+        predictions: one caption per clip (an empty string is valid, scores 0 on the n-gram metrics, and is named in
+            one warning line).
         references: for each clip, a non-empty list of reference captions.
-        metrics: subset of ``bleu_1..bleu_4`` (or ``"bleu"``), ``meteor``, ``rouge_l``, ``cider_d``, ``spice``,
-            ``spider``; default all.
+        metrics: a preset (``coco``: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr, the default; ``dcase2024``:
+            METEOR, CIDEr-D, SPICE, SPIDEr, SPIDEr-FL, FER, sentence similarity, FENSE, vocabulary), metric names
+            (``bleu_1..bleu_4`` or ``bleu``, ``meteor``, ``rouge_l``, ``cider_d``, ``spice``, ``spider``, ``sbert_sim``,
+            ``fer``, ``fense``, ``spider_fl``, ``vocab`` or its members), a list of these, or names joined by commas.
+        training_references: the training split's references, for ``vocab_novel``.
+        fense_models: :class:`hf_audiocap.metrics.learned.FenseModels` (default: the published models, or the
+            environment's overrides).
+        per_clip: also return ``per_clip``: ``{name: [value per clip]}`` for the metrics that have one (METEOR,
+            ROUGE-L, CIDEr-D, SPICE, SPIDEr, sbert_sim, FER, FENSE, SPIDEr-FL).
 
     Returns:
         ``{name: float}`` for the requested scores (corpus level, pycocoevalcap conventions: BLEU is corpus BLEU,
-        METEOR its aggregate, ROUGE-L / CIDEr-D / SPICE the mean over clips, ``spider = (cider_d + spice) / 2``), plus
-        ``vocab_size`` (distinct words over the PTB-tokenized predictions), ``mean_length`` (their mean word count) and
-        ``unavailable``: ``{name: one-line reason}`` for scores that could not be computed here (their value is
-        None), e.g. SPICE without its CoreNLP jars.
+        METEOR its aggregate, ROUGE-L / CIDEr-D / SPICE the mean over clips, ``spider = (cider_d + spice) / 2``; the
+        learned metrics as aac-metrics: means over clips), plus ``vocab_size`` (distinct words over the PTB-tokenized
+        predictions), ``mean_length`` (their mean word count) and ``unavailable``: ``{name: one-line reason}`` for
+        scores that could not be computed here (their value is None), e.g. SPICE without its CoreNLP jars. The
+        ``vocab`` group adds ``vocab_references`` (distinct words of all references), ``vocab_ratio`` (``vocab_size``
+        over it) and ``vocab_novel`` (prediction words absent from ``training_references``).
 
     Raises:
-        CaptionMetricsInputError (a ValueError): length mismatch, empty reference list, non-string entry; the message
-        names the index.
+        CaptionMetricsInputError (a ValueError): length mismatch, empty reference list, non-string entry (the message
+        names the index), unknown metric or preset.
     """
+    wanted = resolve_metrics(metrics)
     preds, refs = _validate(predictions, references)
-    wanted = _resolve(metrics)
+    empty = [i for i, p in enumerate(preds) if not p.strip()]
+    if empty:
+        logger.warning(
+            "%d empty prediction(s) (first: predictions[%d]): each scores 0 on the n-gram metrics",
+            len(empty),
+            empty[0],
+        )
     hyps, tok_refs = _tokenize_corpus(preds, refs)
     result: dict = {}
+    clip: dict[str, np.ndarray] = {}
     unavailable: dict[str, str] = {}
 
-    need_ngrams = any(n.startswith("bleu") for n in wanted) or any(n in wanted for n in ("cider_d", "spider"))
+    def skip(names, reason: str) -> None:
+        names = [n for n in names if n in wanted and n not in unavailable]
+        if names:
+            _warn_once("/".join(names), reason)
+        for name in names:
+            result[name] = None
+            unavailable[name] = reason
+
+    need_cider = any(n in wanted for n in ("cider_d", "spider", "spider_fl"))
+    need_ngrams = need_cider or any(n.startswith("bleu") for n in wanted)
     corpus = _scorers.CorpusNgrams(hyps, tok_refs) if need_ngrams else None
     if any(n.startswith("bleu") for n in wanted):
         b = _scorers.bleu(corpus)
@@ -177,39 +289,75 @@ def compute_caption_metrics(
             if f"bleu_{k + 1}" in wanted:
                 result[f"bleu_{k + 1}"] = float(b[k])
     if "meteor" in wanted:
-        result["meteor"] = _java.get_backend().meteor(hyps, tok_refs)[0]
+        result["meteor"], segments = _java.get_backend().meteor(hyps, tok_refs)
+        clip["meteor"] = np.asarray(segments)
     if "rouge_l" in wanted:
-        result["rouge_l"] = _scorers.rouge_l(hyps, tok_refs)[0]
-    cider = None
-    if "cider_d" in wanted or "spider" in wanted:
-        cider = _scorers.cider_d(corpus)[0]
+        result["rouge_l"], clip["rouge_l"] = _scorers.rouge_l(hyps, tok_refs)
+    if need_cider:
+        cider, clip["cider_d"] = _scorers.cider_d(corpus)
         if "cider_d" in wanted:
             result["cider_d"] = cider
-    if "spice" in wanted or "spider" in wanted:
-        reason = _java.spice_missing_reason()
-        spice = None
+
+    # SPICE, then SPIDEr = (CIDEr-D + SPICE) / 2, per clip and corpus
+    if any(n in wanted for n in ("spice", "spider", "spider_fl")):
+        reason = _spice.spice_missing_reason()
         if reason is None:
-            gts = dict(enumerate(tok_refs))
-            res = {i: [h] for i, h in enumerate(hyps)}
             try:
-                spice = _java.spice(gts, res)
+                spice, clip["spice"] = _spice.spice(hyps, tok_refs)
             except Exception as e:  # a failing SPICE run must not lose the other scores
                 reason = f"SPICE failed: {type(e).__name__}: {e}".splitlines()[0]
         if reason is not None:
-            _warn_once(reason)
-            for name in ("spice", "spider"):
-                if name in wanted:
-                    result[name] = None
-                    unavailable[name] = reason if name == "spice" else f"needs SPICE: {reason}"
+            skip(("spice", "spider"), reason)
+            skip(("spider_fl",), f"needs SPICE: {reason}")
         else:
+            clip["spider"] = (clip["cider_d"] + clip["spice"]) / 2
             if "spice" in wanted:
                 result["spice"] = spice
             if "spider" in wanted:
                 result["spider"] = (cider + spice) / 2
+
+    # learned: sentence similarity, fluency errors, FENSE, SPIDEr-FL
+    if any(n in wanted for n in LEARNED_NAMES) and not all(n in unavailable for n in LEARNED_NAMES if n in wanted):
+        from . import learned
+
+        models = fense_models or learned.FenseModels.from_env()
+        sbert, checker, tokenizer, reason = _learned_models(models, any(n in wanted for n in ("sbert_sim", "fense")))
+        if reason is not None:
+            skip(LEARNED_NAMES, reason)
+        else:
+            has_error = (
+                learned.error_probabilities(checker, tokenizer, hyps, models.batch_size) > learned.ERROR_THRESHOLD
+            )
+            clip["fer"] = has_error.astype(np.float64)
+            if sbert is not None:
+                clip["sbert_sim"] = learned.sentence_similarity(sbert, hyps, tok_refs, models.batch_size)
+                clip["fense"] = learned.penalize(clip["sbert_sim"], clip["fer"])
+            if "spider" in clip:
+                clip["spider_fl"] = learned.penalize(clip["spider"], clip["fer"])
+            for name in LEARNED_NAMES:
+                if name in wanted and name in clip:
+                    result[name] = float(np.mean(clip[name]))
+
+    # vocabulary (aac-metrics' `vocab`: words split on white space after PTB tokenization)
     words = [h.split() for h in hyps]
-    result["vocab_size"] = len({w for ws in words for w in ws})
+    vocab = {w for ws in words for w in ws}
+    result["vocab_size"] = len(vocab)
     result["mean_length"] = float(np.mean([len(ws) for ws in words]))
+    if "vocab_references" in wanted or "vocab_ratio" in wanted:
+        n_refs = len({w for rr in tok_refs for r in rr for w in r.split()})
+        if "vocab_references" in wanted:
+            result["vocab_references"] = n_refs
+        if "vocab_ratio" in wanted:
+            result["vocab_ratio"] = len(vocab) / n_refs if n_refs else 0.0
+    if "vocab_novel" in wanted:
+        if training_references is None:
+            skip(("vocab_novel",), _NOVEL_REASON)
+        else:
+            known = {w for r in ptb_tokenize([r for rr in training_references for r in rr]) for w in r.split()}
+            result["vocab_novel"] = len(vocab - known)
     result["unavailable"] = unavailable
+    if per_clip:
+        result["per_clip"] = {k: [float(x) for x in v] for k, v in clip.items() if k in wanted}
     return result
 
 
