@@ -55,6 +55,17 @@ _CHUNK_FRAMES = 512  # frames per rfft/matmul call: keeps the intermediates in c
 _MEL_GROUPS = 4  # mel bands are projected in this many groups, each on the span of bins its filters use
 
 
+def too_short_for(num_samples: int, window: int, sampling_rate: int) -> str | None:
+    """Why a clip of `num_samples` cannot be captioned, or None: less than one analysis window of log-mels is the
+    window's zero padding, and a caption of it would confidently describe silence."""
+    if num_samples >= window:
+        return None
+    return (
+        f"has {num_samples} sample(s) ({1000 * num_samples / sampling_rate:.2f} ms): shorter than the model's minimum "
+        f"input of one analysis window, {window} samples ({1000 * window / sampling_rate:.0f} ms at {sampling_rate} Hz)"
+    )
+
+
 class FeatureExtractionError(ValueError):
     """Bad input to the feature extractor (wrong rate, shape, dtype, empty or non-finite audio)."""
 
@@ -214,6 +225,9 @@ class AudioCapFeatureExtractor(SequenceFeatureExtractor):
                 )
             if clip.size == 0:
                 raise FeatureExtractionError(f"clip #{i} is empty (0 samples)")
+            too_short = too_short_for(clip.size, self.win_length, self.sampling_rate)
+            if too_short:
+                raise FeatureExtractionError(f"clip #{i} {too_short}")
             if not np.issubdtype(clip.dtype, np.floating):
                 raise FeatureExtractionError(
                     f"clip #{i} has dtype {clip.dtype}; expected floating-point samples in [-1, 1] "

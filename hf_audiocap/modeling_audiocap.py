@@ -69,6 +69,19 @@ CACHE_ARG = "cache" if "cache" in _GENERATE_ARGS else "past_key_values"
 CACHE_FIELD = "cache" if "cache" in {f.name for f in dataclasses.fields(Seq2SeqLMOutput)} else "past_key_values"
 
 
+@dataclasses.dataclass
+class AudioCapSeq2SeqLMOutput(Seq2SeqLMOutput):
+    r"""`Seq2SeqLMOutput` plus, in training mode with labels, the parts of the objective `loss` (detached, for logging):
+
+    caption_loss (`torch.FloatTensor` of shape `()`): the plain cross-entropy of the labelled tokens, unsmoothed and
+        without auxiliary terms, the quantity the validation loss measures: training and validation are compared on it.
+    keyword_loss (`torch.FloatTensor` of shape `()`): the keyword-estimation term, before its weight.
+    """
+
+    caption_loss: torch.FloatTensor | None = None
+    keyword_loss: torch.FloatTensor | None = None
+
+
 def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """`labels` -> `decoder_input_ids`: shift right, put `decoder_start_token_id` first, replace -100 by pad."""
     if decoder_start_token_id is None:
@@ -613,7 +626,8 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
     """`AudioCapModel` + LM head: the caption cross-entropy in training, `generate()` like any transformers seq2seq model.
 
     Inputs: `input_features (batch, n_mels, frames)` + frame `attention_mask` (or `input_values` + sample mask for
-    waveform encoders), `labels (batch, len)` ending with eos and padded with -100. Returns `Seq2SeqLMOutput`.
+    waveform encoders), `labels (batch, len)` ending with eos and padded with -100. Returns `AudioCapSeq2SeqLMOutput`
+    (`Seq2SeqLMOutput` with the parts of the training objective).
     """
 
     accepts_loss_kwargs = True
@@ -747,7 +761,7 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         encoder_index: torch.LongTensor | None = None,
         smoothing: float = 0.0,
         **kwargs,
-    ) -> Seq2SeqLMOutput | tuple:
+    ) -> AudioCapSeq2SeqLMOutput | tuple:
         r"""
         encoder_index (`torch.LongTensor` of shape `(decoder_batch,)`, *optional*): for each decoder row, the row of the
             audio batch it describes (a clip with five captions is encoded once for its five rows: the same loss as
@@ -799,18 +813,21 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
-        loss = None
+        loss = parts = None
         if labels is not None:
             labels = labels.to(logits.device)
-            loss = self.caption_loss(logits, labels, smoothing, num_items_in_batch)
+            loss, plain = self.caption_loss(logits, labels, smoothing, num_items_in_batch)
+            parts = {"caption_loss": plain} if self.training else {}
             keyword_logits = getattr(encoder_outputs, "keyword_logits", None)
             if keyword_logits is not None and self.training:
                 if encoder_index is not None:
                     keyword_logits = keyword_logits.index_select(0, encoder_index.to(keyword_logits.device))
-                loss = loss + self.config.keyword_loss_weight * self.model.encoder.keyword_loss(
-                    keyword_logits, labels, num_items_in_batch
-                )
-        output = Seq2SeqLMOutput(
+                keyword = self.model.encoder.keyword_loss(keyword_logits, labels, num_items_in_batch)
+                loss = loss + self.config.keyword_loss_weight * keyword
+                # logged as this batch's own token-weighted mean, like caption_loss, whatever normalised the objective
+                share = 1.0 if num_items_in_batch is None else num_items_in_batch / labels.ne(-100).sum().clamp(min=1)
+                parts["keyword_loss"] = keyword.detach() * share
+        output = AudioCapSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
             decoder_hidden_states=outputs.decoder_hidden_states,
@@ -820,19 +837,29 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
             **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
+            **(parts or {}),
         )
         return output if return_dict else output.to_tuple()
 
     @staticmethod
-    def caption_loss(logits, labels, smoothing: float = 0.0, num_items_in_batch=None) -> torch.Tensor:
-        """Cross-entropy of the labelled tokens (float32 logits), their mean or their sum / `num_items_in_batch`."""
-        flat_logits, flat_labels = logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1)
-        if num_items_in_batch is None:
-            return F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, label_smoothing=smoothing)
-        total = F.cross_entropy(
-            flat_logits, flat_labels, ignore_index=-100, reduction="sum", label_smoothing=smoothing
-        )
-        return total / torch.as_tensor(num_items_in_batch, device=total.device, dtype=total.dtype)
+    def caption_loss(logits, labels, smoothing: float = 0.0, num_items_in_batch=None):
+        """The caption cross-entropy of the labelled tokens (float32 logits), from one log-softmax, as two values:
+        - the objective: label-smoothed with `smoothing` exactly as `F.cross_entropy(..., label_smoothing=)` does
+          ((1 - e) * NLL + e * mean over the vocabulary of -log p), the mean over the labelled tokens, or their sum
+          divided by `num_items_in_batch` when the Trainer passes it;
+        - the plain cross-entropy (NLL mean, detached): what the validation loss measures, so a training curve can
+          be drawn beside it whatever smoothing and auxiliary terms the objective adds."""
+        log_probs = logits.float().log_softmax(-1).reshape(-1, logits.shape[-1])
+        flat_labels = labels.reshape(-1)
+        labelled = flat_labels != -100
+        nll = -log_probs.gather(1, flat_labels.clamp(min=0).unsqueeze(1)).squeeze(1) * labelled
+        per_token = nll
+        if smoothing:
+            per_token = (1.0 - smoothing) * nll - smoothing * log_probs.mean(-1) * labelled
+        count = labelled.sum()
+        denominator = count if num_items_in_batch is None else num_items_in_batch
+        denominator = torch.as_tensor(denominator, device=nll.device, dtype=nll.dtype)
+        return per_token.sum() / denominator, nll.detach().sum() / count.clamp(min=1)
 
 
 def register_auto_classes() -> None:
@@ -863,6 +890,7 @@ __all__ = [
     "AudioCapForConditionalGeneration",
     "AudioCapModel",
     "AudioCapPreTrainedModel",
+    "AudioCapSeq2SeqLMOutput",
     "register_auto_classes",
     "shift_tokens_right",
 ]

@@ -21,6 +21,7 @@ from hf_audiocap.training.builders import (
     load_recipe_datasets,
     prepare_features,
 )
+from hf_audiocap.training.callbacks import fit_summary
 from hf_audiocap.training.evaluation import evaluate_test_split
 from hf_audiocap.training.model_card import write_model_card
 
@@ -53,6 +54,9 @@ def main(argv=None):
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
+    # best epoch and over-fitting, from training vs validation cross-entropy (see training_curves.png)
+    fit = fit_summary(trainer.state.log_history, training_args.overfitting_patience)
+    logger.info("%s", fit["line"])
 
     # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references.
     metrics = {}
@@ -60,11 +64,11 @@ def main(argv=None):
         test_clips = clips[data_args.test_split]
         metrics = evaluate_test_split(trainer, test_clips, data_args, training_args.output_dir)
         if trainer.is_world_process_zero():
-            print(format_report(metrics, test_clips, trainer.last_predictions), flush=True)
+            print(format_report(metrics, test_clips, trainer.last_predictions, fit=fit), flush=True)
 
     # 8. Model card, Hub.
     if trainer.is_world_process_zero():
-        write_model_card(training_args.output_dir, model_args, data_args, training_args, metrics)
+        write_model_card(training_args.output_dir, model_args, data_args, training_args, metrics, fit=fit)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     if trainer.is_world_process_zero():

@@ -92,7 +92,7 @@ def write_overstated_wav(path: Path, seconds: float, declared_seconds: float, sr
 
 def write_bad_files(folder: Path) -> dict[str, Path]:
     """Files every entry point must refuse with a one-line message: empty, not audio, corrupt (a WAV cut inside its
-    header), zero-length."""
+    header), zero-length, one sample (shorter than the model's minimum input)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     empty = folder / "empty.wav"
@@ -105,4 +105,6 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     good.unlink()
     zero = folder / "zero.wav"
     sf.write(zero, np.zeros(0, dtype=np.float32), 16000)
-    return {"empty": empty, "not_audio": text, "corrupt": corrupt, "zero_length": zero}
+    one = folder / "one_sample.wav"
+    sf.write(one, np.full(1, 0.5, dtype=np.float32), 16000)
+    return {"empty": empty, "not_audio": text, "corrupt": corrupt, "zero_length": zero, "one_sample": one}

@@ -103,8 +103,10 @@ def test_bad_files_reported_others_captioned(model_dir, clips, tmp_path, capsys)
     err_lines = [line for line in err.splitlines() if line.strip()]
     for path in [*bad.values(), missing]:
         (line,) = [x for x in err_lines if str(path) in x]  # exactly one line per bad file, naming it
-        assert line.startswith("hf-audiocap caption: error: cannot decode")
+        verb = "cannot caption" if path == bad["one_sample"] else "cannot decode"
+        assert line.startswith(f"hf-audiocap caption: error: {verb}")
     assert "empty file" in err and "not an audio file" in err and "zero-length" in err and "truncated" in err
+    assert "1 sample(s) (0.06 ms): shorter than the model's minimum input" in err
     assert "Traceback" not in err
 
 

@@ -68,6 +68,12 @@ def test_two_processes_match_one_process(tmp_path, monkeypatch):
     # same examples per step and the loss normalised by the global token count (num_items_in_batch): equal up to
     # float32 summation order (all-reduce of two partial sums vs one sum)
     assert ddp == pytest.approx(single, rel=1e-4), (ddp, single)
+    # the plain cross-entropy logged beside the objective is token-weighted over both processes: that of one process
+    parts = {
+        run: [e[key] for e in log_history(tmp_path / run) if "loss" in e for key in ("caption_loss", "keyword_loss")]
+        for run in ("ddp", "single")
+    }
+    assert len(parts["ddp"]) == 8 and parts["ddp"] == pytest.approx(parts["single"], abs=2e-4), parts
 
 
 # --- SCST loss scaling and a stream split by node, on the toy captioner ------------------------------------------------

@@ -53,7 +53,7 @@ def test_non_default_settings_match_librosa():
 
 def test_batch_padding_invariance_and_mask(fe):
     rng = np.random.default_rng(2)
-    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 4321, 100, 16159)]
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 4321, 400, 16159)]
     out = fe(clips, sampling_rate=SR, return_tensors="pt")
     feats, mask = out["input_features"], out["attention_mask"]
     frames = [1 + len(c) // 160 for c in clips]
@@ -84,9 +84,15 @@ def test_padding_options(fe):
     [
         (np.zeros(1600, np.float32), {"sampling_rate": 44100}, "44100 Hz"),
         (np.zeros(0, np.float32), {}, "empty"),
-        ([np.zeros(10, np.float32), np.zeros(0, np.float32)], {}, "clip #1 is empty"),
-        (np.array([0.0, np.nan, 0.0], np.float32), {}, "non-finite"),
-        ([np.zeros(10, np.float32), np.array([np.inf] * 400, np.float32)], {}, "clip #1 contains non-finite"),
+        ([np.zeros(400, np.float32), np.zeros(0, np.float32)], {}, "clip #1 is empty"),
+        (np.array([0.0, np.nan] + [0.0] * 398, np.float32), {}, "non-finite"),
+        ([np.zeros(400, np.float32), np.array([np.inf] * 400, np.float32)], {}, "clip #1 contains non-finite"),
+        (
+            np.zeros(1, np.float32),
+            {},
+            r"clip #0 has 1 sample\(s\) \(0.06 ms\): shorter than the model's minimum input",
+        ),
+        ([np.zeros(400, np.float32), np.zeros(399, np.float32)], {}, "clip #1 has 399 sample.*400 samples \\(25 ms"),
         (np.zeros((2, 1600), np.float32), {}, "shape"),
         ([np.zeros((1600, 2), np.float32)], {}, "clip #0 has shape"),
         (np.zeros(1600, np.int16), {}, "int16"),

@@ -25,6 +25,7 @@ from model_helpers import (
     tiny_model,
 )
 from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, BartConfig, WhisperConfig
+from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.trainer_pt_utils import LabelSmoother
 
 from hf_audiocap.configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
@@ -77,7 +78,8 @@ def test_shapes_and_output_type():
     feats, mask = batch()
     labels = labels_for(3)
     out = model(input_features=feats, attention_mask=mask, labels=labels)
-    assert type(out).__name__ == "Seq2SeqLMOutput"
+    assert isinstance(out, Seq2SeqLMOutput) and type(out).__name__ == "AudioCapSeq2SeqLMOutput"
+    assert out.caption_loss is None and out.keyword_loss is None  # parts of the objective: training mode only
     assert out.logits.shape == (3, labels.shape[1], VOCAB)
     # 61 frames -> 31 -> 16 encoder frames (4x conv subsampling)
     assert out.encoder_last_hidden_state.shape == (3, 16, 32)
@@ -190,6 +192,32 @@ def test_label_smoothing_in_the_model_keeps_the_keyword_loss_and_an_unsmoothed_e
 
     model.eval()  # validation: the plain NLL (perplexity = exp of it), no keyword loss
     assert abs(trainer.compute_loss(model, dict(inputs)).item() - nll.item()) < 1e-5
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_training_cross_entropy_equals_the_validation_loss_of_the_same_batch(grouped):
+    # the training objective (smoothed, + keyword term) differs from the validation loss; the plain cross-entropy the
+    # training pass reports beside it is the validation loss of the same batch (dropout and augmentation off)
+    model = tiny_model(keyword_loss_weight=0.5)
+    feats, mask = batch()
+    labels = labels_for(6 if grouped else 3)
+    inputs = {"input_features": feats, "attention_mask": mask, "labels": labels}
+    if grouped:  # one clip encoded once for two caption rows
+        inputs["encoder_index"] = torch.tensor([0, 0, 1, 1, 2, 2])
+    model.train()
+    trained = model(**inputs, smoothing=0.2)
+    model.eval()
+    validated = model(**inputs)
+    assert trained.keyword_loss is not None and trained.keyword_loss > 0
+    assert trained.loss - trained.caption_loss > 0.1  # the objective is not the cross-entropy ...
+    assert abs(trained.caption_loss.item() - validated.loss.item()) < 1e-4  # ... but this is, to 1e-4
+    assert not trained.caption_loss.requires_grad  # logged, not optimised: no second backward path
+    # normalised by the Trainer's token count: the objective is rescaled, the logged cross-entropy stays the mean
+    model.train()
+    tokens = int(labels.ne(-100).sum())
+    scaled = model(**inputs, smoothing=0.2, num_items_in_batch=2 * tokens)
+    assert abs(scaled.caption_loss.item() - trained.caption_loss.item()) < 1e-6
+    assert abs(scaled.keyword_loss.item() - trained.keyword_loss.item()) < 1e-6
 
 
 # --------------------------------------------------------------------------------------------------------------------

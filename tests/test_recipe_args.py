@@ -236,3 +236,12 @@ def test_save_total_limit_is_applied_after_checkpoints_are_complete(tmp_path):
         parse_recipe([base(tmp_path), "--checkpoint_total_limit", "2"])
     with pytest.raises(ValueError, match="enable_jit_checkpoint saves a checkpoint outside the Trainer's save events"):
         parse_recipe([base(tmp_path), "--enable_jit_checkpoint"])
+
+
+def test_no_pinned_memory_without_an_accelerator(tmp_path):
+    # pinning only speeds up copies to an accelerator; torch warns at every DataLoader of a CPU run otherwise
+    from hf_audiocap.training.arguments import AudioCapTrainingArguments
+
+    assert not AudioCapTrainingArguments(output_dir=str(tmp_path), use_cpu=True).dataloader_pin_memory
+    with pytest.raises(ValueError, match="overfitting_patience must be >= 1"):
+        AudioCapTrainingArguments(output_dir=str(tmp_path), use_cpu=True, overfitting_patience=0)

@@ -110,6 +110,47 @@ def test_training_loss_falls(main_run):
     assert evals[-1] < evals[0], evals
 
 
+def test_training_logs_its_cross_entropy_on_the_validation_loss_scale(main_run):
+    # the objective (smoothed or not, + keyword term) is not comparable with eval_loss; the plain cross-entropy of the
+    # same training batches, logged beside it, is
+    _, out = main_run
+    history = log_history(out)
+    logged = [e for e in history if "loss" in e]
+    assert len(logged) == 8
+    for e in logged:
+        assert e["perplexity"] == pytest.approx(math.exp(e["caption_loss"]), rel=1e-3)
+        assert e["keyword_loss"] > 0 and e["loss"] > e["caption_loss"]  # keyword term on (built-in word decoder)
+    last_train = logged[-1]["caption_loss"]
+    last_eval = [e["eval_loss"] for e in history if "eval_loss" in e][-1]
+    assert abs(last_train - last_eval) < abs(logged[-1]["loss"] - last_eval), (logged[-1], last_eval)
+    card = (out / "README.md").read_text()
+    assert "validation cross-entropy" in card and "at epoch" in card
+
+
+def test_fit_summary_says_overfitting_in_words():
+    from hf_audiocap.training.callbacks import fit_summary
+
+    def history(train, val):
+        rows = []
+        for epoch, (t, v) in enumerate(zip(train, val), 1):
+            rows += [{"caption_loss": t, "step": 10 * epoch - 5}, {"caption_loss": t, "step": 10 * epoch}]
+            rows.append({"eval_loss": v, "epoch": float(epoch), "step": 10 * epoch, "eval_cider_d": 1.0 / v})
+        return rows
+
+    seen = fit_summary(history([2.0, 1.5, 1.1, 0.8, 0.5], [1.9, 1.6, 1.7, 1.8, 2.0]), patience=2)
+    assert seen["overfitting"] and seen["overfitting_epoch"] == 2.0 and seen["best_epoch"] == 2.0
+    assert seen["line"].startswith("over-fitting: validation cross-entropy rose for 2 evaluations (epoch 2: 1.600")
+    assert "while training cross-entropy fell (1.500 -> 0.800)" in seen["line"]
+    # one rise is within patience 2; a validation loss rising with the training loss is no over-fitting
+    assert not fit_summary(history([2.0, 1.5, 1.1], [1.9, 1.6, 1.7]), patience=2)["overfitting"]
+    assert fit_summary(history([2.0, 1.5, 1.1], [1.9, 1.6, 1.7]), patience=1)["overfitting"]
+    assert not fit_summary(history([2.0, 2.1, 2.2, 2.3], [1.9, 2.0, 2.1, 2.2]), patience=2)["overfitting"]
+    calm = fit_summary(history([2.0, 1.5], [1.9, 1.6]), main_metric="eval_cider_d")
+    assert calm["line"] == "no over-fitting seen: lowest validation cross-entropy 1.600 at epoch 2 of 2 evaluation(s)"
+    assert calm["best_cider_d_epoch"] == 2.0
+    assert fit_summary([{"loss": 1.0, "step": 1}])["line"] == "no validation loss was logged"
+
+
 def test_tensorboard_event_files(main_run):
     _, out = main_run
     events = list(out.rglob("events.out.tfevents.*"))

@@ -610,6 +610,8 @@ PUBLIC_OVERRIDES = {
 OWN_ATTRIBUTES = {
     "scst_reward",
     "_scst_rewards",
+    "_loss_part_sums",
+    "_loss_part_tokens",
     "_batch_clip_ids",
     "_batch_references",
     "model_label_smoothing",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
+from hf_audiocap.feature_extraction_audiocap import too_short_for
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
 
@@ -115,7 +116,16 @@ class Captioner:
     ) -> tuple[float, Iterator[tuple[float, float, np.ndarray]]]:
         """`(duration_s, windows)` of an audio source, windows being `(start_s, end_s, wave)` at the model's rate
         (:func:`hf_audiocap.data.audio.open_audio_windows`: a long file is streamed from disk)."""
-        return open_audio_windows(source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name)
+        duration, windows = open_audio_windows(
+            source, self.sampling_rate, window_s, hop_s, max_duration=max_duration, name=name
+        )
+        extractor = self.processor.feature_extractor
+        window = getattr(extractor, "win_length", None) or getattr(extractor, "n_fft", 0)
+        too_short = too_short_for(round(duration * self.sampling_rate), window, self.sampling_rate)
+        if too_short:
+            label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the audio")
+            raise ValueError(f"cannot caption {label!r}: it {too_short}")
+        return duration, windows
 
     def caption_source(
         self,

@@ -203,6 +203,13 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         default=None,
         metadata={"help": "Stop after this many evaluations without improving metric_for_best_model."},
     )
+    overfitting_patience: int = field(
+        default=2,
+        metadata={
+            "help": "Say 'over-fitting' (one log line, then in the final report and the model card) when the validation "
+            "cross-entropy has risen for this many evaluations in a row while the training cross-entropy fell."
+        },
+    )
     nonfinite_loss: str = field(
         default="stop",
         metadata={
@@ -218,6 +225,16 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         metadata={
             "help": "Set from save_total_limit (which transformers then gets as None): old checkpoints are deleted by "
             "CheckpointCompletionCallback once the new one is complete, not by transformers during the save."
+        },
+    )
+
+    metrics: str = field(
+        default="coco",
+        metadata={
+            "help": "Caption metrics of each evaluation and the test report: a preset (coco: BLEU-1..4, METEOR, ROUGE-L, "
+            "CIDEr-D, SPICE, SPIDEr; dcase2024: METEOR, CIDEr-D, SPICE, SPIDEr, SPIDEr-FL, FER, FENSE, vocabulary) or "
+            "metric names joined by commas. metric_for_best_model may name any of them that is available here; "
+            "an unknown name, or an unavailable metric_for_best_model, stops the run before training."
         },
     )
 
@@ -256,6 +273,11 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
                 "enable_jit_checkpoint saves a checkpoint outside the Trainer's save events, so it is never marked "
                 "complete and `resume_from_checkpoint: last` would skip it: drop it and use save_steps."
             )
+        if self.dataloader_pin_memory and (self.use_cpu or not _has_accelerator()):
+            # pinned memory only speeds up copies to an accelerator; without one torch warns at every DataLoader
+            self.dataloader_pin_memory = False
+        if self.overfitting_patience < 1:
+            raise ValueError(f"overfitting_patience must be >= 1, got {self.overfitting_patience}.")
         if self.nonfinite_loss not in ("stop", "skip"):
             raise ValueError(f"nonfinite_loss must be 'stop' or 'skip', got {self.nonfinite_loss!r}.")
         if self.nonfinite_loss == "skip" and self.world_size > 1:

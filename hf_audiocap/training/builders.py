@@ -21,7 +21,12 @@ from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, co
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
 from hf_audiocap.training.arguments import DataArguments, ModelArguments
-from hf_audiocap.training.callbacks import SampleCaptionsCallback, TrainingCurvesCallback, WeightsDigestCallback
+from hf_audiocap.training.callbacks import (
+    OverfittingCallback,
+    SampleCaptionsCallback,
+    TrainingCurvesCallback,
+    WeightsDigestCallback,
+)
 from hf_audiocap.training.scst import CiderDReward
 from hf_audiocap.training.trainer import AudioCapTrainer
 
@@ -239,7 +244,7 @@ def _special_ids(tok) -> dict:
 
 
 def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments, training_args) -> AudioCapTrainer:
-    from hf_audiocap.metrics import compute_caption_metrics
+    from hf_audiocap.metrics.recipe import evaluation_metrics
 
     training_args.remove_unused_columns = False  # the collator reads the raw audio and caption columns
     scst = getattr(training_args, "scst", False)
@@ -261,19 +266,13 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         return_references=scst,
     )
     eval_collator = AudioCaptionCollator(**common, text_column="captions")
-    # what the training curve is, beside the validation loss: the keyword-estimation term is added to the training
-    # loss only; an SCST run's training loss is not a cross-entropy at all
-    train_loss_label = "training loss"
-    if scst:
-        train_loss_label = "SCST loss (-advantage x log p of the samples)"
-    elif getattr(model.config, "keyword_loss_weight", 0.0) > 0:
-        train_loss_label = "training loss (+ keyword term)"
     callbacks = [
         SampleCaptionsCallback(),
         TrainingCurvesCallback(
             main_metric=_eval_key(training_args.metric_for_best_model or "cider_d"),
-            train_loss_label=train_loss_label,
+            train_loss_label=objective_label(model, training_args),
         ),
+        OverfittingCallback(getattr(training_args, "overfitting_patience", 2)),
     ]
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
@@ -291,7 +290,12 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         processing_class=processor,
         eval_data_collator=eval_collator,
         callbacks=callbacks,
-        metrics_fn=compute_caption_metrics,
+        # the recipe's `metrics` (checked with metric_for_best_model before training), computed once per evaluation
+        metrics_fn=evaluation_metrics(
+            getattr(training_args, "metrics", "coco"),
+            training_args.metric_for_best_model,
+            training_references=None if streamed else clips[data_args.train_split]["captions"],
+        ),
         num_sample_captions=data_args.num_sample_captions,
         # drawn at the training step, after a resumed run's RNG state is restored (see AudioCapTrainer)
         spec_augment=SpecAugment() if data_args.spec_augment and input_name == "input_features" else None,
@@ -301,6 +305,18 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     return trainer
 
 
+def objective_label(model, training_args) -> str:
+    """What the optimised training loss is, in words (the curves' objective panel): it is the plain cross-entropy only
+    without label smoothing and auxiliary terms; an SCST loss is no cross-entropy at all."""
+    if getattr(training_args, "scst", False):
+        return "SCST loss (-advantage x log p of the samples)"
+    terms = ["label-smoothed cross-entropy" if training_args.label_smoothing_factor else "cross-entropy"]
+    weight = getattr(model.config, "keyword_loss_weight", 0.0)
+    if weight > 0:
+        terms.append(f"{weight:g} x keyword term")
+    return " + ".join(terms)
+
+
 def _eval_key(metric: str) -> str:
     return metric if metric.startswith("eval_") else f"eval_{metric}"
 
@@ -308,8 +324,9 @@ def _eval_key(metric: str) -> str:
 # --- the test report --------------------------------------------------------------------------------
 
 
-def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8) -> str:
-    """The metrics table and some generated captions beside their references, as printed by the demo."""
+def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8, fit: dict | None = None) -> str:
+    """The metrics table, what the validation loss said of the run (`fit`: `callbacks.fit_summary`) and some generated
+    captions beside their references, as printed by the demo."""
     names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
     names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
     rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
@@ -320,6 +337,8 @@ def format_report(metrics: dict, clips, predictions: list[str], num_samples: int
         rows.append(f"{name:<22}{value:>10.4f}" if not float(value).is_integer() else f"{name:<22}{value:>10.0f}")
     if "test_loss" in metrics:
         rows.append(f"{'perplexity':<22}{math.exp(min(metrics['test_loss'], 50)):>10.3f}")
+    if fit is not None:
+        rows += ["", f"Training: {fit['line']}."]
     rows.append("")
     rows.append("Generated captions beside their references:")
     for i in range(min(num_samples, len(predictions))):

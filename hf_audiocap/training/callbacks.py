@@ -1,4 +1,5 @@
-"""Trainer callbacks: sample captions beside their references, and the training-curves plot."""
+"""Trainer callbacks: sample captions beside their references, the training-curves plot, and over-fitting said in
+words (with `fit_summary`, which the final report and the model card also read)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,76 @@ class TrainingCurvesCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._draw(args, state)
+
+
+def fit_summary(log_history: list[dict], patience: int = 2, main_metric: str | None = None) -> dict:
+    """What the validation loss says about the run, from `TrainerState.log_history`.
+
+    Each evaluation is paired with the training cross-entropy (`caption_loss`, the same quantity as `eval_loss`) of the
+    batches since the previous evaluation. Over-fitting is the validation cross-entropy rising for `patience`
+    evaluations in a row while the training cross-entropy fell over the same evaluations. Returns `best_epoch` and
+    `best_eval_loss` (the lowest validation cross-entropy), `best_<metric>_epoch` for `main_metric` (higher is better),
+    `overfitting` (bool), `overfitting_epoch` (the first evaluation of the rise) and `line` (one sentence saying it)."""
+    evals, since, train_ce = [], [], None
+    for entry in log_history:
+        if "caption_loss" in entry:
+            since.append(entry["caption_loss"])
+            train_ce = entry["caption_loss"]
+        if "eval_loss" in entry:
+            mean = sum(since) / len(since) if since else train_ce
+            evals.append({**entry, "train_ce": mean})
+            since = []
+    summary: dict = {"overfitting": False, "evaluations": len(evals)}
+    if not evals:
+        summary["line"] = "no validation loss was logged"
+        return summary
+    best = min(evals, key=lambda e: e["eval_loss"])
+    summary.update(best_epoch=best.get("epoch"), best_eval_loss=best["eval_loss"])
+    if main_metric and any(main_metric in e for e in evals):
+        top = max((e for e in evals if main_metric in e), key=lambda e: e[main_metric])
+        summary[f"best_{main_metric.removeprefix('eval_')}_epoch"] = top.get("epoch")
+    for k in range(patience, len(evals)):
+        window = evals[k - patience : k + 1]
+        rising = all(b["eval_loss"] > a["eval_loss"] for a, b in zip(window, window[1:]))
+        first, last = window[0], window[-1]
+        falling = (
+            first["train_ce"] is not None and last["train_ce"] is not None and last["train_ce"] < first["train_ce"]
+        )
+        if rising and falling:
+            summary.update(overfitting=True, overfitting_epoch=first.get("epoch"))
+            summary["line"] = (
+                f"over-fitting: validation cross-entropy rose for {patience} evaluations (epoch {_epoch(first)}: "
+                f"{first['eval_loss']:.3f} -> epoch {_epoch(last)}: {last['eval_loss']:.3f}) while training "
+                f"cross-entropy fell ({first['train_ce']:.3f} -> {last['train_ce']:.3f}); lowest validation "
+                f"cross-entropy {best['eval_loss']:.3f} at epoch {_epoch(best)}"
+            )
+            return summary
+    summary["line"] = (
+        f"no over-fitting seen: lowest validation cross-entropy {best['eval_loss']:.3f} at epoch {_epoch(best)} "
+        f"of {len(evals)} evaluation(s)"
+    )
+    return summary
+
+
+def _epoch(entry: dict) -> str:
+    epoch = entry.get("epoch")
+    return "?" if epoch is None else f"{round(epoch, 2):g}"
+
+
+class OverfittingCallback(TrainerCallback):
+    """Logs one warning line the first time `fit_summary` sees over-fitting (see `overfitting_patience`)."""
+
+    def __init__(self, patience: int = 2):
+        self.patience = patience
+        self.said = False
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.said or not state.is_world_process_zero or not metrics or "eval_loss" not in metrics:
+            return
+        summary = fit_summary(state.log_history, self.patience)
+        if summary["overfitting"]:
+            logger.warning("%s", summary["line"])
+            self.said = True
 
 
 class WeightsDigestCallback(TrainerCallback):

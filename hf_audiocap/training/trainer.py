@@ -91,6 +91,8 @@ class AudioCapTrainer(Seq2SeqTrainer):
         if scst_reward is not None and self.compute_loss_func is not None:
             raise ValueError("scst: the SCST loss replaces the training loss: drop compute_loss_func")
         self._scst_rewards: list[float] = []
+        self._loss_part_sums: dict[str, torch.Tensor] = {}  # see _record_loss_parts and log
+        self._loss_part_tokens = 0
         self._batch_clip_ids = None
         self._batch_references = None
         # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss);
@@ -143,13 +145,32 @@ class AudioCapTrainer(Seq2SeqTrainer):
             return self._scst_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.model_label_smoothing and model.training:
             inputs = {**inputs, "smoothing": self.model_label_smoothing}
+        # training batches: the outputs carry the parts of the objective, logged beside it (see log)
+        want_outputs = return_outputs or model.training
         result = super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            model, inputs, return_outputs=want_outputs, num_items_in_batch=num_items_in_batch
         )
-        loss = result[0] if return_outputs else result
-        if model.training and not bool(torch.isfinite(loss).all()):
-            self._on_nonfinite_loss(loss)
-        return result
+        loss, outputs = result if want_outputs else (result, None)
+        if model.training:
+            if not bool(torch.isfinite(loss).all()):
+                self._on_nonfinite_loss(loss)
+            self._record_loss_parts(outputs, inputs.get("labels"))
+        return (loss, outputs) if return_outputs else loss
+
+    def _record_loss_parts(self, outputs, labels) -> None:
+        """Sums each part of the objective the model reports (`caption_loss`: the plain cross-entropy, `keyword_loss`)
+        weighted by the batch's label tokens, until the next log. Tensors on the device: no synchronisation per step."""
+        if labels is None or not isinstance(outputs, dict):
+            return
+        tokens = labels.ne(-100).sum()
+        for name in ("caption_loss", "keyword_loss"):
+            value = outputs.get(name)
+            if value is not None:
+                total = self._loss_part_sums.get(name)
+                part = value.detach().float() * tokens
+                self._loss_part_sums[name] = part if total is None else total + part
+        if "caption_loss" in self._loss_part_sums:
+            self._loss_part_tokens = self._loss_part_tokens + tokens
 
     def _scst_loss(self, model, inputs, return_outputs, num_items_in_batch=None):
         if self._batch_references is None:
@@ -180,9 +201,23 @@ class AudioCapTrainer(Seq2SeqTrainer):
         return (loss, None) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kwargs) -> None:
-        """Training logs of a self-critical run also carry `scst_reward`: the mean CIDEr-D of the sampled captions
-        since the last log (it should rise)."""
-        # override: adds scst_reward to the training logs
+        """Training logs carry, beside the objective `loss`, what it is made of since the last log, token-weighted
+        over every process: `caption_loss`, the plain cross-entropy (unsmoothed, no auxiliary term: the quantity
+        `eval_loss` measures, so the two are compared like with like), its `perplexity`, and `keyword_loss` (before its
+        weight). A self-critical run carries `scst_reward`: the mean CIDEr-D of the sampled captions (it should rise)."""
+        # override: adds the parts of the objective and scst_reward to the training logs; every process logs the
+        # training loss at the same step (the Trainer gathers it), so the reduction below is collective-safe
+        if "loss" in logs and self._loss_part_sums:
+            names = sorted(self._loss_part_sums)
+            totals = torch.stack([self._loss_part_sums[n] for n in names] + [self._loss_part_tokens.float()])
+            if self.accelerator.num_processes > 1:
+                totals = self.accelerator.reduce(totals, reduction="sum")
+            totals = totals.tolist()
+            parts = {name: totals[i] / max(totals[-1], 1.0) for i, name in enumerate(names)}
+            if "caption_loss" in parts:
+                parts["perplexity"] = math.exp(min(parts["caption_loss"], 50.0))
+            logs = {**logs, **{k: round(v, 4) for k, v in parts.items()}}
+            self._loss_part_sums, self._loss_part_tokens = {}, 0
         if self._scst_rewards and "loss" in logs:
             logs = {**logs, "scst_reward": float(np.mean(self._scst_rewards))}
             self._scst_rewards = []
