@@ -411,3 +411,65 @@ def test_empty_prediction_is_one_warning_line(caplog):
     lines = [r.getMessage() for r in caplog.records if "empty prediction" in r.getMessage()]
     assert lines == ["1 empty prediction(s) (first: predictions[0]): each scores 0 on the n-gram metrics"]
     assert out["cider_d"] >= 0
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+def test_recipe_selection_checked_before_training(tmp_path, monkeypatch):
+    from hf_audiocap.metrics.recipe import evaluation_metrics
+    from hf_audiocap.training.arguments import parse_recipe
+
+    _, _, training_args = parse_recipe(["--output_dir", str(tmp_path), "--metrics", "dcase2024"])
+    assert training_args.metrics == "dcase2024"
+    monkeypatch.setenv(resources.CACHE_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="unknown metric or preset 'dcase2025'"):
+        evaluation_metrics("dcase2025")
+    with pytest.raises(ValueError, match="metric_for_best_model: spider_fl is unavailable here: SPICE needs"):
+        evaluation_metrics("dcase2024", "spider_fl")
+    with pytest.raises(ValueError, match="'meteor' is not computed by metrics 'cider_d,bleu'"):
+        evaluation_metrics("cider_d,bleu", "meteor")
+    fn = evaluation_metrics("cider_d,vocab", "eval_cider_d", training_references=[["a dog barks"]])
+    out = fn(PREDS, REFS)
+    assert out["cider_d"] > 0 and out["vocab_novel"] == len({"loudly", "rain", "falls", "on", "tin", "roof", "man",
+                                                             "talks", "and", "door", "closes"})  # fmt: skip
+
+
+_RANK_SCRIPT = """
+import json, os, sys
+import torch.distributed as dist
+from hf_audiocap.metrics import recipe
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:" + sys.argv[2], rank=rank, world_size=2)
+calls = []
+def compute(p, r):
+    calls.append(rank)
+    if p == ["fail"]:
+        raise ValueError("bad input on the main process")
+    return {"n": len(p), "rank": rank}
+out = recipe._shared(compute, ["a", "b"], [["a"], ["b"]])
+try:
+    recipe._shared(compute, ["fail"], [["a"]])
+    err = None
+except ValueError as e:
+    err = str(e)
+print(json.dumps({"rank": rank, "calls": calls, "out": out, "err": err}))
+dist.destroy_process_group()
+"""
+
+
+def test_metrics_computed_once_across_processes():
+    """Two gloo processes: the main one computes, the other receives its result (and its exception)."""
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT, str(r), port], stdout=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
+    assert [r["calls"] for r in results] == [[0, 0], []]
+    assert all(r["out"] == {"n": 2, "rank": 0} for r in results)
+    assert all(r["err"] == "bad input on the main process" for r in results)
