@@ -32,6 +32,12 @@ def parse_args(argv=None):
     p.add_argument("--max_duration", type=float, default=60.0)
     p.add_argument("--skip_missing", action="store_true")
     p.add_argument("--trust_remote_code", action="store_true", help="allow a Hub repository's code to run")
+    p.add_argument(
+        "--metrics",
+        default="coco",
+        help="caption metrics: a preset (coco: BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr; dcase2024: METEOR, CIDEr-D, "
+        "SPICE, SPIDEr, SPIDEr-FL, FER, FENSE, vocabulary) or metric names joined by commas",
+    )
     return p.parse_args(argv)
 
 

@@ -257,3 +257,53 @@ def macs_record() -> dict[str, bytes]:
         files[archive] = make_zip(members)
     files["md5sums.txt"] = listing(files)
     return files
+
+
+def flac_bytes(seconds: float, seed: int) -> bytes:
+    """Noise, which FLAC cannot shrink: archives of a few of these are big enough to be split in parts."""
+    import numpy as np
+    import soundfile as sf
+
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * 16000))
+    buf = io.BytesIO()
+    sf.write(buf, noise, 16000, format="FLAC")
+    return buf.getvalue()
+
+
+def wavcaps_record(tmp: Path) -> dict[str, bytes]:
+    """A miniature WavCaps: a captions JSON per source (one clip of AudioSet_SL and one of FreeSound on the overlap
+    list), the overlap list, single zips for three sources (BBC's lacking one clip) and FreeSound's split in parts by
+    `zip -s 100k` (Info-ZIP 3.0 corrupts files across 64k parts), as the Hub's big sources are."""
+    import json
+    import shutil
+    import subprocess
+
+    clips = {
+        "AudioSet_SL": {"Yabcdefghijk.wav": "a man talks", "YvfY_TJq7n_U.wav": "ducks quack"},
+        "BBC_Sound_Effects": {"NHU05": "a lion roars", "NHU06": "the sea"},
+        "FreeSound": {"1001": "rain falls", "1002": "a bell rings", "1003": "wind blows", "327991": "a door"},
+        "SoundBible": {"2219": "an airplane lands"},
+    }
+    names = {"AudioSet_SL": "as_final.json", "BBC_Sound_Effects": "bbc_final.json", "FreeSound": "fsd_final.json",
+             "SoundBible": "sb_final.json"}  # fmt: skip
+    files = {}
+    for source, caps in clips.items():
+        rows = [{"id": i, "caption": c, "duration": 3.0} for i, c in caps.items()]
+        files[names[source]] = json.dumps(rows if source == "SoundBible" else {"data": rows}).encode()
+    files["blacklist_exclude_test_ac.json"] = json.dumps(
+        {"AudioSet": ["YvfY_TJq7n_U.wav"], "FreeSound": ["327991"]}
+    ).encode()
+    audio = {source: {i.removesuffix(".wav") + ".flac": flac_bytes(3.0, n) for n, i in enumerate(caps)}
+             for source, caps in clips.items()}  # fmt: skip
+    audio["BBC_Sound_Effects"].pop("NHU06.flac")
+    for source in ("AudioSet_SL", "BBC_Sound_Effects", "SoundBible"):
+        files[f"{source}.zip"] = make_zip({f"data/waveforms/{source}_flac/{n}": b for n, b in audio[source].items()})
+    folder = tmp / "FreeSound_flac"
+    folder.mkdir(parents=True)
+    for name, data in audio["FreeSound"].items():
+        (folder / name).write_bytes(data)
+    subprocess.run([shutil.which("zip"), "-q", "-r", "-s", "100k", str(tmp / "FreeSound.zip"), "FreeSound_flac"],
+                   cwd=tmp, check=True)  # fmt: skip
+    for part in sorted(tmp.glob("FreeSound.z*")):
+        files[part.name] = part.read_bytes()
+    return files

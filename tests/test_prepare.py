@@ -365,3 +365,36 @@ def test_macs_captions_and_only_its_clips_from_the_archives_that_hold_them(serve
     with pytest.raises(PrepareError, match=r"audio.1.zip: member '\.\./\.\./evil.wav' would be written outside"):
         prepare(config)
     assert not (tmp_path / "evil.wav").exists() and not (root.parent.parent / "evil.wav").exists()
+
+
+# --- WavCaps -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the split-archive case needs the zip executable")
+def test_wavcaps_leaves_out_the_eval_overlap_and_merges_split_archives(server, tmp_path, capsys):
+    from prepare_helpers import wavcaps_record
+
+    from hf_audiocap.data.loaders import load_manifest
+
+    server.files = wavcaps_record(tmp_path / "record")
+    assert "FreeSound.z02" in server.files  # the FreeSound archive is split in parts
+    root = tmp_path / "wavcaps"
+    config = PrepareConfig("wavcaps", str(root), url=server.url, progress=False,
+                           overlap_url=server.url.format(name="blacklist_exclude_test_ac.json"))  # fmt: skip
+    card = prepare(config)
+    assert "wavcaps: 2 clips overlapping the Clotho/AudioCaps evaluation sets left out" in capsys.readouterr().out
+    rows = load_manifest(root / "wavcaps.csv")["train"]
+    assert sorted(rows["id"]) == ["AudioSet_SL/Yabcdefghijk.wav", "BBC_Sound_Effects/NHU05", "FreeSound/1001",
+                                  "FreeSound/1002", "FreeSound/1003", "SoundBible/2219"]  # fmt: skip
+    assert card.splits["BBC_Sound_Effects"] == {"clips": 1, "missing": 1}
+    assert "BBC_Sound_Effects,NHU06,not in the archive" in (root / "missing_clips.csv").read_text()
+    assert not (root / "audio" / "FreeSound" / "327991.flac").exists()
+    assert "sha256" in json.loads((root / "corpus_card.json").read_text())["files"]["fsd_final.json"]
+    server.log = []
+    prepare(config)
+    assert server.gets() == []
+
+    kept = PrepareConfig("wavcaps", str(tmp_path / "all"), url=server.url, progress=False, keep_eval_overlap=True,
+                         splits=["FreeSound"])  # fmt: skip
+    prepare(kept)
+    assert (tmp_path / "all" / "audio" / "FreeSound" / "327991.flac").is_file()

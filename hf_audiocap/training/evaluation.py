@@ -83,9 +83,11 @@ def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: st
 
 
 def evaluate_main(args) -> dict:
-    from hf_audiocap.metrics import compute_caption_metrics
+    from hf_audiocap.metrics import compute_caption_metrics, resolve_metrics
     from hf_audiocap.training.builders import load_recipe_datasets
 
+    selection = getattr(args, "metrics", None)
+    resolve_metrics(selection)  # an unknown preset or metric stops here, before any caption is generated
     data_args = DataArguments(
         dataset=args.dataset,
         dataset_path=args.dataset_path,
@@ -114,8 +116,10 @@ def evaluate_main(args) -> dict:
                 f"{args.predictions}: no prediction for {len(missing)} of {len(clips)} clips (first: {missing[:5]})"
             )
         predictions = [by_id[i] for i in clips["id"]]
-    metrics = compute_caption_metrics(predictions, clips["captions"])
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection)
+    for name, reason in scores["unavailable"].items():
+        print(f"{name}: unavailable: {reason}")
+    metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     metrics.update(split_scores(predictions, clips, args.dataset, args.dataset_path, args.split))
 
     # Files named from the split (a plain name: nothing from the dataset can leave the output folder).

@@ -66,14 +66,12 @@ on other audio. Do not use it for safety-critical monitoring or to infer anythin
 ## Training
 {objective}Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
 label smoothing {label_smoothing}, seed {seed}. `training_curves.png` in this repository shows the
-training and validation cross-entropy and perplexity on the same scale, the optimised objective and the main caption
-metric over the run. {fit}
+training and validation loss, the validation perplexity and the main caption metric over the run.
 """
 
 
-def write_model_card(output_dir, model_args, data_args, training_args, metrics: dict, model=None, fit=None) -> Path:
-    """Writes README.md with model-index metrics, datasets, intended use and a usage snippet; `fit`
-    (`callbacks.fit_summary`) adds the best epoch and whether over-fitting was seen."""
+def write_model_card(output_dir, model_args, data_args, training_args, metrics: dict, model=None) -> Path:
+    """Writes README.md with model-index metrics, datasets, intended use and a usage snippet."""
     output_dir = Path(output_dir)
     repo_id = training_args.hub_model_id or output_dir.name
     split = data_args.test_split or "test"
@@ -134,7 +132,6 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         epochs=training_args.num_train_epochs,
         label_smoothing=training_args.label_smoothing_factor,
         seed=training_args.seed,
-        fit=_fit_sentence(fit),
         objective=(
             f"Self-critical sequence training (CIDEr-D reward, {training_args.scst_samples} sampled captions per clip) "
             f"of the cross-entropy model `{model_args.model_name_or_path}`. "
@@ -145,13 +142,6 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     path = output_dir / "README.md"
     ModelCard(card).save(path)
     return path
-
-
-def _fit_sentence(fit: dict | None) -> str:
-    """The best epoch and whether over-fitting was seen, as one sentence."""
-    if not fit or not fit.get("evaluations"):
-        return ""
-    return fit["line"][0].upper() + fit["line"][1:] + "."
 
 
 def _corpus_card(dataset_path) -> str:

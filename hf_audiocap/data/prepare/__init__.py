@@ -3,6 +3,7 @@
     hf-audiocap prepare clotho --root data/clotho           # recipes/clotho/*.yaml run right after
     hf-audiocap prepare audiocaps --root data/audiocaps     # recipes/audiocaps/*.yaml (audio_dir: data/audiocaps/audio)
     hf-audiocap prepare macs --root data/macs               # dataset: manifest, dataset_path: data/macs/macs.csv
+    hf-audiocap prepare wavcaps --root data/wavcaps --splits SoundBible    # data/wavcaps/wavcaps.csv likewise
 
 Every file fetched whole is checked against its published checksum; a partial download resumes; a second run that
 finds everything in place fetches nothing; a folder already holding another corpus or version is refused, never
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from hf_audiocap.data.prepare.card import CARD_JSON, CorpusCard, card_summary, read_card
 from hf_audiocap.data.prepare.downloads import PrepareError
+from hf_audiocap.data.prepare.wavcaps import OVERLAP_URL
 
-CORPORA = ("clotho", "audiocaps", "macs")
+CORPORA = ("clotho", "audiocaps", "macs", "wavcaps")
 
 __all__ = [
     "CARD_JSON",
@@ -41,7 +43,8 @@ class PrepareConfig:
     splits: list[str] | None = field(
         default=None,
         metadata={"help": "Splits to prepare (default: all; clotho: development validation evaluation; "
-                  "audiocaps: train val test; macs: train)."},
+                  "audiocaps: train val test; macs: train; wavcaps, its sources: AudioSet_SL BBC_Sound_Effects FreeSound "
+                  "SoundBible)."},
     )  # fmt: skip
     dry_run: bool = field(
         default=False, metadata={"help": "List what would be fetched, its size and where it would go; fetch nothing."}
@@ -72,9 +75,9 @@ class PrepareConfig:
     progress: bool = field(default=True, metadata={"help": "Show progress bars (--no-progress hides them)."})
     audio_from: str | None = field(
         default=None,
-        metadata={"help": "audiocaps: take the clips from this folder of yours instead of YouTube (found by the "
-                  "names the loader accepts: {youtube_id}_{start_time}.wav, Y{youtube_id}.wav, ...; linked or "
-                  "copied, never moved)."},
+        metadata={"help": "audiocaps, wavcaps: take the clips from this folder of yours instead of downloading them "
+                  "(AudioCaps: found by the names the loader accepts, {youtube_id}_{start_time}.wav, "
+                  "Y{youtube_id}.wav, ...; WavCaps: {source}/{id}.flac or {id}.flac; linked or copied, never moved)."},
     )  # fmt: skip
     jobs: int = field(default=4, metadata={"help": "audiocaps: YouTube downloads run at once."})
     clip_timeout: float = field(
@@ -93,6 +96,16 @@ class PrepareConfig:
         default="", metadata={"help": "audiocaps: extra yt-dlp arguments (e.g. '--cookies cookies.txt')."}
     )
     ffmpeg: str = field(default="ffmpeg", metadata={"help": "audiocaps: the FFmpeg executable yt-dlp cuts with."})
+    keep_eval_overlap: bool = field(
+        default=False,
+        metadata={"help": "wavcaps: keep the clips that overlap the Clotho and AudioCaps evaluation sets (left out "
+                  "by default, as listed by WavCaps' authors)."},
+    )  # fmt: skip
+    overlap_url: str = field(
+        default=OVERLAP_URL,
+        metadata={"help": "wavcaps: the list of those clips (a URL or a file; default: WavCaps' repository)."},
+    )
+    zip: str = field(default="zip", metadata={"help": "wavcaps: the zip executable that merges split archives."})
     to_datasets: str | None = field(
         default=None,
         metadata={"help": "Also save the prepared corpus as an Arrow DatasetDict (the loaders' schema, audio bytes "
@@ -107,8 +120,8 @@ class PrepareConfig:
             raise PrepareError(f"unknown corpus {self.corpus!r}; known: {', '.join(CORPORA)}")
         if isinstance(self.splits, str):
             self.splits = [self.splits]
-        if self.audio_from and self.corpus != "audiocaps":
-            raise PrepareError("--audio-from applies to audiocaps only")
+        if self.audio_from and self.corpus not in ("audiocaps", "wavcaps"):
+            raise PrepareError("--audio-from applies to audiocaps and wavcaps only")
         if self.jobs < 1 or self.retries < 0 or self.timeout <= 0 or self.clip_timeout <= 0:
             raise PrepareError("--jobs must be >= 1, --retries >= 0, --timeout and --clip-timeout > 0")
 
@@ -145,6 +158,8 @@ def prepare(config: PrepareConfig) -> CorpusCard | None:
         from hf_audiocap.data.prepare.clotho import prepare_clotho as run
     elif config.corpus == "macs":
         from hf_audiocap.data.prepare.macs import prepare_macs as run
+    elif config.corpus == "wavcaps":
+        from hf_audiocap.data.prepare.wavcaps import prepare_wavcaps as run
     else:
         from hf_audiocap.data.prepare.audiocaps import prepare_audiocaps as run
     card = run(config)
@@ -161,10 +176,8 @@ def export(config: PrepareConfig):
     root = Path(config.root)
     if config.corpus == "clotho":
         clips = load_clotho(root, config.splits, skip_missing=True)
-    elif config.corpus == "macs":
-        from hf_audiocap.data.prepare.macs import MANIFEST
-
-        clips = load_manifest(root / MANIFEST, skip_missing=True)
+    elif config.corpus in ("macs", "wavcaps"):
+        clips = load_manifest(root / f"{config.corpus}.csv", skip_missing=True)
     else:
         clips = load_audiocaps(root, root / "audio", config.splits, skip_missing=True)
 

@@ -91,8 +91,11 @@ def _markdown(card: dict) -> str:
     if card["missing_report"]:
         lines += ["", f"The missing clips, each with its reason, are listed in `{card['missing_report']}`."]
     if card["files"]:
-        lines += ["", "| file | md5 |", "|---|---|"]
-        lines += [f"| {name} | `{info['md5']}` |" for name, info in card["files"].items()]
+        lines += ["", "| file | checksum |", "|---|---|"]
+        lines += [
+            f"| {name} | " + (f"md5 `{info['md5']}`" if info.get("md5") else f"sha256 `{info.get('sha256')}`") + " |"
+            for name, info in card["files"].items()
+        ]
     if card["clip_list_sha256"]:
         lines += ["", "SHA-256 of each split's sorted clip names (equal values: the same clips):", ""]
         lines += [f"- {split}: `{digest}`" for split, digest in card["clip_list_sha256"].items()]

@@ -174,10 +174,28 @@ class ResumableDownloader:
         os.replace(self.part, output_file)
 
 
+def remote_exists(url: str, timeout: float) -> bool:
+    """Whether the server (or folder) has `url`: True on 200, False on 404; anything else is a PrepareError, so an
+    unreachable server is not taken for a missing file."""
+    import requests
+
+    if not _is_remote(url):
+        return Path(_local_path(url)).is_file()
+    try:
+        response = requests.head(url, allow_redirects=True, timeout=timeout)
+    except requests.RequestException as err:
+        raise PrepareError(f"cannot reach {url} ({_reason(err)})") from None
+    if response.status_code == 404:
+        return False
+    if not response.ok:
+        raise PrepareError(f"{url} answered HTTP {response.status_code}")
+    return True
+
+
 def fetch(
     url: str,
     dest: Path,
-    md5: str,
+    md5: str | None,
     *,
     progress: bool = True,
     timeout: float = 60.0,
@@ -187,18 +205,21 @@ def fetch(
     """Makes `dest` the file at `url` with checksum `md5`: nothing is fetched when `dest` already has it (returns
     False); otherwise it is downloaded (resuming a partial ``dest.part``), verified, and moved into place (True). A
     dropped connection is retried `retries` times, waiting `backoff` seconds and doubling; a wrong checksum raises
-    :class:`PrepareError` naming the file, after one fresh try when the bad file had been resumed."""
+    :class:`PrepareError` naming the file, after one fresh try when the bad file had been resumed. With `md5` None
+    (a source that publishes no checksums) a file already in place is kept as it is."""
     import pooch
     import requests
 
-    if dest.is_file() and file_md5(dest) == md5:
+    if dest.is_file() and (md5 is None or file_md5(dest) == md5):
         return False
+    pooch.get_logger().setLevel("WARNING")  # our progress bars and summary say what pooch's info lines would
     part = dest.with_name(dest.name + ".part")
     attempt, fresh_try_done = 0, False
     while True:
         downloader = ResumableDownloader(part, progress=progress, timeout=timeout, label=dest.name)
         try:
-            pooch.retrieve(url, known_hash=f"md5:{md5}", fname=dest.name, path=dest.parent, downloader=downloader)
+            known = f"md5:{md5}" if md5 else None
+            pooch.retrieve(url, known_hash=known, fname=dest.name, path=dest.parent, downloader=downloader)
             return True
         except requests.HTTPError as err:
             status = err.response.status_code if err.response is not None else "?"

@@ -52,7 +52,7 @@ AUDIO_MD5 = {
         (13, "a356c08b1a5a21d433eba37ef87587f4"),
     )
 }
-MANIFEST = "macs.csv"
+MANIFEST = "macs.csv"  # named for the corpus, as export() expects
 
 
 def prepare_macs(config) -> CorpusCard | None:
