@@ -32,7 +32,7 @@ def _add_prepare(subparsers) -> None:
 
     p = subparsers.add_parser(
         "prepare",
-        help="Download, verify and lay out a corpus (Clotho, AudioCaps, MACS) for the recipes.",
+        help="Download, verify and lay out a corpus (Clotho, AudioCaps, MACS, WavCaps) for the recipes.",
         description=prepare.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -40,11 +40,24 @@ def _add_prepare(subparsers) -> None:
     p.set_defaults(func=prepare.main_from_args)
 
 
+def _add_metrics(subparsers) -> None:
+    from hf_audiocap.metrics import commands
+
+    p = subparsers.add_parser(
+        "metrics",
+        help="Fetch what SPICE and FENSE need (metrics download).",
+        description=commands.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands.add_arguments(p)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-audiocap", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_synth(subparsers)
     _add_caption(subparsers)
+    _add_metrics(subparsers)
     _add_prepare(subparsers)
     args = parser.parse_args(argv)
     try:

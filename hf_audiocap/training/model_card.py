@@ -66,12 +66,14 @@ on other audio. Do not use it for safety-critical monitoring or to infer anythin
 ## Training
 {objective}Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
 label smoothing {label_smoothing}, seed {seed}. `training_curves.png` in this repository shows the
-training and validation loss, the validation perplexity and the main caption metric over the run.
+training and validation cross-entropy and perplexity on the same scale, the optimised objective and the main caption
+metric over the run. {fit}
 """
 
 
-def write_model_card(output_dir, model_args, data_args, training_args, metrics: dict, model=None) -> Path:
-    """Writes README.md with model-index metrics, datasets, intended use and a usage snippet."""
+def write_model_card(output_dir, model_args, data_args, training_args, metrics: dict, model=None, fit=None) -> Path:
+    """Writes README.md with model-index metrics, datasets, intended use and a usage snippet; `fit`
+    (`callbacks.fit_summary`) adds the best epoch and whether over-fitting was seen."""
     output_dir = Path(output_dir)
     repo_id = training_args.hub_model_id or output_dir.name
     split = data_args.test_split or "test"
@@ -132,6 +134,7 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         epochs=training_args.num_train_epochs,
         label_smoothing=training_args.label_smoothing_factor,
         seed=training_args.seed,
+        fit=_fit_sentence(fit),
         objective=(
             f"Self-critical sequence training (CIDEr-D reward, {training_args.scst_samples} sampled captions per clip) "
             f"of the cross-entropy model `{model_args.model_name_or_path}`. "
@@ -144,11 +147,18 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     return path
 
 
+def _fit_sentence(fit: dict | None) -> str:
+    """The best epoch and whether over-fitting was seen, as one sentence."""
+    if not fit or not fit.get("evaluations"):
+        return ""
+    return fit["line"][0].upper() + fit["line"][1:] + "."
+
+
 def _corpus_card(dataset_path) -> str:
     """The record `hf-audiocap prepare` left in the data folder (source, version, clips per split, missing clips),
     so a score names the exact data; empty for a folder prepared otherwise."""
     from hf_audiocap.data.prepare.card import card_summary
 
-    path = Path(dataset_path)  # a folder (clotho, audiocaps) or the manifest in one (macs)
+    path = Path(dataset_path)  # a folder (clotho, audiocaps) or the manifest in one (macs, wavcaps)
     summary = card_summary(path if path.is_dir() else path.parent) if path.exists() else None
     return f"\n{summary}" if summary else ""
