@@ -217,7 +217,9 @@ def _archive(source: str, root: Path, source_url: str, get, config) -> Path:
                           capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise PrepareError(f"{main}: zip -s 0 could not merge its parts ({(done.stderr or done.stdout).strip()[:200]})")
+        raise PrepareError(
+            f"{main}: zip -s 0 could not merge its parts ({(done.stderr or done.stdout).strip()[:200]})"
+        )
     os.replace(tmp, merged)
     return merged
 
