@@ -73,6 +73,24 @@ def test_evaluate_a_predictions_file(trained, tmp_path):
     assert (tmp_path / "evaluate_test_predictions.jsonl").is_file()
 
 
+def test_evaluate_with_selected_metrics(trained, tmp_path, capsys):
+    data, _ = trained
+    refs = [json.loads(line) for line in (trained[1] / "test_predictions.jsonl").read_text().splitlines()]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r["id"], "prediction": r["references"][0]}) + "\n" for r in refs))
+    argv = ["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test"]
+    metrics = run_evaluate([*argv, "--metrics", "cider_d,vocab"])
+    assert {"cider_d", "vocab_size", "vocab_references", "vocab_ratio"} <= set(metrics)
+    assert "bleu_4" not in metrics and "meteor" not in metrics
+    assert "vocab_novel: unavailable: vocab_novel needs the training references" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "evaluate_test_metrics.json").read_text())
+    assert saved["cider_d"] == pytest.approx(metrics["cider_d"])
+    before = (tmp_path / "evaluate_test_metrics.json").read_bytes()
+    with pytest.raises(ValueError, match="unknown metric or preset 'fensee'"):
+        run_evaluate([*argv, "--metrics", "fensee"])
+    assert (tmp_path / "evaluate_test_metrics.json").read_bytes() == before  # nothing rewritten
+
+
 def test_missing_predictions_are_an_error(trained, tmp_path):
     data, _ = trained
     preds = tmp_path / "preds.jsonl"
@@ -170,6 +188,9 @@ def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch)
 
         def is_world_process_zero(self):
             return True
+
+        def pop_callback(self, callback):  # evaluate_test_split drops early stopping first (Trainer's public API)
+            return None
 
     written = []
     atomic = evaluation.write_atomic
