@@ -160,6 +160,16 @@ def test_an_archive_member_leaving_the_root_is_refused(server, tmp_path):
     assert not (tmp_path / "evil.wav").exists() and not (root / "validation").exists()
 
 
+def test_one_split_after_another_the_card_describes_both(server, tmp_path):
+    root = tmp_path / "clotho"
+    prepare(clotho_config(server, root, splits=["validation"]))
+    card = prepare(clotho_config(server, root, splits=["evaluation"]))
+    assert card.splits == {"validation": {"clips": 3, "missing": 0}, "evaluation": {"clips": 3, "missing": 0}}
+    assert set(card.files) == {f"clotho_{kind}_{split}.{ext}" for kind, ext in (("captions", "csv"), ("audio", "7z"))
+                               for split in ("validation", "evaluation")}  # fmt: skip
+    assert "custom checksums" in card.version and card.checksums == server.checksums_url
+
+
 def test_dry_run_lists_files_sizes_and_destinations_and_fetches_nothing(server, tmp_path, capsys, record_files):
     root = tmp_path / "clotho"
     prepare(clotho_config(server, root, dry_run=True, splits=["validation"]))
@@ -252,6 +262,10 @@ def test_audiocaps_downloads_clips_and_reports_the_missing(audiocaps_server, tmp
     prepare(audiocaps_config(audiocaps_server, root, bin_dir, clip_timeout=1.0, retries=0))
     assert sorted(c.split()[0] for c in yt_dlp_calls(bin_dir)) == sorted(reasons)
     assert tree(root / "audio") == before
+    # a run on one split keeps the other splits' counts and reasons
+    prepare(audiocaps_config(audiocaps_server, root, bin_dir, splits=["test"], retries=0))
+    assert "private0001,30,private" in (root / "missing_clips.csv").read_text()
+    assert set(json.loads((root / "corpus_card.json").read_text())["splits"]) == {"train", "val", "test"}
 
 
 def test_audiocaps_from_a_folder_with_only_some_clips(audiocaps_server, tmp_path, capsys):
@@ -303,7 +317,7 @@ def test_training_runs_on_prepared_folders_and_names_its_data(audiocaps_server, 
                          test_split="None", max_steps=3, predict_with_generate="false")  # fmt: skip
     recipe_main()(args)
     card = (out / "README.md").read_text()
-    assert "Data prepared by `hf-audiocap prepare`: clotho 2.1 (checksums from" in card
+    assert "Data prepared by `hf-audiocap prepare`: clotho 2.1, custom checksums from http://127.0.0.1" in card
     assert "development 8 clips" in card
 
     server.files = audiocaps_files

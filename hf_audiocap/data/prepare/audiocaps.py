@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_audiocap.data.atomic import write_atomic
-from hf_audiocap.data.prepare.card import MISSING_REPORT, CorpusCard, check_same_corpus, clip_list_digest, write_card
+from hf_audiocap.data.prepare.card import (
+    MISSING_REPORT,
+    CorpusCard,
+    check_same_corpus,
+    clip_list_digest,
+    version_label,
+    write_card,
+)
 from hf_audiocap.data.prepare.downloads import (
     PrepareError,
     ensure_root,
@@ -73,7 +80,7 @@ def prepare_audiocaps(config) -> CorpusCard | None:
     splits = config.splits or list(SPLITS)
     source = config.url or OFFICIAL_SOURCE
     md5s = read_md5_listing(config.checksums, config.timeout) if config.checksums else MD5
-    version = VERSION if not config.checksums else f"{VERSION} (checksums from {config.checksums})"
+    version = version_label(VERSION, config.checksums)
     for split in splits:
         if f"{split}.csv" not in md5s:
             raise PrepareError(
@@ -113,24 +120,29 @@ def prepare_audiocaps(config) -> CorpusCard | None:
         print(f"audiocaps {version}: every clip of {', '.join(splits)} is in place in {root}; nothing to do")
         return None
 
-    # 3. The missing-clips report and the card.
-    rows, card = (
-        [],
-        CorpusCard(
-            corpus="audiocaps",
-            version=version,
-            source=(source if config.url else "https://github.com/cdjkim/audiocaps")
-            + (f"; audio from {audio_from}" if audio_from else "; audio from YouTube via yt-dlp"),
-            files={f"{s}.csv": {"md5": md5s[f"{s}.csv"], "url": file_url(source, f"{s}.csv")} for s in splits},
-            notes=[f"Clips: {CLIP_SECONDS:g} s from each start_time, mono, {config.sample_rate} Hz, 16-bit WAV."],
-        ),
+    # 3. The missing-clips report and the card, over every split prepared so far (a reason recorded by an earlier
+    #    run is kept for a clip this run did not try again).
+    earlier = _read_report(root / MISSING_REPORT)
+    listed = [s for s in SPLITS if s in splits or (root / f"{s}.csv").is_file()] + [
+        s for s in splits if s not in SPLITS
+    ]
+    card = CorpusCard(
+        corpus="audiocaps",
+        version=version,
+        checksums=config.checksums,
+        source=(source if config.url else "https://github.com/cdjkim/audiocaps")
+        + (f"; audio from {audio_from}" if audio_from else "; audio from YouTube via yt-dlp"),
+        files={f"{s}.csv": {"md5": md5s[f"{s}.csv"], "url": file_url(source, f"{s}.csv")} for s in splits},
+        notes=[f"Clips: {CLIP_SECONDS:g} s from each start_time, mono, {config.sample_rate} Hz, 16-bit WAV."],
     )
-    for split in splits:
-        present = [c.name for c in clips[split] if _on_disk(root, c)]
-        missing = [c for c in clips[split] if not _on_disk(root, c)]
+    rows = []
+    for split in listed:
+        split_clips = clips[split] if split in clips else read_clips(root / f"{split}.csv")
+        present = [c.name for c in split_clips if _on_disk(root, c)]
+        missing = [c for c in split_clips if not _on_disk(root, c)]
         for c in missing:
-            reason, detail = failures.get(c.name, ("not attempted", "beyond --max-clips"))
-            rows.append([split, c.youtube_id, c.start_time, reason, detail])
+            fallback = earlier.get((split, c.name), ("not attempted", "beyond --max-clips"))
+            rows.append([split, c.youtube_id, c.start_time, *failures.get(c.name, fallback)])
         card.splits[split] = {"clips": len(present), "missing": len(missing)}
         card.clip_list_sha256[split] = clip_list_digest(present)
     out = io.StringIO()
@@ -145,6 +157,17 @@ def prepare_audiocaps(config) -> CorpusCard | None:
         f"{root / 'CORPUS_CARD.md'})"
     )
     return card
+
+
+def _read_report(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(split, clip name): (reason, detail)} of an earlier run's missing-clips report."""
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        return {
+            (r["split"], f"{r['youtube_id']}_{r['start_time']}"): (r["reason"], r["detail"])
+            for r in csv.DictReader(fh)
+        }
 
 
 def read_clips(csv_path: Path) -> list[Clip]:

@@ -30,6 +30,8 @@ class CorpusCard:
     # sha256 of each split's sorted clip names: two folders with the same value hold the same clips
     clip_list_sha256: dict = field(default_factory=dict)
     missing_report: str | None = None
+    # the checksum listing used instead of the published checksums hf_audiocap pins (--checksums), if any
+    checksums: str | None = None
     notes: list = field(default_factory=list)
     prepared_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     prepared_with: str = ""
@@ -72,7 +74,20 @@ def check_same_corpus(folder: Path, corpus: str, version: str, md5s: dict[str, s
             )
 
 
+def version_label(version: str, checksums: str | None) -> str:
+    """The version a card records: the corpus's own, marked when the files were checked against a listing of the
+    user's (whose address is recorded apart, so that the same files reached another way are the same version)."""
+    return version if checksums is None else f"{version}, custom checksums"
+
+
 def write_card(folder: Path, card: CorpusCard) -> None:
+    """Writes the card; what an earlier run recorded for other splits (or files) of the same corpus and version is
+    kept, so preparing one split after another describes them all."""
+    old = read_card(folder)
+    if old and old.get("corpus") == card.corpus and old.get("version") == card.version:
+        for name in ("files", "splits", "clip_list_sha256"):
+            setattr(card, name, {**old.get(name, {}), **getattr(card, name)})
+        card.missing_report = card.missing_report or old.get("missing_report")
     data = asdict(card)
     write_atomic(folder / CARD_JSON, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     write_atomic(folder / CARD_MARKDOWN, _markdown(data))
@@ -88,6 +103,8 @@ def _markdown(card: dict) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {split} | {n['clips']} | {n['missing']} |" for split, n in card["splits"].items()]
+    if card["checksums"]:
+        lines += ["", f"Files checked against the listing {card['checksums']} (not the published checksums)."]
     if card["missing_report"]:
         lines += ["", f"The missing clips, each with its reason, are listed in `{card['missing_report']}`."]
     if card["files"]:

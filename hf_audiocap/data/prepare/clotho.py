@@ -8,7 +8,14 @@ import io
 from pathlib import Path
 
 from hf_audiocap.data.prepare.archives import extract
-from hf_audiocap.data.prepare.card import MISSING_REPORT, CorpusCard, check_same_corpus, clip_list_digest, write_card
+from hf_audiocap.data.prepare.card import (
+    MISSING_REPORT,
+    CorpusCard,
+    check_same_corpus,
+    clip_list_digest,
+    version_label,
+    write_card,
+)
 from hf_audiocap.data.prepare.downloads import (
     PrepareError,
     check_free_space,
@@ -44,7 +51,7 @@ def prepare_clotho(config) -> CorpusCard | None:
     splits = config.splits or list(SPLITS)
     source = config.url or OFFICIAL_SOURCE
     md5s = read_md5_listing(config.checksums, config.timeout) if config.checksums else MD5
-    version = VERSION if not config.checksums else f"{VERSION} (checksums from {config.checksums})"
+    version = version_label(VERSION, config.checksums)
     wanted = {split: (f"clotho_captions_{split}.csv", f"clotho_audio_{split}.7z") for split in splits}
     for name in (n for pair in wanted.values() for n in pair):
         if name not in md5s:
@@ -103,6 +110,7 @@ def prepare_clotho(config) -> CorpusCard | None:
     card = CorpusCard(
         corpus="clotho",
         version=version,
+        checksums=config.checksums,
         source=source if config.url else RECORD_URL,
         files={name: {"md5": md5s[name], "url": file_url(source, name)} for pair in wanted.values() for name in pair},
     )

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from hf_audiocap.data.atomic import write_atomic
 from hf_audiocap.data.prepare.archives import extract
-from hf_audiocap.data.prepare.card import MISSING_REPORT, CorpusCard, check_same_corpus, clip_list_digest, write_card
+from hf_audiocap.data.prepare.card import (
+    MISSING_REPORT,
+    CorpusCard,
+    check_same_corpus,
+    clip_list_digest,
+    version_label,
+    write_card,
+)
 from hf_audiocap.data.prepare.downloads import (
     PrepareError,
     check_free_space,
@@ -60,7 +67,7 @@ def prepare_macs(config) -> CorpusCard | None:
     if config.splits and list(config.splits) != ["train"]:
         raise PrepareError(f"macs has one split, train; not {', '.join(config.splits)}")
     md5s = read_md5_listing(config.checksums, config.timeout) if config.checksums else CAPTION_MD5 | AUDIO_MD5
-    version = VERSION if not config.checksums else f"{VERSION} (checksums from {config.checksums})"
+    version = version_label(VERSION, config.checksums)
     missing_md5 = [n for n in [*CAPTION_MD5, *AUDIO_MD5] if n not in md5s]
     if missing_md5:
         raise PrepareError(f"{missing_md5[0]}: no checksum for it in {config.checksums}")
@@ -120,6 +127,7 @@ def prepare_macs(config) -> CorpusCard | None:
     card = CorpusCard(
         corpus="macs",
         version=version,
+        checksums=config.checksums,
         source=config.url or f"{RECORD_URL} (captions), https://zenodo.org/records/2589280 (audio)",
         files={n: {"md5": md5s[n], "url": url(n)} for n in [*CAPTION_MD5, *AUDIO_MD5]},
         splits={"train": {"clips": len(present), "missing": len(missing)}},

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from hf_audiocap.data.atomic import write_atomic
 from hf_audiocap.data.prepare.archives import extract
-from hf_audiocap.data.prepare.card import MISSING_REPORT, CorpusCard, check_same_corpus, clip_list_digest, write_card
+from hf_audiocap.data.prepare.card import (
+    MISSING_REPORT,
+    CorpusCard,
+    check_same_corpus,
+    clip_list_digest,
+    version_label,
+    write_card,
+)
 from hf_audiocap.data.prepare.downloads import (
     PrepareError,
     check_free_space,
@@ -65,7 +72,7 @@ def prepare_wavcaps(config) -> CorpusCard | None:
         raise PrepareError(f"wavcaps has no source {unknown[0]!r}; its sources: {', '.join(CAPTION_FILES)}")
     md5s = read_md5_listing(config.checksums, config.timeout) if config.checksums else {}
     source_url = config.url or OFFICIAL_SOURCE
-    version = f"cvssp/WavCaps@{REVISION[:12]}" if not config.url else f"from {config.url}"
+    version = version_label(f"cvssp/WavCaps@{REVISION[:12]}", config.checksums)
 
     def get(name: str, dest: Path, progress: bool = False) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +96,9 @@ def prepare_wavcaps(config) -> CorpusCard | None:
         path = root / "json_files" / source / CAPTION_FILES[source]
         get(f"json_files/{source}/{CAPTION_FILES[source]}", path)
         captions[source] = read_captions(path)
+    for source, name in CAPTION_FILES.items():  # sources an earlier run prepared stay in the manifest
+        if source not in captions and (root / "json_files" / source / name).is_file():
+            captions[source] = read_captions(root / "json_files" / source / name)
     removed = 0
     if not config.keep_eval_overlap:
         overlap_path = root / "json_files" / "blacklist_exclude_test_ac.json"
@@ -130,6 +140,7 @@ def prepare_wavcaps(config) -> CorpusCard | None:
     card = CorpusCard(
         corpus="wavcaps",
         version=version,
+        checksums=config.checksums,
         source=config.url or f"https://huggingface.co/datasets/cvssp/WavCaps (revision {REVISION})",
         notes=[
             f"Train with `dataset: manifest`, `dataset_path: {root / MANIFEST}` (one split, train).",
@@ -139,7 +150,7 @@ def prepare_wavcaps(config) -> CorpusCard | None:
         ],
     )
     missing_rows = []
-    for source in sources:
+    for source in captions:
         audio = root / "audio" / source
         present = []
         for clip_id, caption in captions[source].items():
@@ -151,7 +162,7 @@ def prepare_wavcaps(config) -> CorpusCard | None:
                 missing_rows.append([source, clip_id, failures.get(name, "not in the archive")])
         card.splits[source] = {"clips": len(present), "missing": len(captions[source]) - len(present)}
         card.clip_list_sha256[source] = clip_list_digest(present)
-    for source in sources:
+    for source in captions:
         path = root / "json_files" / source / CAPTION_FILES[source]
         card.files[path.name] = {
             "sha256": _sha256(path),
