@@ -133,7 +133,11 @@ def prepare_audiocaps(config) -> CorpusCard | None:
         source=(source if config.url else "https://github.com/cdjkim/audiocaps")
         + (f"; audio from {audio_from}" if audio_from else "; audio from YouTube via yt-dlp"),
         files={f"{s}.csv": {"md5": md5s[f"{s}.csv"], "url": file_url(source, f"{s}.csv")} for s in splits},
-        notes=[f"Clips: {CLIP_SECONDS:g} s from each start_time, mono, {config.sample_rate} Hz, 16-bit WAV."],
+        notes=[
+            f"Clips from {audio_from}, as they were there (linked or copied)."
+            if audio_from
+            else f"Clips: {CLIP_SECONDS:g} s from each start_time, mono, {config.sample_rate} Hz, 16-bit WAV."
+        ],
     )
     rows = []
     for split in listed:

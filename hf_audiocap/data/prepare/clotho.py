@@ -26,6 +26,7 @@ from hf_audiocap.data.prepare.downloads import (
     human_size,
     read_md5_listing,
     remote_size,
+    total_size,
 )
 
 VERSION = "2.1"
@@ -156,10 +157,9 @@ def _print_plan(plan, source: str, md5s: dict[str, str], config) -> None:
     if not plan:
         print(f"clotho: everything is in place in {config.root}; nothing would be fetched")
         return
-    total = 0
+    sizes = []
     for name, dest in plan:
         url = file_url(source, name)
-        size = remote_size(url, config.timeout)
-        total += size or 0
-        print(f"{name}  {human_size(size)}  md5 {md5s[name]}\n    from {url}\n    to   {dest}")
-    print(f"{len(plan)} file(s), {human_size(total)} in all (the archives are extracted into {config.root}/<split>/)")
+        sizes.append(remote_size(url, config.timeout))
+        print(f"{name}  {human_size(sizes[-1])}  md5 {md5s[name]}\n    from {url}\n    to   {dest}")
+    print(f"{len(plan)} file(s), {total_size(sizes)} in all (the archives are extracted into {config.root}/<split>/)")

@@ -73,6 +73,13 @@ def human_size(n: float | None) -> str:
     return f"{n:.1f} TB"
 
 
+def total_size(sizes: list[int | None]) -> str:
+    """The sum of `sizes` for a plan, saying when some could not be told."""
+    known = sum(s for s in sizes if s is not None)
+    unknown = sum(s is None for s in sizes)
+    return human_size(known) + (f" + {unknown} file(s) of unknown size" if unknown else "")
+
+
 def remote_size(url: str, timeout: float) -> int | None:
     """The size a download will have (HTTP Content-Length, or a local file's size); None when it cannot be told."""
     import requests
@@ -226,10 +233,12 @@ def fetch(
             raise PrepareError(f"{dest.name}: {url} answered HTTP {status}") from None
         except requests.RequestException as err:
             if attempt >= retries:
-                kept = f"; the {human_size(part.stat().st_size)} received are kept in {part}" if part.exists() else ""
-                raise PrepareError(
-                    f"{dest.name}: cannot download {url} ({_reason(err)}){kept}; rerun to resume"
-                ) from None
+                kept = (
+                    f"; the {human_size(part.stat().st_size)} received are kept in {part}: rerun to resume"
+                    if part.exists() and part.stat().st_size
+                    else "; rerun when the server can be reached"
+                )
+                raise PrepareError(f"{dest.name}: cannot download {url} ({_reason(err)}){kept}") from None
             time.sleep(backoff * 2**attempt)
             attempt += 1
         except OSError as err:

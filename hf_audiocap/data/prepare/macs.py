@@ -30,6 +30,7 @@ from hf_audiocap.data.prepare.downloads import (
     human_size,
     read_md5_listing,
     remote_size,
+    total_size,
 )
 
 VERSION = "1"
@@ -76,13 +77,12 @@ def prepare_macs(config) -> CorpusCard | None:
         return file_url(config.url or OFFICIAL_SOURCES["captions" if name in CAPTION_MD5 else "audio"], name)
 
     if config.dry_run:
-        total = 0
-        for name in md5s:
-            size = remote_size(url(name), config.timeout)
-            total += size or 0
+        sizes = []
+        for name in [*CAPTION_MD5, *AUDIO_MD5]:
+            sizes.append(remote_size(url(name), config.timeout))
             dest = root / name if name in CAPTION_MD5 else root / "downloads" / name
-            print(f"{name}  {human_size(size)}  md5 {md5s[name]}\n    from {url(name)}\n    to   {dest}")
-        print(f"{len(md5s)} file(s), {human_size(total)} in all (the MACS clips are extracted into {root / 'audio'})")
+            print(f"{name}  {human_size(sizes[-1])}  md5 {md5s[name]}\n    from {url(name)}\n    to   {dest}")
+        print(f"{len(sizes)} file(s), {total_size(sizes)} in all (the MACS clips are extracted into {root / 'audio'})")
         return None
     ensure_root(root)
     check_same_corpus(root, "macs", version, md5s)
