@@ -195,6 +195,20 @@ def test_bad_input_says_one_thing_and_keeps_what_was_downloaded(server, tmp_path
     with pytest.raises(PrepareError, match=r"clotho: downloading 2 file\(s\) needs .* KB but the disk has 100 B free"):
         prepare(clotho_config(server, root, splits=["evaluation"]))
     monkeypatch.undo()
+    # a disk that fills during a download: one line, and the bytes received are kept for the next run
+    import errno
+
+    import hf_audiocap.data.prepare.downloads as downloads
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(downloads.os, "fsync", full)
+    with pytest.raises(PrepareError, match=r"clotho_captions_evaluation.csv: the disk is full .* kept in .*\.part"):
+        prepare(clotho_config(server, root, splits=["evaluation"]))
+    assert (root / "clotho_captions_evaluation.csv.part").stat().st_size > 0
+    monkeypatch.undo()
+    (root / "clotho_captions_evaluation.csv.part").unlink()
     # a root holding another version of the captions
     other = dict(server.files)
     other["clotho_captions_validation.csv"] = other["clotho_captions_validation.csv"].replace(b"a ", b"the ", 1)
