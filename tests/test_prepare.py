@@ -344,9 +344,15 @@ def test_training_runs_on_prepared_folders_and_names_its_data(audiocaps_server, 
     assert "train 6 clips (4 missing)" in (out / "README.md").read_text()  # no retry: the flaky clip too
 
 
-def test_to_datasets_saves_the_loader_schema_with_audio_embedded(server, tmp_path):
+def test_to_datasets_saves_the_loader_schema_with_audio_embedded(server, tmp_path, monkeypatch):
+    import datasets
+
+    pushed = {}
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo: pushed.update({repo: self}))
     root, saved = tmp_path / "clotho", tmp_path / "arrow"
-    prepare(clotho_config(server, root, splits=["validation", "evaluation"], to_datasets=str(saved)))
+    prepare(clotho_config(server, root, splits=["validation", "evaluation"], to_datasets=str(saved),
+                          push_to_hub="me/clotho-mini"))  # fmt: skip
+    assert pushed["me/clotho-mini"]["evaluation"][0]["audio"]["bytes"][:4] == b"RIFF"  # the Hub copy stands alone
     shutil.rmtree(root)  # the saved dataset stands alone
     clips = load_hf_dataset(saved)
     assert {s: len(d) for s, d in clips.items()} == {"validation": 3, "evaluation": 3}
