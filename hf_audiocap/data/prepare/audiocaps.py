@@ -351,7 +351,8 @@ def _finish_clip(work: Path, dest: Path, sample_rate: int) -> tuple[str, str] | 
 
     from hf_audiocap.data.audio import load_audio
 
-    files = [p for p in work.iterdir() if p.is_file()]
+    # the converted .wav first: anything else is an intermediate yt-dlp left behind
+    files = sorted((p for p in work.iterdir() if p.is_file()), key=lambda p: p.suffix != ".wav")
     if not files:
         return ("error", "yt-dlp exited without writing a file")
     try:
