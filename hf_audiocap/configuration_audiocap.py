@@ -261,7 +261,9 @@ class AudioCapConfig(PretrainedConfig):
             masked mean of the adapted encoder states predicts which vocabulary words the caption contains
             (multi-label binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020): it
             teaches the encoder what the sounds are called before the decoder has learned to say it. Added to the
-            training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy.
+            training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy. On by default
+            only where it was measured to help, the built-in decoder on a word-level vocabulary; 0 by default with a
+            pretrained decoder (`from_encoder_decoder_configs`) or a subword tokenizer (the recipes).
         vocab_size (`int`): decoder vocabulary size (the built-in decoder is sized from it).
         tie_word_embeddings (`bool`): tie the LM head to the decoder's input embeddings (the built-in decoder follows
             this value; a pretrained decoder keeps its own).
@@ -439,6 +441,8 @@ class AudioCapConfig(PretrainedConfig):
                 if value is not None:
                     kwargs.setdefault(name, value)
             kwargs.setdefault("tie_word_embeddings", getattr(decoder_config, "tie_word_embeddings", True))
+            # the keyword term was measured to help the built-in word-level decoder only (docs/experiments.md)
+            kwargs.setdefault("keyword_loss_weight", 0.0)
         return cls(encoder=encoder_config.to_dict(), decoder=decoder_config.to_dict(), **kwargs)
 
 

@@ -43,7 +43,7 @@ def tiny_config(**kwargs) -> AudioCapConfig:
     }
     enc.update(kwargs.pop("encoder", {}))
     dec.update(kwargs.pop("decoder", {}))
-    return AudioCapConfig(encoder=enc, decoder=dec, vocab_size=VOCAB, **kwargs)
+    return AudioCapConfig(encoder=enc, decoder=dec, vocab_size=kwargs.pop("vocab_size", VOCAB), **kwargs)
 
 
 def tiny_model(seed: int = 0, **kwargs) -> AudioCapForConditionalGeneration:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -487,3 +488,16 @@ def test_keyword_loss_is_training_only_and_teaches_the_encoder(tmp_path):
     assert again.config.keyword_loss_weight == 0.5 and again.get_encoder().keyword_head is not None
     with pytest.raises(ValueError, match="keyword_loss_weight"):
         tiny_config(keyword_loss_weight=-1.0)
+
+
+def test_keyword_term_scale_does_not_grow_with_the_vocabulary():
+    # balanced over the words present and absent: about 2 x log 2 at initialisation whatever the vocabulary size
+    for vocab in (99, 50265):
+        model = tiny_model(vocab_size=vocab, keyword_loss_weight=0.5).train()
+        with torch.no_grad():
+            model.model.encoder.keyword_head.weight.zero_()
+            model.model.encoder.keyword_head.bias.zero_()
+        feats, mask = batch()
+        labels = labels_for(3)
+        out = model(input_features=feats, attention_mask=mask, labels=labels)
+        assert out.keyword_loss.item() == pytest.approx(2 * math.log(2), abs=1e-5), vocab

@@ -177,3 +177,24 @@ def test_clap_audio_encoder(tmp_path):
 @pytest.mark.parametrize("index", [(0, 0, 1, 1, 1), (0, 0, 0, 1, 1, 1)])
 def test_grouped_captions_whisper_encoder(whisper_dir, index):
     _assert_grouped_equals_repeated(composed(whisper_dir, None), index)
+
+
+def test_keyword_term_is_on_by_default_only_for_the_builtin_word_level_decoder(whisper_dir, bart_dir):
+    # measured to help there only (docs/experiments.md); with a pretrained decoder or subwords it is asked for
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from hf_audiocap.tokenization import build_word_tokenizer
+    from hf_audiocap.training.builders import _default_keyword_weight
+
+    assert AudioCapConfig().keyword_loss_weight == 0.5
+    with_bart = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(whisper_dir, bart_dir)
+    assert with_bart.config.keyword_loss_weight == 0.0 and with_bart.model.encoder.keyword_head is None
+    asked = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(
+        whisper_dir, bart_dir, keyword_loss_weight=0.3
+    )
+    assert asked.config.keyword_loss_weight == 0.3 and asked.model.encoder.keyword_head is not None
+    assert _default_keyword_weight(build_word_tokenizer(["a dog barks", "a car passes by"])) == 0.5
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["a dog barks", "a car passes by"] * 5, vocab_size=300)
+    assert _default_keyword_weight(PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)) == 0.0

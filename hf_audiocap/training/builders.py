@@ -209,6 +209,7 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
         kwargs = dict(model_args.config_overrides)
         if not model_args.decoder_name_or_path:
             kwargs.update(_special_ids(tok))
+            kwargs.setdefault("keyword_loss_weight", _default_keyword_weight(tok))
         if not model_args.encoder_name_or_path:
             kwargs["encoder_num_mel_bins"] = n_mels
         model = AudioCapForConditionalGeneration.from_encoder_decoder_pretrained(
@@ -217,6 +218,7 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     else:
         overrides = dict(model_args.config_overrides)
         encoder = {"num_mel_bins": n_mels, **overrides.pop("encoder", {})}
+        overrides.setdefault("keyword_loss_weight", _default_keyword_weight(tok))
         config = AudioCapConfig(encoder=encoder, **_special_ids(tok), **overrides)
         model = AudioCapForConditionalGeneration(config)
     if model_args.freeze_encoder:
@@ -227,6 +229,17 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
     return model
+
+
+def _default_keyword_weight(tok) -> float:
+    """The keyword-estimation weight of a built-in decoder when the recipe names none: the config's default (0.5) on
+    a word-level vocabulary, where it was measured to help; 0 on subwords, where a keyword is no word
+    (docs/experiments.md). A pretrained decoder defaults to 0 in `AudioCapConfig.from_encoder_decoder_configs`."""
+    from hf_audiocap.configuration_audiocap import AudioCapConfig
+
+    backend = getattr(tok, "backend_tokenizer", None)
+    word_level = backend is not None and type(backend.model).__name__ == "WordLevel"
+    return AudioCapConfig().keyword_loss_weight if word_level else 0.0
 
 
 def _special_ids(tok) -> dict:
