@@ -1,7 +1,19 @@
-"""Caption metrics (all but SPICE) on the Clotho evaluation split size, cold and warm, next to pycocoevalcap.
+"""Caption metrics on the Clotho evaluation split size: the `coco` preset (all but SPICE) cold and warm next to
+pycocoevalcap, and the `dcase2024` preset without SPICE with randomly initialised models of the real architectures.
 
 Predictions = caption_1 of each of the 1,045 clips of clotho_captions_evaluation.csv; references = the 5 captions of
-another clip (seeded shuffle). Run: ``flock /tmp/bench.lock .venv/bin/python benchmarks/bench_metrics.py``.
+another clip (seeded shuffle). Run:
+
+    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_metrics.py                      # coco
+    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_metrics.py --preset dcase2024   # dcase2024 without SPICE
+
+`dcase2024` builds, in a temporary folder and outside the timings, a sentence-transformers model with
+paraphrase-TinyBERT-L6-v2's architecture (BERT, hidden 312, 6 layers, 12 heads, FFN 1200, mean pooling) and a FENSE
+checker checkpoint with echecker_clotho_audiocaps_base's (bert-base-uncased: hidden 768, 12 layers, 12 heads, FFN
+3072; 6 outputs), both with 30,522-entry vocabularies and random weights: the work per caption is the real one.
+Timings: "cold" is the process's first call (JVM start, model loading, every caption encoded); "second call" scores
+other predictions (caption_2 of each clip) against the same references, as a run's next validation does (reference
+embeddings are kept per process); the scaling rows score the first N clips with the per-sentence caches emptied.
 """
 
 import csv
@@ -59,7 +71,83 @@ def pycocoevalcap_standard(preds, refs, meteor=None):
     return out, times, meteor
 
 
+def bench_dcase2024():
+    """`dcase2024` without SPICE (METEOR, CIDEr-D, FER, sentence similarity, FENSE, vocabulary)."""
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from metric_models import BERT_BASE, TINYBERT_L6, save_checker, save_sbert
+
+    from hf_audiocap.metrics import compute_caption_metrics, learned, resolve_metrics
+
+    preds, refs = load()
+    with open(DATA, newline="", encoding="utf-8") as f:
+        second = [r["caption_2"] for r in csv.DictReader(f)]
+    with open(DATA.with_name("clotho_captions_development.csv"), newline="", encoding="utf-8") as f:
+        train_refs = [[r[f"caption_{i}"] for i in range(1, 6)] for r in csv.DictReader(f)]
+    wanted = [m for m in resolve_metrics("dcase2024") if m not in ("spice", "spider", "spider_fl")]
+    print(f"{len(preds)} clips x {len(refs[0])} references; metrics {wanted}; torch threads {torch.get_num_threads()}; "
+          f"os.cpu_count()={os.cpu_count()}, load={os.getloadavg()}")  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="bench_metrics_"))
+    words = preds + second + [c for rr in refs for c in rr]
+    t = time.perf_counter()
+    sbert_dir = save_sbert(tmp / "sbert", words, TINYBERT_L6, vocab_size=30522)
+    checker, sha = save_checker(tmp / "checker", words, BERT_BASE, vocab_size=30522)
+    build = time.perf_counter() - t
+    models = learned.FenseModels(sbert=str(sbert_dir), checker=str(checker), checker_sha256=sha, device="cpu")
+    kwargs = {"metrics": wanted, "fense_models": models, "training_references": train_refs}
+
+    t = time.perf_counter()
+    out = compute_caption_metrics(preds, refs, **kwargs)
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    compute_caption_metrics(second, refs, **kwargs)
+    second_call = time.perf_counter() - t
+
+    # profile of a call with empty caches: the Java/n-gram part, then each model alone
+    sbert, check, tok = learned.get_models(models)
+    prof = {}
+    t = time.perf_counter()
+    compute_caption_metrics(preds, refs, metrics=["meteor", "cider_d", "vocab"], training_references=train_refs)
+    prof["ptb+meteor+cider_d+vocab"] = time.perf_counter() - t
+    hyps = [p.lower() for p in preds]
+    for model in (sbert, check):
+        model._hf_audiocap_text_cache = None
+    t = time.perf_counter()
+    learned.error_probabilities(check, tok, hyps, models.batch_size)
+    prof["checker (1,045 captions)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    learned.sentence_similarity(sbert, hyps, [[c.lower() for c in rr] for rr in refs], models.batch_size)
+    prof["sentence model (6,270 captions)"] = time.perf_counter() - t
+
+    scaling = {}
+    for n in (261, 522, 1045):
+        for model in (sbert, check):
+            model._hf_audiocap_text_cache = None
+        t = time.perf_counter()
+        compute_caption_metrics(preds[:n], refs[:n], **kwargs)
+        scaling[n] = round(time.perf_counter() - t, 2)
+    result = {
+        "clips": len(preds),
+        "model_build_s (not timed below)": round(build, 1),
+        "cold_s (JVM start, model loading, all captions)": round(cold, 2),
+        "second_call_s (new predictions, same references)": round(second_call, 2),
+        "profile_empty_caches_s": {k: round(v, 2) for k, v in prof.items()},
+        "scaling_empty_caches_s (clips: seconds)": scaling,
+        "load_at_end": os.getloadavg(),
+        "scores (random models: meaningless but for the vocabulary)": {
+            k: round(v, 4) for k, v in out.items() if isinstance(v, float)
+        },
+        "vocab": {k: out[k] for k in ("vocab_size", "vocab_references", "vocab_novel")},
+    }
+    print(json.dumps(result, indent=1))
+
+
 def main():
+    if "--preset" in sys.argv and sys.argv[sys.argv.index("--preset") + 1] == "dcase2024":
+        return bench_dcase2024()
     preds, refs = load()
     print(f"{len(preds)} clips x {len(refs[0])} references; os.cpu_count()={os.cpu_count()}, load={os.getloadavg()}")
     from hf_audiocap.metrics import compute_caption_metrics

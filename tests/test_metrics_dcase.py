@@ -360,6 +360,22 @@ def test_corrupt_cached_checkpoint_is_refetched(fense_models, tmp_path, monkeypa
         server.close()
 
 
+def test_each_sentence_is_run_once_per_process(fense_models):
+    sbert = learned.load_sbert(fense_models.sbert)
+    checker, tok = learned.load_checker(Path(fense_models.checker))
+    sent, checked = [], []
+    encode, forward = sbert.encode, checker.forward
+    sbert.encode = lambda sentences, **kw: sent.append(list(sentences)) or encode(sentences, **kw)
+    checker.forward = lambda ids, *a: checked.append(len(ids)) or forward(ids, *a)
+    first = learned.sentence_similarity(sbert, ["x y", "x y"], [["a b", "c"], ["c", "a b"]])
+    assert sent == [["x y", "a b", "c"]] and first[0] == pytest.approx(first[1])
+    learned.sentence_similarity(sbert, ["z"], [["a b", "c"]])
+    assert sent[-1] == ["z"]  # the references were encoded by the first call
+    p1 = learned.error_probabilities(checker, tok, ["x y", "z", "x y"], batch_size=8)
+    p2 = learned.error_probabilities(checker, tok, ["z", "w"], batch_size=8)
+    assert checked == [2, 1] and p1[1] == p2[0] and p1[0] == p1[2]
+
+
 def test_loading_models_leaves_the_rng_alone(fense_models):
     import torch
 

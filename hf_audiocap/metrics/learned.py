@@ -196,8 +196,34 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
-def error_probabilities(checker, tokenizer, sentences: list[str], batch_size: int = 32) -> np.ndarray:
-    """The checker's probability that each sentence has a fluency error (sigmoid of its last logit)."""
+class _TextCache:
+    """Results per distinct sentence of one model, kept across calls (bounded, oldest dropped first): a run's
+    validation references are encoded once for all its evaluations, and a caption predicted for many clips is
+    scored once. Exact: every sentence's value is computed alone of the others in its batch."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit, self.values = limit, {}
+
+    def get(self, sentences: list[str], compute) -> list:
+        missing = list(dict.fromkeys(s for s in sentences if s not in self.values))
+        if missing:
+            for sentence, value in zip(missing, compute(missing)):
+                self.values[sentence] = value
+            while len(self.values) > self.limit:
+                self.values.pop(next(iter(self.values)))
+        return [self.values[s] for s in sentences]
+
+
+def _cache_of(model) -> _TextCache:
+    """The cache that lives on the loaded model itself (a new model, a new cache)."""
+    cache = getattr(model, "_hf_audiocap_text_cache", None)
+    if cache is None:
+        cache = _TextCache()
+        model._hf_audiocap_text_cache = cache
+    return cache
+
+
+def _error_probabilities(checker, tokenizer, sentences: list[str], batch_size: int) -> np.ndarray:
     import torch
     from tqdm.auto import tqdm
 
@@ -218,14 +244,25 @@ def error_probabilities(checker, tokenizer, sentences: list[str], batch_size: in
     return probs
 
 
+def error_probabilities(checker, tokenizer, sentences: list[str], batch_size: int = 32) -> np.ndarray:
+    """The checker's probability that each sentence has a fluency error (sigmoid of its last logit); each distinct
+    sentence is run once per process (batched by length, with progress on a terminal)."""
+    compute = lambda missing: _error_probabilities(checker, tokenizer, missing, batch_size)  # noqa: E731
+    return np.asarray(_cache_of(checker).get(list(sentences), compute), dtype=np.float64)
+
+
 def sentence_similarity(sbert, candidates: list[str], references: list[list[str]], batch_size: int = 32) -> np.ndarray:
     """Per clip: mean cosine similarity of the candidate's embedding with each of its references' embeddings."""
     flat = [r for rr in references for r in rr]
     clip = np.repeat(np.arange(len(references)), [len(rr) for rr in references])
-    show = _progress() and len(candidates) + len(flat) >= 512
-    emb = sbert.encode(list(candidates) + flat, batch_size=batch_size, convert_to_numpy=True,
-                       normalize_embeddings=True, show_progress_bar=show)  # fmt: skip
-    emb = emb.astype(np.float64)
+
+    def encode(missing):
+        show = _progress() and len(missing) >= 512
+        emb = sbert.encode(missing, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                           show_progress_bar=show)  # fmt: skip
+        return list(emb.astype(np.float64))
+
+    emb = np.stack(_cache_of(sbert).get(list(candidates) + flat, encode))
     cand, refs = emb[: len(candidates)], emb[len(candidates) :]
     dots = np.einsum("ij,ij->i", cand[clip], refs)
     return np.bincount(clip, weights=dots, minlength=len(references)) / np.maximum(

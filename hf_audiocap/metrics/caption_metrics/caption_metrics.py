@@ -1,6 +1,7 @@
 """`evaluate` module for hf_audiocap's caption metrics: ``evaluate.load("<path to this folder>")`` (works offline).
 
-BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE and SPIDEr the COCO-caption way (pycocoevalcap), via
+BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE and SPIDEr the COCO-caption way (pycocoevalcap), and FENSE, FER,
+SPIDEr-FL and vocabulary as aac-metrics (presets ``coco`` and ``dcase2024``), via
 ``hf_audiocap.metrics.compute_caption_metrics``.
 """
 
@@ -11,17 +12,20 @@ from hf_audiocap.metrics import compute_caption_metrics
 
 _DESCRIPTION = """\
 Audio/image captioning metrics computed as pycocoevalcap does: PTB tokenization, corpus BLEU-1..4, METEOR 1.5,
-ROUGE-L, CIDEr-D (sigma 6, clipped, x10), SPICE and SPIDEr = (CIDEr-D + SPICE) / 2. SPICE and SPIDEr are None (with a
-reason under `unavailable`) when SPICE's Stanford CoreNLP 3.6.0 jars are not installed.
+ROUGE-L, CIDEr-D (sigma 6, clipped, x10), SPICE and SPIDEr = (CIDEr-D + SPICE) / 2 (preset `coco`, the default);
+preset `dcase2024`: METEOR, CIDEr-D, SPICE, SPIDEr, SPIDEr-FL, FER, sentence similarity, FENSE and vocabulary. A metric
+that cannot be computed here (SPICE without its CoreNLP 3.6.0 jars, FENSE without its models: `hf-audiocap metrics
+download`) is None, with a one-line reason under `unavailable`.
 """
 
 _KWARGS_DESCRIPTION = """\
 Args:
     predictions: list of str, one generated caption per clip.
     references: list of list of str, the reference captions of each clip (at least one).
-    metrics: optional subset of names (bleu_1..bleu_4 or "bleu", meteor, rouge_l, cider_d, spice, spider).
+    metrics: a preset ("coco", "dcase2024") or metric names (a list, or joined by commas).
+    training_references: optional list of list of str, the training split's references (for vocab_novel).
 Returns:
-    dict with bleu_1..bleu_4, meteor, rouge_l, cider_d, spice, spider, vocab_size, mean_length, unavailable.
+    dict with the selected metrics, vocab_size, mean_length, unavailable.
 Example:
     >>> metric = evaluate.load("hf_audiocap/metrics/caption_metrics")
     >>> metric.compute(predictions=["a dog barks"], references=[["a dog is barking", "a dog barks loudly"]])
@@ -49,5 +53,7 @@ class CaptionMetrics(evaluate.Metric):
             reference_urls=["https://github.com/salaniz/pycocoevalcap"],
         )
 
-    def _compute(self, predictions, references, metrics=None):
-        return compute_caption_metrics(list(predictions), [list(r) for r in references], metrics=metrics)
+    def _compute(self, predictions, references, metrics=None, training_references=None):
+        return compute_caption_metrics(
+            list(predictions), [list(r) for r in references], metrics=metrics, training_references=training_references
+        )
