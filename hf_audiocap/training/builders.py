@@ -341,6 +341,7 @@ def format_report(metrics: dict, clips, predictions: list[str], num_samples: int
     """The metrics table, what the validation loss said of the run (`fit`: `callbacks.fit_summary`) and some generated
     captions beside their references, as printed by the demo."""
     names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
+    names += ["spider_fl", "fer", "sbert_sim", "fense", "vocab_references", "vocab_novel"]
     names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
     rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
     for name in names:

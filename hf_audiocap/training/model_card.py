@@ -7,6 +7,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 METRIC_NAMES = {
+    "fense": "FENSE",
+    "spider_fl": "SPIDEr-FL",
     "spider": "SPIDEr",
     "cider_d": "CIDEr-D",
     "spice": "SPICE",
@@ -14,6 +16,7 @@ METRIC_NAMES = {
     "rouge_l": "ROUGE-L",
     "bleu_1": "BLEU-1",
     "bleu_4": "BLEU-4",
+    "fer": "Fluency error rate",
     "source_recall": "Source recall",
     "source_precision": "Source precision",
 }
