@@ -140,6 +140,11 @@ def test_corrupt_cached_jar_is_refetched(maven, tmp_path):
     resources.download_corenlp()
     assert paths[0].read_bytes() == maven.files[_jar_path(maven, paths[0].name)]
     assert resources.corenlp_jars()[1] is None
+    # a jar put there by hand, without the checksum a verified download records
+    (paths[1].parent / f"{paths[1].name}.sha1").unlink()
+    assert "has no recorded SHA-1" in resources.corenlp_jars()[1]
+    resources.download_corenlp()
+    assert resources.corenlp_jars()[1] is None
 
 
 def test_wrong_checksum_is_reported_naming_the_file(maven, tmp_path):

@@ -222,8 +222,10 @@ def corenlp_jars(cache: str | os.PathLike | None = None) -> tuple[list[Path] | N
     paths = []
     for jar in CORENLP_JARS:
         path, sums = folder / jar, folder / f"{jar}.sha1"
-        if not path.is_file() or not sums.is_file():
+        if not path.is_file():
             return None, f"SPICE needs Stanford CoreNLP 3.6.0 ({jar} not in {folder})"
+        if not sums.is_file():
+            return None, f"SPICE's {path} has no recorded SHA-1 ({sums.name}, written when the download is verified)"
         expected = sums.read_text(encoding="ascii").split()[0] if sums.stat().st_size else ""
         if not hash_matches(path, "sha1", expected):
             return None, f"SPICE's {path} is corrupt (its SHA-1 differs from Maven's {expected or '(empty)'})"
