@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0 -c constraints.txt
-	$(PIP) install -q -e '.[app,dev,download,metrics]' -c constraints.txt
+	$(PIP) install -q -e '.[app,dev,download,llm,metrics]' -c constraints.txt
 	touch $(STAMP)
 
 $(OLDEST_STAMP): setup.cfg pyproject.toml constraints-oldest.txt

@@ -8,8 +8,10 @@ Importing the package registers its classes with transformers' Auto classes, onc
 from transformers import AutoFeatureExtractor, AutoProcessor
 
 from .configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
+from .configuration_audiocap_prefix import AudioCapPrefixConfig
 from .feature_extraction_audiocap import AudioCapFeatureExtractor, FeatureExtractionError
 from .modeling_audiocap import AudioCapForConditionalGeneration, register_auto_classes, shift_tokens_right
+from .modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration, register_prefix_auto_classes
 from .processing_audiocap import AudioCapProcessor
 from .tokenization import build_word_tokenizer
 
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 def _register() -> None:
     # Local use: AutoConfig / AutoModel(ForSpeechSeq2Seq) / AutoFeatureExtractor / AutoProcessor resolve our classes.
     register_auto_classes()
+    register_prefix_auto_classes()
     AutoFeatureExtractor.register(AudioCapConfig, AudioCapFeatureExtractor, exist_ok=True)
     AutoProcessor.register(AudioCapConfig, AudioCapProcessor, exist_ok=True)
     # Hub use: save_pretrained writes `auto_map` and copies the code files, so a saved folder loads with
@@ -36,6 +39,8 @@ __all__ = [
     "AudioCapEncoderConfig",
     "AudioCapFeatureExtractor",
     "AudioCapForConditionalGeneration",
+    "AudioCapPrefixConfig",
+    "AudioCapPrefixForConditionalGeneration",
     "AudioCapProcessor",
     "FeatureExtractionError",
     "build_word_tokenizer",

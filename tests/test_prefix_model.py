@@ -1,0 +1,305 @@
+"""The audio-prefix model (audio -> encoder -> projector -> soft tokens in a prompt -> causal LM, LoRA through peft):
+its loss against the cross-entropy written out, batch invariance, grouped captions, generation, save/load (also with
+trust_remote_code in a fresh interpreter), LoRA, four LM families, and the bad-input messages. Tiny random models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import transformers
+from model_helpers import batch
+from recipe_helpers import REPO_ROOT
+
+from hf_audiocap.configuration_audiocap import AudioCapConfigError
+from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
+from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
+from hf_audiocap.tokenization import build_word_tokenizer
+
+pytest.importorskip("peft")
+
+WORDS = ["a dog barks loudly while rain falls on a tin roof", "describe the sound in one sentence", "birds sing"]
+ENCODER = {"num_mel_bins": 16, "d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64}
+TINY_LMS = {
+    "llama": {"num_key_value_heads": 1, "intermediate_size": 64, "max_position_embeddings": 128},
+    "qwen2": {"num_key_value_heads": 1, "intermediate_size": 64, "max_position_embeddings": 128},
+    "phi3": {"intermediate_size": 64, "max_position_embeddings": 128, "pad_token_id": 0},
+    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 128},
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_word_tokenizer(WORDS)
+
+
+def lm_config(kind: str, vocab: int) -> dict:
+    sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2} if kind != "gpt2" else {}
+    return {"model_type": kind, "vocab_size": vocab, **sizes, **TINY_LMS[kind]}
+
+
+def make_model(tokenizer, kind="llama", seed=0, **kwargs) -> AudioCapPrefixForConditionalGeneration:
+    config = AudioCapPrefixConfig(
+        encoder=ENCODER, lm=lm_config(kind, len(tokenizer)), projector_stack=kwargs.pop("projector_stack", 2), **kwargs
+    )
+    config.set_prompt(tokenizer)
+    torch.manual_seed(seed)
+    return AudioCapPrefixForConditionalGeneration(config).eval()
+
+
+def caption_labels(tokenizer, captions) -> torch.Tensor:
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in captions]
+    labels = torch.full((len(ids), max(map(len, ids))), -100)
+    for i, row in enumerate(ids):
+        labels[i, : len(row)] = torch.tensor(row)
+    return labels
+
+
+CAPTIONS = ["a dog barks", "rain falls on a tin roof loudly", "birds sing"]
+
+
+def test_loss_is_the_cross_entropy_of_the_caption_tokens_only(tokenizer):
+    """Rows built by hand, each run alone through the LM: softmax, gather, minus log, mean over the caption tokens; the
+    library's own shifted causal-LM loss gives the same; the gradient reaches no audio or prompt position's logits."""
+    model = make_model(tokenizer)
+    feats, mask = batch((61, 40, 23))
+    labels = caption_labels(tokenizer, CAPTIONS)
+    captured = {}
+    model.lm.register_forward_hook(lambda mod, args, out: captured.update(logits=out.logits))
+    out = model(feats, mask, labels=labels)
+    captured["logits"].retain_grad()
+    out.loss.backward()
+
+    embed = model.lm.get_input_embeddings()
+    before, after = (torch.tensor(model.config.prompt_before_ids), torch.tensor(model.config.prompt_after_ids))
+    spans = [(n + 1) // 2 for n in ((61 + 3) // 4, (40 + 3) // 4, (23 + 3) // 4)]  # 2 convs of stride 2, stack 2
+    nll, library, grad = [], [], captured["logits"].grad
+    for i, span in enumerate(spans):
+        caption = labels[i][labels[i] != -100]
+        prompt_len = len(before) + span + len(after)
+        with torch.no_grad():
+            row = torch.cat([embed(before), out.audio_embeds[i, :span], embed(after), embed(caption)])
+            logits = model.lm(inputs_embeds=row[None]).logits[0]
+            probs = logits.softmax(-1)
+            picked = probs[torch.arange(prompt_len - 1, prompt_len - 1 + len(caption)), caption]
+            nll.append(-picked.log())
+            full_labels = torch.cat([torch.full((prompt_len,), -100), caption])[None]
+            library.append(model.lm(inputs_embeds=row[None], labels=full_labels).loss * len(caption))
+        # d loss / d logits is zero everywhere but at the positions that predict caption tokens
+        assert grad[i, : prompt_len - 1].abs().max() == 0 and grad[i, prompt_len - 1 + len(caption) :].abs().max() == 0
+        assert grad[i, prompt_len - 1 : prompt_len - 1 + len(caption)].abs().sum(-1).min() > 0
+    manual = torch.cat(nll).mean()
+    assert abs(out.loss.item() - manual.item()) < 1e-5
+    assert abs(out.loss.item() - (sum(library) / len(torch.cat(nll))).item()) < 1e-5
+
+
+def test_label_smoothing_and_logged_caption_loss(tokenizer):
+    model = make_model(tokenizer).train()
+    feats, mask = batch((30, 20, 12))
+    labels = caption_labels(tokenizer, CAPTIONS)
+    plain = model(feats, mask, labels=labels)
+    smoothed = model(feats, mask, labels=labels, smoothing=0.1)
+    expected = torch.nn.functional.cross_entropy(
+        smoothed.logits.reshape(-1, smoothed.logits.shape[-1]), labels.reshape(-1), label_smoothing=0.1
+    )
+    assert abs(smoothed.loss.item() - expected.item()) < 1e-5
+    assert abs(smoothed.caption_loss.item() - plain.loss.item()) < 1e-6  # the plain cross-entropy, logged
+    assert model.eval()(feats, mask, labels=labels).caption_loss is None
+
+
+def test_caption_logits_alone_equal_padded_in_a_batch_of_longer_clips(tokenizer):
+    for kwargs in ({}, {"num_queries": 3, "query_heads": 2}):
+        model = make_model(tokenizer, **kwargs)
+        feats, mask = batch((61, 40, 23))
+        labels = caption_labels(tokenizer, CAPTIONS)
+        with torch.no_grad():
+            full = model(feats, mask, labels=labels).logits
+            gen = model.generate(feats, mask, max_new_tokens=6, output_scores=True, return_dict_in_generate=True)
+            for i in (1, 2):
+                n, real = int(mask[i].sum()), labels[i] != -100
+                alone = model(feats[i : i + 1, :, :n], mask[i : i + 1, :n], labels=labels[i : i + 1]).logits
+                assert (alone[0, real] - full[i, real]).abs().max().item() < 1e-4, (kwargs, i)
+                one = model.generate(
+                    feats[i : i + 1, :, :n], max_new_tokens=6, output_scores=True, return_dict_in_generate=True
+                )
+                assert torch.equal(one.sequences[0], gen.sequences[i])
+                for step_one, step_batch in zip(one.scores, gen.scores):
+                    assert (step_one[0] - step_batch[i]).abs().max().item() < 1e-4
+
+
+def test_grouped_captions_equal_repeated_clips(tokenizer):
+    model = make_model(tokenizer)
+    feats, mask = batch((40, 23))
+    index = torch.tensor([0, 0, 1])
+    labels = caption_labels(tokenizer, CAPTIONS)
+    with torch.no_grad():
+        grouped = model(feats, mask, labels=labels, encoder_index=index)
+        repeated = model(feats[index], mask[index], labels=labels)
+        assert (grouped.logits - repeated.logits).abs().max().item() < 1e-6
+        assert abs(grouped.loss.item() - repeated.loss.item()) < 1e-6
+        assert grouped.audio_embeds.shape[0] == 2  # each clip encoded once
+        assert torch.equal(
+            model.generate(feats, mask, encoder_index=index, max_new_tokens=5),
+            model.generate(feats[index], mask[index], max_new_tokens=5),
+        )
+
+
+def test_greedy_and_beam_generation_agree_with_forward(tokenizer):
+    model = make_model(tokenizer, kind="qwen2")
+    feats, mask = batch((61, 23))
+    with torch.no_grad():
+        greedy = model.generate(feats, mask, max_new_tokens=6)
+        # teacher-forced on its own output, the forward's argmax is that output, token by token
+        assert torch.equal(model(feats, mask, labels=greedy).logits.argmax(-1), greedy)
+        assert torch.equal(model(feats, mask).logits[:, 0].argmax(-1), greedy[:, 0])
+        assert torch.equal(model.generate(feats, mask, max_new_tokens=6, num_beams=1), greedy)
+        beam = model.generate(
+            feats, mask, max_new_tokens=6, num_beams=3, length_penalty=0.0, output_scores=True,
+            return_dict_in_generate=True,
+        )  # fmt: skip
+        # a beam's score is the sum of its tokens' log-probabilities under the forward pass
+        log_probs = model(feats, mask, labels=beam.sequences).logits.log_softmax(-1)
+        summed = log_probs.gather(-1, beam.sequences[..., None]).squeeze(-1).sum(-1)
+        assert torch.allclose(beam.sequences_scores, summed, atol=1e-4)
+        sampled = model.generate(feats, mask, max_new_tokens=6, do_sample=True, top_k=5)
+        assert sampled.shape[0] == 2
+
+
+def test_save_load_round_trip(tokenizer, tmp_path):
+    model = make_model(tokenizer, lora_rank=2)
+    feats, mask = batch((61, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    with torch.no_grad():
+        for name, param in model.named_parameters():  # adapters away from their zero start, so they show
+            if "lora_B" in name:
+                param.normal_()
+    model.save_pretrained(tmp_path)
+    assert "model.safetensors" in os.listdir(tmp_path)
+    loaded = transformers.AutoModelForSpeechSeq2Seq.from_pretrained(tmp_path).eval()
+    assert type(loaded) is AudioCapPrefixForConditionalGeneration
+    assert loaded.config.prompt_after_ids == model.config.prompt_after_ids
+    with torch.no_grad():
+        assert (
+            model(feats, mask, labels=labels).logits - loaded(feats, mask, labels=labels).logits
+        ).abs().max() <= 1e-5
+    assert torch.equal(model.generate(feats, mask), loaded.generate(feats, mask))
+
+
+def test_lora_trains_adapters_and_projector_only_and_merges(tokenizer, tmp_path):
+    model = make_model(tokenizer, lora_rank=4, freeze_encoder=True).train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(n.startswith("projector.") or "lora_" in n for n in trainable)
+    lora_params = 2 * 2 * 4 * (32 + 32)  # 2 layers x (q_proj, v_proj) x rank 4 x (in + out) ... v_proj is 32 -> 16
+    lora_params -= 2 * 4 * 16  # v_proj's output: one kv head of width 16
+    projector = sum(p.numel() for p in model.projector.parameters())
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == lora_params + projector
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    feats, mask = batch((40, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    first = None
+    for _ in range(4):
+        loss = model(feats, mask, labels=labels).loss
+        first = first if first is not None else loss.item()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert loss.item() < first
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    model.eval()
+    with torch.no_grad():
+        adapted = model(feats, mask, labels=labels).logits
+        model.merge_and_unload()
+        assert not any("lora_" in n for n, _ in model.named_parameters()) and model.config.lora_rank == 0
+        assert (model(feats, mask, labels=labels).logits - adapted).abs().max().item() < 1e-5
+    model.save_pretrained(tmp_path)
+    plain = AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert (plain(feats, mask, labels=labels).logits - adapted).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_LMS))
+def test_lm_families_train_and_generate_with_lora(tokenizer, kind):
+    model = make_model(tokenizer, kind=kind, lora_rank=2).train()
+    assert any("lora_" in n for n, p in model.lm.named_parameters() if p.requires_grad)
+    feats, mask = batch((40, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    loss = model(feats, mask, labels=labels).loss
+    loss.backward()
+    assert torch.isfinite(loss) and model.projector.fc1.weight.grad.abs().sum() > 0
+    ids = model.eval().generate(feats, mask, max_new_tokens=4, num_beams=2)
+    assert ids.shape[0] == 2 and ids.shape[1] <= 4
+
+
+def test_chat_template_wraps_the_instruction(tokenizer):
+    chat = build_word_tokenizer(WORDS + ["user assistant"])
+    chat.chat_template = (
+        "{% for m in messages %}user {{ m['content'] }}{% endfor %}{% if add_generation_prompt %} assistant{% endif %}"
+    )
+    config = AudioCapPrefixConfig(encoder=ENCODER, lm=lm_config("llama", len(chat)))
+    config.set_prompt(chat)
+    vocab = chat.get_vocab()
+    assert config.prompt_before_ids == [vocab["user"]] and config.prompt_after_ids[-1] == vocab["assistant"]
+
+
+def test_loads_in_a_fresh_interpreter_without_hf_audiocap(tokenizer, tmp_path):
+    model = make_model(tokenizer, num_queries=2, query_heads=2)
+    feats, mask = batch((40, 23))
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    torch.save({"feats": feats, "mask": mask}, tmp_path / "inputs.pt")
+    with torch.no_grad():
+        expected = model.generate(feats, mask, max_new_tokens=5).tolist()
+    site = os.path.dirname(os.path.dirname(transformers.__file__))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
+        try:
+            import hf_audiocap
+            sys.exit("hf_audiocap must not be importable here")
+        except ImportError:
+            pass
+        import torch
+        from transformers import AutoModelForSpeechSeq2Seq
+
+        model = AutoModelForSpeechSeq2Seq.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        inputs = torch.load({str(tmp_path / "inputs.pt")!r})
+        with torch.no_grad():
+            print("IDS:" + repr(model.generate(inputs["feats"], inputs["mask"], max_new_tokens=5).tolist()))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split("IDS:", 1)[1].strip() == repr(expected)
+
+
+def test_bad_inputs_fail_in_one_line(tokenizer):
+    lm = lm_config("llama", len(tokenizer))
+
+    def message(make) -> str:
+        with pytest.raises((AudioCapConfigError, ValueError)) as err:
+            make()
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    assert "no causal-LM head" in message(lambda: AudioCapPrefixConfig(lm={"model_type": "vit"}))
+    assert "placeholder" in message(lambda: AudioCapPrefixConfig(lm=lm, prompt_template="Describe the sound."))
+    no_eos = build_word_tokenizer(WORDS)
+    no_eos.eos_token = None
+    assert "end-of-sequence" in message(lambda: AudioCapPrefixConfig(lm=lm).set_prompt(no_eos))
+    assert "match no layer" in message(lambda: make_model(tokenizer, lora_rank=2, lora_target_modules=["query_key"]))
+    short = AudioCapPrefixConfig(encoder=ENCODER, lm={**lm, "max_position_embeddings": 12}, projector_stack=1)
+    short.set_prompt(tokenizer)
+    feats, mask = batch((61, 23))
+    model = AudioCapPrefixForConditionalGeneration(short)
+    assert "reads at most 12" in message(lambda: model(feats, mask))
