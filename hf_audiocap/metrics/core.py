@@ -200,6 +200,18 @@ def unavailable_metrics(metrics=None, *, fense_models=None, training_references=
 
 
 _NOVEL_REASON = "vocab_novel needs the training references (training_references=...)"
+_KNOWN_WORDS: dict[int, tuple[tuple, frozenset]] = {}
+
+
+def _training_words(training_references) -> frozenset:
+    """The PTB words of the training references, tokenized once per process for a given set (each validation of a
+    run asks again)."""
+    flat = tuple(r for rr in training_references for r in rr)
+    key = hash(flat)
+    if key not in _KNOWN_WORDS or _KNOWN_WORDS[key][0] != flat:
+        _KNOWN_WORDS.clear()  # one training set at a time
+        _KNOWN_WORDS[key] = (flat, frozenset(w for r in ptb_tokenize(list(flat)) for w in r.split()))
+    return _KNOWN_WORDS[key][1]
 
 
 def check_metric(name: str, metrics=None, **kwargs) -> None:
@@ -353,8 +365,7 @@ def compute_caption_metrics(
         if training_references is None:
             skip(("vocab_novel",), _NOVEL_REASON)
         else:
-            known = {w for r in ptb_tokenize([r for rr in training_references for r in rr]) for w in r.split()}
-            result["vocab_novel"] = len(vocab - known)
+            result["vocab_novel"] = len(vocab - _training_words(training_references))
     result["unavailable"] = unavailable
     if per_clip:
         result["per_clip"] = {k: [float(x) for x in v] for k, v in clip.items() if k in wanted}
