@@ -494,3 +494,27 @@ def test_metrics_computed_once_across_processes():
     assert [r["calls"] for r in results] == [[0, 0], []]
     assert all(r["out"] == {"n": 2, "rank": 0} for r in results)
     assert all(r["err"] == "bad input on the main process" for r in results)
+
+
+@pytest.mark.slow  # two real training processes (~1 min)
+def test_two_process_run_scores_its_selection_once(tmp_path):
+    """`recipes/train.py` under torchrun with 2 processes, validating with `metrics: cider_d,vocab`: the evaluation
+    completes (the main process scores, the other receives) and logs the selected metrics, vocab_novel included."""
+    import json
+    import os
+
+    from recipe_helpers import REPO_ROOT, make_synthcaps, tiny_run_args
+
+    data = make_synthcaps(tmp_path / "synthcaps", num_train=8, num_validation=2, num_test=2)
+    args = tiny_run_args(data, tmp_path / "run", max_steps=2, eval_strategy="steps", eval_steps=2,
+                         test_split="null", metrics="cider_d,vocab", metric_for_best_model="cider_d")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_"))}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29583"]
+    proc = subprocess.run([*cmd, str(REPO_ROOT / "recipes" / "train.py"), *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"]
+    evals = [e for e in history if "eval_cider_d" in e]
+    assert len(evals) == 1 and {"eval_vocab_size", "eval_vocab_novel", "eval_vocab_references"} <= set(evals[0])
+    assert "eval_bleu_4" not in evals[0] and "eval_meteor" not in evals[0]
