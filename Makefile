@@ -27,7 +27,7 @@ $(OLDEST_STAMP): setup.cfg pyproject.toml constraints-oldest.txt
 	test -x $(OLDEST_PY) || python3 -m venv $(OLDEST_VENV)
 	$(OLDEST_PY) -m pip install -q --upgrade pip
 	$(OLDEST_PY) -m pip install -q torch==2.13.0 -c constraints-oldest.txt
-	$(OLDEST_PY) -m pip install -q -e '.[dev]' -c constraints-oldest.txt
+	$(OLDEST_PY) -m pip install -q -e '.[dev,llm]' -c constraints-oldest.txt
 	touch $(OLDEST_STAMP)
 
 install: $(STAMP)
@@ -53,7 +53,8 @@ test: $(STAMP) system-deps browser-deps
 # The model, generation, Hub-folder, pipeline, training-recipe and SCST tests on the oldest declared releases, and a
 # model folder carried between the oldest and the newest transformers in both directions (tests/test_version_matrix.py).
 MATRIX_TESTS = tests/test_modeling.py tests/test_pretrained_parts.py tests/test_model_conventions.py \
-	tests/test_version_matrix.py tests/test_hub_folder.py tests/test_pipeline.py tests/test_train_recipe.py tests/test_scst.py
+	tests/test_version_matrix.py tests/test_hub_folder.py tests/test_pipeline.py tests/test_train_recipe.py tests/test_scst.py \
+	tests/test_prefix_model.py  # the audio-prefix model (issue 17)
 test-oldest: $(STAMP) $(OLDEST_STAMP) system-deps
 	AUDIOCAP_OTHER_PYTHON=$(abspath $(PY)) $(OLDEST_PY) -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 
