@@ -518,3 +518,23 @@ def test_two_process_run_scores_its_selection_once(tmp_path):
     evals = [e for e in history if "eval_cider_d" in e]
     assert len(evals) == 1 and {"eval_vocab_size", "eval_vocab_novel", "eval_vocab_references"} <= set(evals[0])
     assert "eval_bleu_4" not in evals[0] and "eval_meteor" not in evals[0]
+
+
+def test_download_command_fetches_fense(fense_models, tmp_path, monkeypatch, capsys):
+    from hf_audiocap.cli import main
+
+    server = _Server({"/fense/checker.ckpt": Path(fense_models.checker).read_bytes()})
+    try:
+        monkeypatch.setenv("HF_AUDIOCAP_FLUENCY_CHECKER", server.url.rsplit("/", 1)[0] + "/fense/checker.ckpt")
+        monkeypatch.setenv("HF_AUDIOCAP_FLUENCY_CHECKER_SHA256", fense_models.checker_sha256)
+        monkeypatch.setenv("HF_AUDIOCAP_SBERT_MODEL", fense_models.sbert)
+        assert main(["metrics", "download", "--only", "fense", "--quiet", "--cache_dir", str(tmp_path / "c")]) == 0
+        assert (tmp_path / "c" / "fense" / "checker.ckpt").read_bytes() == Path(fense_models.checker).read_bytes()
+        out = capsys.readouterr().out
+        assert "FENSE checker:" in out and "SHA-256 verified" in out and "FENSE sentence model:" in out
+        monkeypatch.setenv("HF_AUDIOCAP_FLUENCY_CHECKER_SHA256", "0" * 64)
+        assert main(["metrics", "download", "--only", "fense", "--quiet", "--cache_dir", str(tmp_path / "d")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "checker.ckpt downloaded from" in err[0] and "does not match its SHA256" in err[0]
+    finally:
+        server.close()
