@@ -324,6 +324,8 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         smoothing (`float`): label-smoothing epsilon of that cross-entropy (training batches only, in the recipes).
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if kwargs.get("decoder_input_ids") is not None:
+            raise ValueError("the prefix model reads its caption tokens from `labels`, not `decoder_input_ids`")
         return_dict = self.config.return_dict if return_dict is None else return_dict
         audio, audio_mask = self.embed_audio(input_features, attention_mask, input_values)
         rows_audio, rows_mask = audio, audio_mask
@@ -370,10 +372,13 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
     ) -> torch.LongTensor:
         """Captions of the clips (one row per clip, or per `encoder_index` row): the prompt rows left-padded and handed
         to the LM's own `generate(inputs_embeds=..., attention_mask=...)` with this model's generation config (or the
-        one given) and any of its keyword arguments (num_beams, do_sample, logits processors, ...). Returns the caption
-        ids only."""
+        one given) and any of its keyword arguments (num_beams, do_sample, logits processors, ...); `max_length` counts
+        caption tokens, as `max_new_tokens` (the prompt is not counted). Returns the caption ids only."""
         for name in ("labels", "decoder_input_ids", "decoder_attention_mask"):  # what a Trainer batch may carry
             kwargs.pop(name, None)
+        if "max_length" in kwargs and "max_new_tokens" not in kwargs:
+            # counts caption tokens, as for the encoder-decoder model (a Trainer passes generation_max_length so)
+            kwargs["max_new_tokens"] = kwargs.pop("max_length")
         audio, audio_mask = self.embed_audio(input_features, attention_mask, input_values)
         if encoder_index is not None:
             encoder_index = encoder_index.to(audio.device)

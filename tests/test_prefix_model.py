@@ -303,3 +303,19 @@ def test_bad_inputs_fail_in_one_line(tokenizer):
     feats, mask = batch((61, 23))
     model = AudioCapPrefixForConditionalGeneration(short)
     assert "reads at most 12" in message(lambda: model(feats, mask))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tokenizer):
+    grads = []
+    for checkpointing in (False, True):
+        model = make_model(tokenizer, lora_rank=2).train()
+        if checkpointing:
+            # the name transformers 5.24 gives it, or the one before (5.16)
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+            assert any(getattr(m, "gradient_checkpointing", False) for m in model.lm.modules())
+        feats, mask = batch((40, 23))
+        model(feats, mask, labels=caption_labels(tokenizer, CAPTIONS[:2])).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and any("lora_A" in n for n in grads[0])
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6), name

@@ -33,7 +33,7 @@ class AudioCaptionCollator:
     """
 
     processor: Any
-    decoder_start_token_id: int
+    decoder_start_token_id: int | None
     pad_token_id: int
     audio_column: str = "audio"
     text_column: str = "caption"
@@ -96,9 +96,10 @@ class AudioCaptionCollator:
                 labels = labels[:, : self.max_label_length].clone()
                 labels[too_long, -1] = self.processor.tokenizer.eos_token_id
                 batch["labels"] = labels
-            batch["decoder_input_ids"] = shift_tokens_right(
-                batch["labels"], self.pad_token_id, self.decoder_start_token_id
-            )
+            if self.decoder_start_token_id is not None:  # None: a decoder-only model, which reads labels alone
+                batch["decoder_input_ids"] = shift_tokens_right(
+                    batch["labels"], self.pad_token_id, self.decoder_start_token_id
+                )
         if self.return_clip_ids:
             batch["clip_ids"] = [ex.get("id") for ex in examples]
         if references is not None:

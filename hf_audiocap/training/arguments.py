@@ -29,6 +29,15 @@ class ModelArguments:
         default=None,
         metadata={"help": "Pretrained text decoder (e.g. facebook/bart-base, gpt2). None: built-in decoder."},
     )
+    model_kind: str = field(
+        default="encoder_decoder",
+        metadata={
+            "help": "encoder_decoder: an audio encoder and a decoder cross-attending to it (AudioCapConfig). prefix: "
+            "the audio as soft tokens in a prompt read by a causal LM (AudioCapPrefixConfig), decoder_name_or_path "
+            "naming the LM (None: an LM from config_overrides' `lm`, trained from scratch); config_overrides sets "
+            "lora_rank, lora_target_modules, projector_stack, num_queries, prompt_template, freeze_lm, ..."
+        },
+    )
     tokenizer_name_or_path: str | None = field(
         default=None,
         metadata={
@@ -69,6 +78,8 @@ class ModelArguments:
             )
         if self.decoder_name_or_path and not self.tokenizer_name_or_path:
             self.tokenizer_name_or_path = self.decoder_name_or_path
+        if self.model_kind not in ("encoder_decoder", "prefix"):
+            raise ValueError(f"model_kind must be encoder_decoder or prefix, got {self.model_kind!r}.")
         if self.word_min_frequency < 1:
             raise ValueError(f"word_min_frequency must be >= 1, got {self.word_min_frequency}.")
 

@@ -200,6 +200,10 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
 
     tok = processor.tokenizer
     n_mels = processor.feature_extractor.feature_size
+    if model_args.model_kind == "prefix":
+        from hf_audiocap.training.prefix import build_prefix_model
+
+        return build_prefix_model(model_args, processor, training_args)
     if model_args.model_name_or_path:
         model = AudioCapForConditionalGeneration.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
@@ -264,7 +268,7 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     input_name = getattr(model, "main_input_name", "input_features")
     common = {
         "processor": processor,
-        "decoder_start_token_id": model.config.decoder_start_token_id,
+        "decoder_start_token_id": getattr(model.config, "decoder_start_token_id", None),
         "pad_token_id": model.config.pad_token_id,
         "max_duration": data_args.max_duration,
         "max_label_length": data_args.max_label_length,

@@ -31,7 +31,7 @@ An audio captioning model: an audio clip goes in, one English sentence describin
 Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split}`).{corpus_card}
 
 ## Model
-- Architecture: `AudioCapForConditionalGeneration` ({architecture}), {num_parameters:.2f}M parameters.
+- Architecture: `{model_class}` ({architecture}), {num_parameters:.2f}M parameters.
 - Input: log-mel spectrogram of 16 kHz mono audio (any length; padded per batch with a frame mask).
 - Output: a caption, generated with {generation}.
 
@@ -109,10 +109,10 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     rows += [f"| {name} | {clean[key]:.4f} |" for key, name in METRIC_NAMES.items() if key in clean]
     if "cider_d_references" in clean:
         rows.append(f"| CIDEr-D of the references (leave-one-out) | {clean['cider_d_references']:.4f} |")
-    if model is None:
-        from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+    if model is None:  # either model kind: hf_audiocap registers both with the Auto class
+        from transformers import AutoModelForSpeechSeq2Seq
 
-        model = AudioCapForConditionalGeneration.from_pretrained(output_dir)
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(output_dir)
     gen = model.generation_config
     card = TEMPLATE.format(
         card_data=card_data.to_yaml(),
@@ -122,10 +122,11 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         corpus_card=_corpus_card(data_args.dataset_path),
         train_split=data_args.train_split,
         test_split=split,
-        architecture=f"encoder {model.config.encoder.model_type}, decoder {model.config.decoder.model_type}",
+        model_class=type(model).__name__,
+        architecture=_architecture(model.config),
         num_parameters=model.num_parameters() / 1e6,
         generation=f"{'beam search (' + str(gen.num_beams) + ' beams)' if (gen.num_beams or 1) > 1 else 'greedy search'}, "
-        f"max length {gen.max_length}",
+        f"max length {gen.max_new_tokens or gen.max_length}",
         results_table="\n".join(rows) if len(rows) > 2 else "No test evaluation was run.",
         spice_note=""
         if "spice" in clean
@@ -148,6 +149,15 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     path = output_dir / "README.md"
     ModelCard(card).save(path)
     return path
+
+
+def _architecture(config) -> str:
+    if config.model_type != "audiocap_prefix":
+        return f"encoder {config.encoder.model_type}, decoder {config.decoder.model_type}"
+    lm = config.lm_name_or_path or f"a {config.lm.model_type} trained from scratch"
+    lora = f", LoRA rank {config.lora_rank}" if config.lora_rank else ""
+    # the LM's weights are saved in this folder (model.safetensors), whatever it started from
+    return f"encoder {config.encoder.model_type}, its projected states a prompt prefix of the causal LM {lm}{lora}"
 
 
 def _fit_sentence(fit: dict | None) -> str:

@@ -41,6 +41,7 @@ from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import speed_metrics
 
 from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
 from hf_audiocap.training.checkpoints import CheckpointCompletionCallback, resolve_checkpoint
 from hf_audiocap.training.scst import scst_loss
 
@@ -98,7 +99,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
         # label_smoothing_factor: our model smooths its own cross-entropy (training batches only, see compute_loss);
         # transformers' label smoother would replace the model's loss (and its keyword term) by its own
         self.model_label_smoothing = 0.0
-        if self.args.label_smoothing_factor and isinstance(self.model, AudioCapForConditionalGeneration):
+        if self.args.label_smoothing_factor and isinstance(
+            self.model, (AudioCapForConditionalGeneration, AudioCapPrefixForConditionalGeneration)
+        ):
             self.model_label_smoothing, self.label_smoother = self.args.label_smoothing_factor, None
         # checkpoints complete or ignored: transformers must not delete old ones during its save (arguments.py moves
         # save_total_limit to checkpoint_total_limit; plain Seq2SeqTrainingArguments are moved here)

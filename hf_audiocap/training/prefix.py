@@ -1,0 +1,61 @@
+"""The recipe's audio-prefix model (`model_kind: prefix`): a saved one, or a new one from an audio encoder (built-in or
+pretrained) and a causal LM (pretrained, `decoder_name_or_path`, or built from `config_overrides.lm` and trained from
+scratch), with the prompt rendered by the recipe's tokenizer (the LM's own, or the word-level one of a from-scratch LM).
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM, Seq2SeqTrainingArguments
+
+from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
+from hf_audiocap.encoders_audiocap import load_pretrained_encoder
+from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
+from hf_audiocap.training.arguments import ModelArguments
+
+
+def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq2SeqTrainingArguments):
+    tok = processor.tokenizer
+    remote = {"trust_remote_code": model_args.trust_remote_code}
+    if model_args.model_name_or_path:
+        model = AudioCapPrefixForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **remote)
+    else:
+        overrides = dict(model_args.config_overrides)
+        encoder_fields, lm_fields = overrides.pop("encoder", {}), overrides.pop("lm", {})
+        encoder = lm = None
+        if model_args.encoder_name_or_path:
+            name = model_args.encoder_name_or_path
+            encoder = load_pretrained_encoder(
+                name, AutoConfig.from_pretrained(name, **encoder_fields), use_safetensors=True
+            )
+            encoder_config = encoder.config
+        else:
+            encoder_config = {"num_mel_bins": processor.feature_extractor.feature_size, **encoder_fields}
+        if model_args.decoder_name_or_path:
+            if lm_fields:
+                raise ValueError(
+                    "config_overrides.lm builds an LM from scratch: drop it, or drop decoder_name_or_path "
+                    f"({model_args.decoder_name_or_path}), which brings its own config"
+                )
+            lm = AutoModelForCausalLM.from_pretrained(model_args.decoder_name_or_path, use_safetensors=True, **remote)
+            lm_config = lm.config
+        else:  # from scratch: sized by the recipe's tokenizer, with its special ids
+            special = {
+                "pad_token_id": tok.pad_token_id,
+                "bos_token_id": tok.bos_token_id,
+                "eos_token_id": tok.eos_token_id,
+            }
+            lm_config = {"model_type": "llama", **lm_fields, "vocab_size": len(tok), **special}
+        config = AudioCapPrefixConfig(
+            encoder=encoder_config, lm=lm_config, lm_name_or_path=model_args.decoder_name_or_path, **overrides
+        )
+        config.set_prompt(tok)
+        model = AudioCapPrefixForConditionalGeneration(config, encoder=encoder, lm=lm)
+    if model_args.freeze_encoder:
+        model.config.freeze_encoder = True
+        model.set_trainable()
+    gen = model.generation_config
+    if training_args.generation_max_length:  # caption tokens: the prompt is not counted
+        gen.max_new_tokens = training_args.generation_max_length
+    if training_args.generation_num_beams:
+        gen.num_beams = training_args.generation_num_beams
+    return model
