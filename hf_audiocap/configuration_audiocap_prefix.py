@@ -15,6 +15,7 @@ so what it was trained on is what a saved folder runs.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
@@ -39,7 +40,9 @@ def _resolve(value: Any, key: str, default_type: str, builtin: type[PretrainedCo
     """A sub-config given as None / dict / config -> a config object (the built-in encoder class resolved here, so a
     fresh interpreter where our types are not registered with `AutoConfig` still builds it)."""
     if isinstance(value, PretrainedConfig):
-        return value
+        # a copy: PretrainedConfig.__init__ sets its attention settings on the sub-configs, and this one may be a
+        # live model's own
+        return copy.deepcopy(value)
     if value is not None and not isinstance(value, dict):
         raise AudioCapConfigError(
             f"AudioCapPrefixConfig.{key} must be a dict, a PretrainedConfig or None, got {type(value).__name__}"
@@ -83,7 +86,10 @@ class AudioCapPrefixConfig(PretrainedConfig):
         lora_target_modules (`list[str]`, *optional*): names of the LM's linear layers to adapt (default: the attention
             query/value projections of the LM's type).
         lm_name_or_path (`str`, *optional*): the pretrained LM this model starts from (recorded for the model card and
-            for adapter-only checkpoints, which hold no LM weights).
+            for checkpoints without the LM's weights, `save_lm_weights=False`).
+        save_lm_weights (`bool`): False: `save_pretrained` leaves out the LM's own (frozen) weights, and
+            `from_pretrained` reads them from `lm_name_or_path` again: a checkpoint of a LoRA run then holds the
+            adapters, the projector and the encoder only (needs `freeze_lm` and `lm_name_or_path`).
         pad_token_id / bos_token_id / eos_token_id: the LM tokenizer's special ids (eos ends every caption).
     """
 
@@ -111,6 +117,7 @@ class AudioCapPrefixConfig(PretrainedConfig):
         lora_dropout: float = 0.0,
         lora_target_modules: list[str] | None = None,
         lm_name_or_path: str | None = None,
+        save_lm_weights: bool = True,
         pad_token_id: int | None = None,
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
@@ -160,6 +167,12 @@ class AudioCapPrefixConfig(PretrainedConfig):
         self.lora_dropout = lora_dropout
         self.lora_target_modules = list(lora_target_modules) if lora_target_modules else None
         self.lm_name_or_path = lm_name_or_path
+        if not save_lm_weights and not (freeze_lm and lm_name_or_path):
+            raise AudioCapConfigError(
+                "AudioCapPrefixConfig: save_lm_weights=False needs a frozen pretrained LM (freeze_lm=True and "
+                "lm_name_or_path), whose weights can be read again from where they came from"
+            )
+        self.save_lm_weights = save_lm_weights
         ids = {"pad_token_id": pad_token_id, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
         for name, value in ids.items():  # default to the LM's own
             setattr(self, name, value if value is not None else getattr(self.lm, name, None))

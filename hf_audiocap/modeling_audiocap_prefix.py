@@ -189,19 +189,19 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         if getattr(config, "model_type", None) != AudioCapPrefixConfig.model_type:
             # model_type, not isinstance: trust_remote_code may load the config class from another copy of its file
             raise AudioCapConfigError(f"config must be an AudioCapPrefixConfig, got {type(config).__name__}")
-        if encoder is not None:
-            config.encoder = encoder.config
-        if lm is not None:
-            config.lm = lm.config
         super().__init__(config)
-        self.encoder_kind = encoder_kind(config.encoder)
         if encoder is None:
             builtin = config.encoder.model_type == AUDIOCAP_ENCODER_TYPE
             encoder = AudioCapEncoder(config.encoder) if builtin else build_pretrained_encoder(config.encoder)
+        # what is saved is what runs: the parts' own config objects, set after PreTrainedModel.__init__, which would
+        # otherwise hand a given part's config the composite's attention settings
+        self.config.encoder = encoder.config
+        self.config.lm = lm.config if lm is not None else config.lm
+        self.encoder_kind = encoder_kind(self.config.encoder)
         self.encoder = encoder
-        self.projector = AudioCapPrefixProjector(encoder_output_dim(config.encoder), config)
-        self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(config.lm)
-        self.config.encoder, self.config.lm = self.encoder.config, self.lm.config  # what is saved is what runs
+        self.projector = AudioCapPrefixProjector(encoder_output_dim(self.config.encoder), self.config)
+        self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(self.config.lm)
+        self.config.lm = self.lm.config
         self.post_init()
         # after post_init, so the adapters keep peft's initialisation (B = 0: the adapted LM starts as the LM itself)
         if config.lora_rank:
@@ -235,6 +235,37 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
 
     def get_output_embeddings(self) -> nn.Module:
         return self.lm.get_output_embeddings()
+
+    def lm_weight_names(self) -> list[str]:
+        """The state-dict names of the LM's own weights (not its LoRA adapters): what `save_lm_weights=False` leaves
+        out of a checkpoint."""
+        return ["lm." + name for name in self.lm.state_dict() if "lora_" not in name]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; with `config.save_lm_weights=False`, without the LM's own weights (the
+        Trainer's checkpoints included, which pass their own `state_dict`)."""
+        if not self.config.save_lm_weights:
+            state_dict = kwargs.get("state_dict") or self.state_dict()
+            left_out = set(self.lm_weight_names())
+            kwargs["state_dict"] = {k: v for k, v in state_dict.items() if k not in left_out}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a checkpoint saved without the LM's weights (`save_lm_weights=False`)
+        gets them from `AutoModelForCausalLM.from_pretrained(config.lm_name_or_path)`, each into its layer (a LoRA
+        layer keeps it as `base_layer`)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if model.config.save_lm_weights:
+            return model
+        base = AutoModelForCausalLM.from_pretrained(
+            model.config.lm_name_or_path, dtype=model.lm.dtype, use_safetensors=kwargs.get("use_safetensors")
+        ).state_dict()
+        with torch.no_grad():
+            for name, value in model.lm.state_dict(keep_vars=True).items():
+                if "lora_" not in name:
+                    value.copy_(base[name.replace(".base_layer.", ".")])
+        return model
 
     def merge_and_unload(self) -> AudioCapPrefixForConditionalGeneration:
         """LoRA merged into the LM's weights (in place): the model then holds plain LM layers and its config no LoRA,

@@ -14,6 +14,7 @@ import torch
 import transformers
 from model_helpers import batch
 from recipe_helpers import REPO_ROOT
+from transformers import AutoConfig
 
 from hf_audiocap.configuration_audiocap import AudioCapConfigError
 from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
@@ -319,3 +320,45 @@ def test_gradient_checkpointing_gives_the_same_gradients(tokenizer):
     assert grads[0].keys() == grads[1].keys() and any("lora_A" in n for n in grads[0])
     for name, grad in grads[0].items():
         assert torch.allclose(grad, grads[1][name], atol=1e-6), name
+
+
+def test_checkpoint_without_the_lm_weights_reloads_them_by_name(tokenizer, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    lm_dir = tmp_path / "lm"
+    torch.manual_seed(5)
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(**lm_config("llama", len(tokenizer)))).save_pretrained(
+        lm_dir
+    )
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir)
+    config = AudioCapPrefixConfig(
+        encoder=ENCODER,
+        lm=lm.config,
+        projector_stack=2,
+        lora_rank=2,
+        lm_name_or_path=str(lm_dir),
+        save_lm_weights=False,
+    )
+    config.set_prompt(tokenizer)
+    model = AudioCapPrefixForConditionalGeneration(config, lm=lm).eval()
+    feats, mask = batch((40, 23))
+    with torch.no_grad():  # a given LM keeps its attention settings (its padding mask honoured)
+        alone = model(feats[1:, :, :23], mask[1:, :23]).logits
+        assert (alone - model(feats, mask).logits[1:]).abs().max().item() < 1e-4
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    model.save_pretrained(tmp_path / "model")
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert not set(saved) & set(model.lm_weight_names()) and any("lora_A" in k for k in saved)
+    assert {k for k in saved if not k.startswith("lm.")} == {k for k in model.state_dict() if not k.startswith("lm.")}
+    loaded = AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    with torch.no_grad():
+        assert (
+            model(feats, mask, labels=labels).logits - loaded(feats, mask, labels=labels).logits
+        ).abs().max() <= 1e-5
+    with pytest.raises(AudioCapConfigError, match="save_lm_weights=False needs"):
+        AudioCapPrefixConfig(lm=lm.config, save_lm_weights=False)
