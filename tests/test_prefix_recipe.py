@@ -30,6 +30,7 @@ def test_recipe_trains_a_prefix_model_from_scratch(synth, tmp_path):
         synth,
         out,
         model_kind="prefix",
+        max_duration=12.0,  # the bound demo.yaml sets for SynthCaps: its rows fit the tiny LM's 256 positions
         config_overrides=f"{{{TINY_ENCODER}, {TINY_LM}, projector_stack: 2, freeze_lm: false, prompt_template: '<audio>'}}",
         label_smoothing_factor=0.1,
         max_steps=8,
@@ -81,7 +82,9 @@ def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path):
     out = tmp_path / "out"
     overrides = f"{{{TINY_ENCODER}, projector_stack: 2, lora_rank: 4, prompt_template: '<audio> describe the sound'}}"
     recipe_main()(
-        tiny_run_args(synth, out, model_kind="prefix", decoder_name_or_path=lm_dir, config_overrides=overrides)
+        tiny_run_args(
+            synth, out, model_kind="prefix", decoder_name_or_path=lm_dir, config_overrides=overrides, max_duration=12.0
+        )
     )
     assert len(train_losses(out)) == 6
     saved = load_file(out / "model.safetensors")
@@ -94,3 +97,14 @@ def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path):
             "v_proj.weight", "v_proj.base_layer.weight"
         )
         assert torch.equal(saved[key], value), name
+
+
+def test_a_prompt_longer_than_the_lm_is_refused_before_training(synth, tmp_path):
+    lm = TINY_LM.replace("max_position_embeddings: 256", "max_position_embeddings: 64")
+    args = tiny_run_args(
+        synth, tmp_path / "out", model_kind="prefix", max_duration=12.0,
+        config_overrides=f"{{{TINY_ENCODER}, {lm}, projector_stack: 1, freeze_lm: false, prompt_template: '<audio>'}}",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"a 12 s clip gives a prompt of \d+ positions .* reads at most 64"):
+        recipe_main()(args)
+    assert not (tmp_path / "out" / "trainer_state.json").exists()

@@ -265,6 +265,10 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
 
     training_args.remove_unused_columns = False  # the collator reads the raw audio and caption columns
     scst = getattr(training_args, "scst", False)
+    if getattr(model.config, "model_type", None) == "audiocap_prefix":  # rows must fit the LM: said before training
+        from hf_audiocap.training.prefix import check_prompt_fits
+
+        check_prompt_fits(model, processor, data_args.max_duration, data_args.max_label_length)
     input_name = getattr(model, "main_input_name", "input_features")
     common = {
         "processor": processor,

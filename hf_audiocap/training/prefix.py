@@ -5,6 +5,8 @@ scratch), with the prompt rendered by the recipe's tokenizer (the LM's own, or t
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from transformers import AutoConfig, AutoModelForCausalLM, Seq2SeqTrainingArguments
 
 from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
@@ -59,3 +61,28 @@ def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
     return model
+
+
+def check_prompt_fits(model, processor, max_duration: float, max_label_length: int) -> None:
+    """Refuses, before training, a recipe whose longest row cannot fit the LM: the prompt around the audio span of a
+    `max_duration` clip (measured by running the encoder and projector on a silent clip of that length) plus a
+    `max_label_length`-token caption, against the LM's positions."""
+    limit = model.config.lm_max_positions
+    if limit is None:
+        return
+    sampling_rate = processor.feature_extractor.sampling_rate
+    inputs = processor(audio=np.zeros(int(max_duration * sampling_rate), dtype=np.float32), return_tensors="pt",
+                       sampling_rate=sampling_rate)  # fmt: skip
+    inputs = {k: v.to(model.device) for k, v in inputs.items()}
+    with torch.no_grad():
+        _, span_mask = model.embed_audio(
+            inputs.get("input_features"), inputs.get("attention_mask"), inputs.get("input_values")
+        )
+    span = int(span_mask.sum())
+    prompt = len(model.config.prompt_before_ids) + span + len(model.config.prompt_after_ids)
+    if prompt + max_label_length > limit:
+        raise ValueError(
+            f"a {max_duration:g} s clip gives a prompt of {prompt} positions ({span} audio tokens) and a caption up to "
+            f"{max_label_length} tokens, {prompt + max_label_length} in all, but the {model.config.lm.model_type} LM "
+            f"reads at most {limit}: lower max_duration or max_label_length, or raise projector_stack (or num_queries)"
+        )
