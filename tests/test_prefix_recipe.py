@@ -3,10 +3,12 @@ vocabulary, and a saved tiny Llama (with its tokenizer) adapted with LoRA, its o
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import yaml
-from recipe_helpers import make_synthcaps, recipe_main, tiny_run_args, train_losses
+from recipe_helpers import log_history, make_synthcaps, recipe_main, tiny_run_args, train_losses
 from safetensors.torch import load_file
 
 pytest.importorskip("peft")
@@ -58,6 +60,18 @@ def test_recipe_trains_a_prefix_model_from_scratch(synth, tmp_path):
     with torch.no_grad():
         expected = processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)[0].strip()
     assert transformers.pipeline("audio-captioning", model=str(out))(str(clip))["caption"] == expected
+
+    # the second stage of the demo, self-critical training, from the saved prefix model: rewards logged, weights moved
+    scst_out = tmp_path / "scst"
+    scst_args = tiny_run_args(
+        synth, scst_out, model_kind="prefix", model_name_or_path=str(out), config_overrides="{}", max_duration=12.0,
+        scst="true", scst_samples=3, max_steps=3, learning_rate="1e-3", test_split="null",
+    )  # fmt: skip
+    recipe_main()(scst_args)
+    rewards = [e["scst_reward"] for e in log_history(scst_out) if "scst_reward" in e]
+    assert len(rewards) == 3 and all(math.isfinite(r) and r >= 0 for r in rewards)
+    before, after = load_file(out / "model.safetensors"), load_file(scst_out / "model.safetensors")
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
 
 
 def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path):

@@ -107,9 +107,13 @@ def scst_loss(
     baseline = (per_clip.sum(1, keepdim=True) - per_clip) / (num_samples - 1)
     advantage = (per_clip - baseline).view(-1).to(sequences.device)
 
-    labels = sampled_labels(sequences, unwrapped.generation_config.eos_token_id)
     encoder_index = torch.arange(clips, device=sequences.device).repeat_interleave(num_samples)
-    logits = model(**audio, decoder_input_ids=sequences[:, :-1], encoder_index=encoder_index).logits
+    if getattr(unwrapped.config, "is_encoder_decoder", True):
+        labels = sampled_labels(sequences, unwrapped.generation_config.eos_token_id)
+        logits = model(**audio, decoder_input_ids=sequences[:, :-1], encoder_index=encoder_index).logits
+    else:  # the audio-prefix model: generate returns the caption tokens alone, and reads its caption from labels
+        labels = sampled_labels(F.pad(sequences, (1, 0)), unwrapped.generation_config.eos_token_id)
+        logits = model(**audio, labels=labels, encoder_index=encoder_index).logits
     valid = labels != -100
     token_logp = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     loss = -(advantage[:, None] * token_logp * valid).sum() / valid.sum().clamp(min=1)
