@@ -74,10 +74,14 @@ def test_recipe_trains_a_prefix_model_from_scratch(synth, tmp_path):
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path):
+@pytest.mark.parametrize("save_lm_weights", [True, False])
+def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path, save_lm_weights):
+    """The LM's own weights stay frozen and bit-identical: saved in the folder, or (save_lm_weights: false) left out
+    of every checkpoint and read again from the LM's folder, through a mid-run checkpoint and best-model reload."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from hf_audiocap.data.loaders import load_caption_dataset
+    from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
     from hf_audiocap.tokenization import build_word_tokenizer
 
     captions = [c for caps in load_caption_dataset("clotho", synth)["train"]["captions"] for c in caps]
@@ -94,23 +98,42 @@ def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path):
     lm.save_pretrained(lm_dir)
     tokenizer.save_pretrained(lm_dir)
     out = tmp_path / "out"
-    overrides = f"{{{TINY_ENCODER}, projector_stack: 2, lora_rank: 4, prompt_template: '<audio> describe the sound'}}"
-    recipe_main()(
-        tiny_run_args(
-            synth, out, model_kind="prefix", decoder_name_or_path=lm_dir, config_overrides=overrides, max_duration=12.0
-        )
+    overrides = (
+        f"{{{TINY_ENCODER}, projector_stack: 2, lora_rank: 4, prompt_template: '<audio> describe the sound', "
+        f"save_lm_weights: {str(save_lm_weights).lower()}}}"
     )
+    checkpoints = {
+        "save_strategy": "steps", "save_steps": 3, "eval_strategy": "steps", "eval_steps": 3,
+        "load_best_model_at_end": "true", "metric_for_best_model": "loss",
+    }  # fmt: skip
+    args = tiny_run_args(
+        synth, out, model_kind="prefix", decoder_name_or_path=lm_dir, config_overrides=overrides, max_duration=12.0,
+        test_split="null", **(checkpoints if not save_lm_weights else {}),
+    )  # fmt: skip
+    recipe_main()(args)
     assert len(train_losses(out)) == 6
     saved = load_file(out / "model.safetensors")
     before = load_file(lm_dir / "model.safetensors")
     lora_b = [v for k, v in saved.items() if "lora_B" in k]
     assert len(lora_b) == 2 and all(v.abs().sum() > 0 for v in lora_b)  # trained away from peft's zero start
-    # the LM's own weights, frozen, come back bit-identical (LoRA keeps each adapted layer's weight as base_layer)
-    for name, value in before.items():
-        key = "lm." + name.replace("q_proj.weight", "q_proj.base_layer.weight").replace(
+    # LoRA keeps each adapted layer's own weight as base_layer
+    lm_keys = {
+        name: "lm."
+        + name.replace("q_proj.weight", "q_proj.base_layer.weight").replace(
             "v_proj.weight", "v_proj.base_layer.weight"
         )
-        assert torch.equal(saved[key], value), name
+        for name in before
+    }
+    if save_lm_weights:
+        for name, value in before.items():
+            assert torch.equal(saved[lm_keys[name]], value), name
+        return
+    assert not set(lm_keys.values()) & set(saved)
+    checkpoint = next(out.glob("checkpoint-*"))
+    assert not set(lm_keys.values()) & set(load_file(checkpoint / "model.safetensors"))
+    reloaded = AudioCapPrefixForConditionalGeneration.from_pretrained(out).state_dict()
+    for name, value in before.items():
+        assert torch.equal(reloaded[lm_keys[name]], value), name
 
 
 def test_a_prompt_longer_than_the_lm_is_refused_before_training(synth, tmp_path):
