@@ -254,12 +254,14 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`; a checkpoint saved without the LM's weights (`save_lm_weights=False`)
         gets them from `AutoModelForCausalLM.from_pretrained(config.lm_name_or_path)`, each into its layer (a LoRA
-        layer keeps it as `base_layer`)."""
+        layer keeps it as `base_layer`). Safetensors only, as for the encoder-decoder model, unless
+        `use_safetensors=False` is passed."""
+        kwargs.setdefault("use_safetensors", True)
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if model.config.save_lm_weights:
             return model
         base = AutoModelForCausalLM.from_pretrained(
-            model.config.lm_name_or_path, dtype=model.lm.dtype, use_safetensors=kwargs.get("use_safetensors")
+            model.config.lm_name_or_path, dtype=model.lm.dtype, use_safetensors=kwargs["use_safetensors"]
         ).state_dict()
         with torch.no_grad():
             for name, value in model.lm.state_dict(keep_vars=True).items():
@@ -273,6 +275,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         if self.config.lora_rank:
             merge_lora(self.lm)
             self.config.lora_rank = 0
+            self.config.save_lm_weights = True  # merged weights are no longer those lm_name_or_path holds
             self.set_trainable()
         return self
 

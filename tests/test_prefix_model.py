@@ -360,5 +360,8 @@ def test_checkpoint_without_the_lm_weights_reloads_them_by_name(tokenizer, tmp_p
         assert (
             model(feats, mask, labels=labels).logits - loaded(feats, mask, labels=labels).logits
         ).abs().max() <= 1e-5
+    # merged adapters change the LM's weights: from then on they are saved with the model
+    loaded.merge_and_unload().save_pretrained(tmp_path / "merged")
+    assert set(loaded.lm_weight_names()) <= set(load_file(tmp_path / "merged" / "model.safetensors"))
     with pytest.raises(AudioCapConfigError, match="save_lm_weights=False needs"):
         AudioCapPrefixConfig(lm=lm.config, save_lm_weights=False)
