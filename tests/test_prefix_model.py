@@ -365,3 +365,34 @@ def test_checkpoint_without_the_lm_weights_reloads_them_by_name(tokenizer, tmp_p
     assert set(loaded.lm_weight_names()) <= set(load_file(tmp_path / "merged" / "model.safetensors"))
     with pytest.raises(AudioCapConfigError, match="save_lm_weights=False needs"):
         AudioCapPrefixConfig(lm=lm.config, save_lm_weights=False)
+
+
+@pytest.mark.parametrize("kind", ["whisper", "wav2vec2"])
+def test_pretrained_encoders_feed_the_prefix(tokenizer, tmp_path, request, kind):
+    from hf_audiocap.encoders_audiocap import load_pretrained_encoder
+
+    folder = request.getfixturevalue(f"{kind}_dir")
+    encoder = load_pretrained_encoder(folder, AutoConfig.from_pretrained(folder), use_safetensors=True)
+    config = AudioCapPrefixConfig(encoder=encoder.config, lm=lm_config("llama", len(tokenizer)), freeze_encoder=True)
+    config.set_prompt(tokenizer)
+    torch.manual_seed(0)
+    model = AudioCapPrefixForConditionalGeneration(config, encoder=encoder).eval()
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    if kind == "wav2vec2":  # samples and their mask
+        g = torch.Generator().manual_seed(0)
+        audio, mask = torch.randn(2, 3200, generator=g), torch.ones(2, 3200, dtype=torch.long)
+        mask[1, 1600:] = 0
+        inputs, alone = {"input_values": audio, "attention_mask": mask}, {"input_values": audio[1:, :1600]}
+    else:
+        feats, mask = batch((61, 23))
+        inputs, alone = {"input_features": feats, "attention_mask": mask}, {"input_features": feats[1:, :, :23]}
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    with torch.no_grad():
+        full = model(**inputs, labels=labels).logits
+        one = model(**alone, labels=labels[1:]).logits
+        real = labels[1] != -100
+        assert (one[0, real] - full[1, real]).abs().max().item() < 1e-4
+        model.save_pretrained(tmp_path)
+        loaded = AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path).eval()
+        assert (loaded(**inputs, labels=labels).logits - full).abs().max().item() <= 1e-5
+        assert model.generate(**inputs, max_new_tokens=4).shape[0] == 2
