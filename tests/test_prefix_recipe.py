@@ -145,3 +145,43 @@ def test_a_prompt_longer_than_the_lm_is_refused_before_training(synth, tmp_path)
     with pytest.raises(ValueError, match=r"a 12 s clip gives a prompt of \d+ positions .* reads at most 64"):
         recipe_main()(args)
     assert not (tmp_path / "out" / "trainer_state.json").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process(tmp_path, monkeypatch):
+    """torchrun, 2 CPU processes (gloo): identical weights on both ranks, and the training loss and its logged
+    cross-entropy those of one process with the same global batch (as tests/test_distributed.py checks for the
+    encoder-decoder model)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from recipe_helpers import REPO_ROOT
+
+    data = make_synthcaps(tmp_path / "synthcaps", num_train=8, num_validation=2, num_test=2)
+
+    def run_args(out, batch):
+        overrides = f"{{{TINY_ENCODER}, {TINY_LM}, projector_stack: 2, freeze_lm: false, prompt_template: '<audio>'}}"
+        return tiny_run_args(
+            data, out, model_kind="prefix", config_overrides=overrides, max_duration=12.0, group_captions="false",
+            per_device_train_batch_size=batch, max_steps=4, test_split="null", eval_split="null", learning_rate="1e-3",
+        )  # fmt: skip
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_"))}
+    env.update(OMP_NUM_THREADS="1", HF_AUDIOCAP_WEIGHTS_DIGEST_DIR=str(tmp_path / "digest2"), HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29583"]
+    cmd += [str(REPO_ROOT / "recipes" / "train.py"), *run_args(tmp_path / "ddp", batch=4)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    digests = [json.loads((tmp_path / "digest2" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(d["world_size"] == 2 and d["step"] == 4 for d in digests), digests
+    assert digests[0]["sha256"] == digests[1]["sha256"], "the replicas diverged"
+
+    monkeypatch.setenv("HF_AUDIOCAP_WEIGHTS_DIGEST_DIR", str(tmp_path / "digest1"))
+    recipe_main()(run_args(tmp_path / "single", batch=8))
+    logs = {run: [e for e in log_history(tmp_path / run) if "loss" in e] for run in ("ddp", "single")}
+    assert len(logs["ddp"]) == len(logs["single"]) == 4
+    for key, tolerance in (("loss", 1e-4), ("caption_loss", 2e-4)):
+        ddp, single = [e[key] for e in logs["ddp"]], [e[key] for e in logs["single"]]
+        assert ddp == pytest.approx(single, rel=tolerance), (key, ddp, single)
