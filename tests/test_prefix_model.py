@@ -396,3 +396,17 @@ def test_pretrained_encoders_feed_the_prefix(tokenizer, tmp_path, request, kind)
         loaded = AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path).eval()
         assert (loaded(**inputs, labels=labels).logits - full).abs().max().item() <= 1e-5
         assert model.generate(**inputs, max_new_tokens=4).shape[0] == 2
+
+
+def test_bf16_autocast_forward_and_generate(tokenizer):
+    """Under bf16 autocast (what the Trainer's bf16 runs; on CPU here) the loss stays float32 and near fp32's."""
+    model = make_model(tokenizer, lora_rank=2)
+    feats, mask = batch((40, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    with torch.no_grad():
+        full = model(feats, mask, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(feats, mask, labels=labels).loss
+            ids = model.generate(feats, mask, max_new_tokens=4, num_beams=2)
+    assert half.dtype == torch.float32 and abs(half.item() - full.item()) < 0.05
+    assert ids.shape[0] == 2
