@@ -182,7 +182,12 @@ class AudioCapPrefixConfig(PretrainedConfig):
 
     @property
     def vocab_size(self) -> int:
+        """The LM's vocabulary: one number, kept on the LM's config (what `resize_token_embeddings` sets here)."""
         return self.lm.vocab_size
+
+    @vocab_size.setter
+    def vocab_size(self, value: int) -> None:
+        self.lm.vocab_size = value
 
     @property
     def lm_max_positions(self) -> int | None:

@@ -236,6 +236,17 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
     def get_output_embeddings(self) -> nn.Module:
         return self.lm.get_output_embeddings()
 
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.lm.set_input_embeddings(value)
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm.set_output_embeddings(value)
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        """The LM's own `resize_token_embeddings` (new tokens for the tokenizer): its config's `vocab_size`, which is
+        this config's, follows."""
+        return self.lm.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+
     def lm_weight_names(self) -> list[str]:
         """The state-dict names of the LM's own weights (not its LoRA adapters): what `save_lm_weights=False` leaves
         out of a checkpoint."""

@@ -410,3 +410,17 @@ def test_bf16_autocast_forward_and_generate(tokenizer):
             ids = model.generate(feats, mask, max_new_tokens=4, num_beams=2)
     assert half.dtype == torch.float32 and abs(half.item() - full.item()) < 0.05
     assert ids.shape[0] == 2
+
+
+def test_resize_token_embeddings_resizes_the_lm_and_reloads(tokenizer, tmp_path):
+    model = make_model(tokenizer)
+    model.resize_token_embeddings(len(tokenizer) + 3, mean_resizing=False)
+    assert model.config.vocab_size == model.config.lm.vocab_size == len(tokenizer) + 3
+    feats, mask = batch((40, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    model.save_pretrained(tmp_path)
+    loaded = AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        logits = model(feats, mask, labels=labels).logits
+        assert logits.shape[-1] == len(tokenizer) + 3
+        assert (loaded(feats, mask, labels=labels).logits - logits).abs().max().item() <= 1e-5
