@@ -127,6 +127,7 @@ def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path, save_lm_weights)
     if save_lm_weights:
         for name, value in before.items():
             assert torch.equal(saved[lm_keys[name]], value), name
+        _check_merged_export(out, tmp_path / "merged", synth)
         return
     assert not set(lm_keys.values()) & set(saved)
     checkpoint = next(out.glob("checkpoint-*"))
@@ -134,6 +135,27 @@ def test_recipe_adapts_a_saved_llama_with_lora(synth, tmp_path, save_lm_weights)
     reloaded = AudioCapPrefixForConditionalGeneration.from_pretrained(out).state_dict()
     for name, value in before.items():
         assert torch.equal(reloaded[lm_keys[name]], value), name
+
+
+def _check_merged_export(out, merged, synth):
+    """recipes/merge_lora.py: a folder without LoRA that captions as the adapted model does."""
+    import transformers
+
+    from hf_audiocap.data.audio import load_audio
+
+    recipe_main("merge_lora")([str(out), str(merged)])
+    assert not any("lora_" in k for k in load_file(merged / "model.safetensors"))
+    processor = transformers.AutoProcessor.from_pretrained(merged)
+    clips = sorted((synth / "test").glob("*.wav"))[:2]
+    rate = processor.feature_extractor.sampling_rate
+    inputs = processor(audio=[load_audio(str(c), rate) for c in clips], sampling_rate=rate, return_tensors="pt")
+    models = [transformers.AutoModelForSpeechSeq2Seq.from_pretrained(f).eval() for f in (out, merged)]
+    assert models[1].config.lora_rank == 0
+    with torch.no_grad():
+        captions = models[0].generate(**inputs, max_new_tokens=5)
+        assert torch.equal(models[1].generate(**inputs, max_new_tokens=5), captions)
+        logits = [m(**inputs, labels=captions).logits for m in models]
+        assert (logits[0] - logits[1]).abs().max().item() < 1e-4
 
 
 def test_a_prompt_longer_than_the_lm_is_refused_before_training(synth, tmp_path):

@@ -86,3 +86,13 @@ def check_prompt_fits(model, processor, max_duration: float, max_label_length: i
             f"{max_label_length} tokens, {prompt + max_label_length} in all, but the {model.config.lm.model_type} LM "
             f"reads at most {limit}: lower max_duration or max_label_length, or raise projector_stack (or num_queries)"
         )
+
+
+def export_merged(source, target) -> None:
+    """A trained prefix folder with LoRA adapters -> a folder with the adapters merged into the LM's weights and its
+    processor: it loads without peft (and, saved with the LM's weights, without the base LM's own folder)."""
+    from transformers import AutoProcessor
+
+    model = AudioCapPrefixForConditionalGeneration.from_pretrained(source)
+    model.merge_and_unload().save_pretrained(target)
+    AutoProcessor.from_pretrained(source).save_pretrained(target)
