@@ -60,6 +60,7 @@ def test_recipe_trains_a_prefix_model_from_scratch(synth, tmp_path):
     with torch.no_grad():
         expected = processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)[0].strip()
     assert transformers.pipeline("audio-captioning", model=str(out))(str(clip))["caption"] == expected
+    _check_people_entry_points(out, synth, clip, expected, tmp_path)
 
     # the second stage of the demo, self-critical training, from the saved prefix model: rewards logged, weights moved
     scst_out = tmp_path / "scst"
@@ -72,6 +73,45 @@ def test_recipe_trains_a_prefix_model_from_scratch(synth, tmp_path):
     assert len(rewards) == 3 and all(math.isfinite(r) and r >= 0 for r in rewards)
     before, after = load_file(out / "model.safetensors"), load_file(scst_out / "model.safetensors")
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def _check_people_entry_points(out, synth, clip, expected, tmp_path):
+    """The CLI, the app's caption service and recipes/evaluate.py load a prefix folder like an encoder-decoder one
+    (through AutoModelForSpeechSeq2Seq and the Captioner) and give the same caption as its own generate."""
+    import json
+    import runpy
+    import sys
+
+    from recipe_helpers import REPO_ROOT
+
+    from hf_audiocap.cli import main as cli_main
+    from hf_audiocap.inference.captioner import load_captioner
+    from hf_audiocap.training.evaluation import evaluate_main
+
+    listing = tmp_path / "cli.json"
+    assert (
+        cli_main(["caption", str(clip), "--model", str(out), "--format", "json", "--output", str(listing), "--quiet"])
+        == 0
+    )
+    (row,) = json.loads(listing.read_text())
+    assert [s["caption"] for s in row["segments"]] == [expected]
+
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        import app
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+    caption, error = app.CaptionService(load_captioner(str(out))).caption(str(clip))
+    assert (caption, error) == (expected, "")
+
+    evaluate = runpy.run_path(str(REPO_ROOT / "recipes" / "evaluate.py"), run_name="recipes_evaluate")
+    report = tmp_path / "report"
+    argv = ["--model", str(out), "--dataset", "synthcaps", "--dataset_path", str(synth), "--split", "test"]
+    metrics = evaluate_main(evaluate["parse_args"]([*argv, "--output_dir", str(report)]))
+    assert "cider_d" in metrics and "source_recall" in metrics
+    rows = {r["id"]: r["prediction"] for r in map(json.loads, (report / "evaluate_test_predictions.jsonl").open())}
+    trained = {r["id"]: r["prediction"] for r in map(json.loads, (out / "test_predictions.jsonl").open())}
+    assert rows == trained and rows[clip.name] == expected
 
 
 @pytest.mark.parametrize("save_lm_weights", [True, False])
