@@ -45,19 +45,18 @@ class AudioCapProcessor(ProcessorMixin):
         super().__init__(feature_extractor, tokenizer, **kwargs)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        # Build the feature extractor by class, so reloading needs no AutoFeatureExtractor registration. transformers 5
-        # nests its config in processor_config.json; older folders have a separate preprocessor_config.json.
-        subfolder = kwargs.pop("subfolder", "")
-        config = (processor_dict or {}).get("feature_extractor")
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """The processor of a saved folder or Hub repository. The feature extractor is built by class, so reloading
+        needs no AutoFeatureExtractor registration: transformers 5 nests its config in `processor_config.json`, older
+        folders have a separate `preprocessor_config.json`. Only public `ProcessorMixin` methods are used."""
+        processor_dict, instantiation_kwargs = cls.get_processor_dict(pretrained_model_name_or_path, **kwargs)
+        config = processor_dict.get("feature_extractor")
         if isinstance(config, dict):
             feature_extractor = AudioCapFeatureExtractor.from_dict(config)
         else:
-            feature_extractor = AudioCapFeatureExtractor.from_pretrained(
-                pretrained_model_name_or_path, subfolder=subfolder, **kwargs
-            )
-        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
-        return [feature_extractor, tokenizer]
+            feature_extractor = AudioCapFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return cls.from_args_and_dict([feature_extractor, tokenizer], processor_dict, **instantiation_kwargs)
 
     def _labels(self, text: str | list[str], return_tensors: str | None) -> Any:
         single = isinstance(text, str)

@@ -324,3 +324,33 @@ def test_labels_longer_than_the_decoder_and_eos_free_generation_are_handled():
         model(**inputs(labels=False), labels=torch.full((3, 40), 5))
     out = model.generate(**inputs(labels=False), num_beams=1, max_length=32, min_length=32)
     assert out.shape[1] == 32 and not (out[:, 1:] == EOS).any()
+
+
+def test_shipped_classes_override_no_private_transformers_method():
+    # the files saved with a model run on every declared transformers only through its public API
+    from hf_audiocap.configuration_audiocap import AudioCapConfig
+    from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
+    from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+    from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration, AudioCapModel, AudioCapPreTrainedModel
+    from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
+    from hf_audiocap.processing_audiocap import AudioCapProcessor
+
+    for cls in (
+        AudioCapConfig,
+        AudioCapPrefixConfig,
+        AudioCapFeatureExtractor,
+        AudioCapProcessor,
+        AudioCapPreTrainedModel,
+        AudioCapModel,
+        AudioCapForConditionalGeneration,
+        AudioCapPrefixForConditionalGeneration,
+    ):
+        theirs = [base for base in cls.__mro__ if base.__module__.startswith("transformers.")]
+        for name in vars(cls):
+            if name.startswith("_") and not name.startswith("__") and any(hasattr(b, name) for b in theirs):
+                # what transformers documents for subclasses to set or override (`_auto_class`: set by the public
+                # `register_for_auto_class`; `_init_weights`: the documented initialisation hook)
+                assert name in {"_tied_weights_keys", "_no_split_modules", "_supports_sdpa", "_supports_flash_attn",
+                                "_supports_flex_attn", "_supports_attention_backend", "_can_compile_fullgraph",
+                                "_keys_to_ignore_on_load_unexpected", "_keys_to_ignore_on_load_missing",
+                                "_skip_keys_device_placement", "_init_weights", "_auto_class"}, (cls.__name__, name)  # fmt: skip
