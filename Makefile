@@ -54,7 +54,7 @@ test: $(STAMP) system-deps browser-deps
 # model folder carried between the oldest and the newest transformers in both directions (tests/test_version_matrix.py).
 MATRIX_TESTS = tests/test_modeling.py tests/test_pretrained_parts.py tests/test_model_conventions.py \
 	tests/test_version_matrix.py tests/test_hub_folder.py tests/test_pipeline.py tests/test_train_recipe.py tests/test_scst.py \
-	tests/test_prefix_model.py tests/test_prefix_recipe.py  # the audio-prefix model (issue 17)
+	tests/test_prefix_model.py tests/test_prefix_recipe.py tests/test_fsdp.py  # the audio-prefix model (issue 17)
 test-oldest: $(STAMP) $(OLDEST_STAMP) system-deps
 	AUDIOCAP_OTHER_PYTHON=$(abspath $(PY)) $(OLDEST_PY) -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 

@@ -237,6 +237,9 @@ class AudioCapAudioEncoder(nn.Module):
         self.config = config  # the composite config: output_attentions / output_hidden_states when not passed
         self.kind = encoder_kind(config.encoder)
         self.model = encoder if encoder is not None else build_pretrained_encoder(config.encoder)
+        # the encoder's layer classes, passed up: PreTrainedModel.post_init gathers only its direct children's, and
+        # FSDP's transformer-based wrap and device maps read the result
+        self._no_split_modules = list(getattr(self.model, "_no_split_modules", None) or [])
         self.main_input_name = "input_values" if self.kind == "waveform" else "input_features"
         width = config.decoder.hidden_size
         self.adapter = AudioCapAdapter(

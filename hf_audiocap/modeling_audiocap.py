@@ -286,6 +286,14 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
 # ----------------------------------------------------------------------------------------------------------------------
 # Pretrained base, built-in encoder and decoder
 # ----------------------------------------------------------------------------------------------------------------------
+def keep_present_layers(model: PreTrainedModel) -> None:
+    """Narrow `model._no_split_modules` (gathered from its parts by `post_init`) to the layer classes it holds:
+    transformers' parts name their whole family's layers (Whisper's encoder names WhisperDecoderLayer too), and
+    FSDP's transformer-based wrap refuses a name that matches no module."""
+    present = {type(module).__name__ for module in model.modules()}
+    model._no_split_modules = {name for name in model._no_split_modules or () if name in present}
+
+
 class AudioCapPreTrainedModel(PreTrainedModel):
     config_class = AudioCapConfig
     base_model_prefix = "model"
@@ -293,7 +301,6 @@ class AudioCapPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _no_split_modules = ["AudioCapEncoderLayer", "AudioCapDecoderLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
         # transformers' documented hook for a model's own initialisation. Linear/Embedding: normal(0, init_std);
@@ -334,6 +341,9 @@ class AudioCapEncoder(AudioCapPreTrainedModel):
 
     config_class = AudioCapEncoderConfig
     base_model_prefix = "audiocap_encoder"
+    # each part names only its own layer: a composite gathers its parts' (post_init), and a name that matches no module
+    # (a built-in decoder's layer in a model with a pretrained one) stops FSDP's transformer-based wrap before training
+    _no_split_modules = ["AudioCapEncoderLayer"]
 
     def __init__(self, config: AudioCapEncoderConfig):
         super().__init__(config)
@@ -396,6 +406,7 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
     config_class = AudioCapDecoderConfig
     base_model_prefix = "audiocap_decoder"
     main_input_name = "input_ids"
+    _no_split_modules = ["AudioCapDecoderLayer"]
 
     def __init__(self, config: AudioCapDecoderConfig):
         super().__init__(config)
@@ -539,6 +550,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
         # one config object per part, so what is saved is what runs
         self.config.encoder, self.config.decoder = self.encoder.model.config, self.decoder.config
         self.post_init()
+        keep_present_layers(self)
 
     def get_encoder(self, modality: str | None = None) -> AudioCapAudioEncoder:
         return self.encoder

@@ -45,6 +45,7 @@ from .modeling_audiocap import (
     AudioCapEncoder,
     AudioCapFeedForward,
     AudioCapForConditionalGeneration,
+    keep_present_layers,
     key_padding_mask,
 )
 
@@ -203,6 +204,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(self.config.lm)
         self.config.lm = self.lm.config
         self.post_init()
+        keep_present_layers(self)
         # after post_init, so the adapters keep peft's initialisation (B = 0: the adapted LM starts as the LM itself)
         if config.lora_rank:
             self.lm = add_lora(self.lm, config)
