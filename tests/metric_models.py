@@ -11,7 +11,8 @@ from pathlib import Path
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # paraphrase-TinyBERT-L6-v2 (sentence embedding) and bert-base-uncased (echecker_clotho_audiocaps_base's backbone)
-TINYBERT_L6 = {"hidden_size": 312, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1200}
+# (paraphrase-TinyBERT-L6-v2 is General_TinyBERT_v2 6-layer 768-wide, not the 4-layer 312-wide TinyBERT)
+TINYBERT_L6 = {"hidden_size": 768, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 3072}
 BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 

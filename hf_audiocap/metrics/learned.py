@@ -52,8 +52,8 @@ class FenseModels:
     sbert: str = SBERT_MODEL
     checker: str = CHECKER_URL  # URL (fetched into the cache) or a local file
     checker_sha256: str | None = CHECKER_SHA256  # None: not verified (a local file of your own)
-    # captions per model call (FENSE uses 32; results are the same up to float rounding): 128 measured 1.4x (checker)
-    # and 2-3x (sentence model) faster than 32 on 2 CPU cores (benchmarks/RESULTS.md)
+    # captions per model call (FENSE uses 32; results are the same up to float rounding): 128 measured 1.4x faster
+    # than 32 for the checker on 2 CPU cores
     batch_size: int = 128
     device: str | None = None  # None: cuda when available, else cpu
 
