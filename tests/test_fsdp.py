@@ -1,7 +1,8 @@
 """Fully sharded data-parallel training (FSDP2) with the wrap policy `recipes/accelerate_configs/fsdp.yaml` gives.
 
 accelerate runs FSDP on accelerators only (on a CPU machine it falls back to plain data-parallel), so these tests take
-the two steps it would take: the policy from fsdp.yaml (accelerate's own `fsdp2_prepare_auto_wrap_policy`) must
+the two steps it would take: the policy from fsdp.yaml (accelerate's own `set_auto_wrap_policy` and
+`fsdp2_prepare_auto_wrap_policy`, as its `fsdp2_prepare_model` calls them) must
 shard every encoder and decoder/LM layer of each model kind, and the layers it picks, sharded with torch's
 `fully_shard` over 2 CPU processes (gloo), must train as one process does: same losses, same weights, LoRA's frozen
 weights untouched.
