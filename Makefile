@@ -13,7 +13,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install system-deps browser-deps demo test test-oldest test-fast style quality bench clean
+.PHONY: install system-deps browser-deps demo demo-synthcaps test test-oldest test-fast style quality bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,9 +41,15 @@ system-deps:
 browser-deps:
 	@(command -v chromium && command -v chromedriver) >/dev/null || $(APT_INSTALL) chromium chromium-driver >/dev/null
 
-# Two stages: cross-entropy from scratch (outputs/synthcaps-demo-xe), then self-critical training on the CIDEr-D
-# reward of the model's own samples (outputs/synthcaps-demo).
+# The main job, on real recordings: prepares data/realsounds from Debian's free sound packages if absent, then two
+# stages: cross-entropy from scratch (outputs/realsounds-demo-xe), then self-critical training on the CIDEr-D reward of
+# the model's own beams (outputs/realsounds-demo, the app's and the CLI's default model).
 demo: $(STAMP) system-deps
+	$(PY) recipes/train.py recipes/realsounds/demo.yaml
+	$(PY) recipes/train.py recipes/realsounds/demo_scst.yaml
+
+# The same two stages on SynthCaps, the fast synthetic corpus of the tests and benchmarks (outputs/synthcaps-demo).
+demo-synthcaps: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 	$(PY) recipes/train.py recipes/synthcaps/demo_scst.yaml
 
@@ -71,4 +77,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) outputs data/synthcaps .pytest_cache
+	rm -rf $(VENV) $(OLDEST_VENV) outputs data/synthcaps data/realsounds .pytest_cache

@@ -1,11 +1,11 @@
 """Gradio app: caption a clip, caption the microphone live, and rate captions.
 
-    python app.py                                   # the model of `make demo` (outputs/synthcaps-demo)
+    python app.py                                   # the model of `make demo` (outputs/realsounds-demo)
     python app.py --model path/or/hub-id --port 7860 [--host 0.0.0.0] [--share] [--ratings outputs/ratings]
 
 Tabs:
 - "Caption a clip": upload or record; the caption, the n-best list with scores (beam search), the log-mel spectrogram,
-  decoding controls, examples (SynthCaps test clips when present), and a rating (good / wrong + an optional corrected
+  decoding controls, examples (held-out real recordings of `make demo`'s corpus when present), and a rating (good / wrong + an optional corrected
   caption) saved with a copy of the audio by Gradio's flagging (CSV) under `--ratings`
   (summarise with `python recipes/evaluate.py --ratings DIR`).
 - "Live": streaming microphone; every hop (~1 s) the last window (~5 s) of a rolling buffer is captioned; the current
@@ -60,7 +60,8 @@ from hf_audiocap.inference.captioner import (  # noqa: E402
 )
 
 DEFAULT_RATINGS_DIR = "outputs/ratings"
-EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "synthcaps" / "test"
+# each held-out test recording of the real-sounds corpus alone: sounds the default model never heard in training
+EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "realsounds" / "test_single"
 MAX_FILE_SIZE = "20mb"
 MAX_DURATION_S = 120.0
 MAX_BATCH_SIZE = 16
@@ -329,9 +330,9 @@ def build_app(
                         no_repeat = gr.Slider(0, 5, value=d["no_repeat_ngram_size"], step=1, label="No-repeat n-gram")
                         n_best = gr.Slider(1, 10, value=5, step=1, label="n-best list size")
                     caption_btn = gr.Button("Caption", variant="primary")
-                    examples = sorted(Path(examples_dir).glob("*.wav"))[:4] if examples_dir else []
+                    examples = sorted(Path(examples_dir).glob("*.wav"))[::4][:8] if examples_dir else []
                     if examples:
-                        gr.Examples([[str(p)] for p in examples], inputs=[audio], label="SynthCaps test clips")
+                        gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Held-out real recordings")
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
                     error = gr.Textbox(label="Error", visible=False)

@@ -32,12 +32,25 @@ def _add_prepare(subparsers) -> None:
 
     p = subparsers.add_parser(
         "prepare",
-        help="Download, verify and lay out a corpus (Clotho, AudioCaps, MACS, WavCaps) for the recipes.",
+        help="Download, verify and lay out a corpus (Clotho, AudioCaps, MACS, WavCaps, realsounds) for the recipes.",
         description=prepare.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     prepare.add_arguments(p)
     p.set_defaults(func=prepare.main_from_args)
+
+
+def _add_import_whisper_ct2(subparsers) -> None:
+    from hf_audiocap import convert_ctranslate2_whisper
+
+    p = subparsers.add_parser(
+        "import-whisper-ct2",
+        help="Convert a CTranslate2 (faster-whisper) Whisper model to a transformers Whisper folder.",
+        description=convert_ctranslate2_whisper.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    convert_ctranslate2_whisper.add_arguments(p)
+    p.set_defaults(func=convert_ctranslate2_whisper.main_from_args)
 
 
 def _add_metrics(subparsers) -> None:
@@ -59,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_caption(subparsers)
     _add_metrics(subparsers)
     _add_prepare(subparsers)
+    _add_import_whisper_ct2(subparsers)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -62,7 +62,7 @@ def main(argv=None):
     metrics = {}
     if data_args.test_split:
         test_clips = clips[data_args.test_split]
-        metrics = evaluate_test_split(trainer, test_clips, data_args, training_args.output_dir)
+        metrics = evaluate_test_split(trainer, test_clips, data_args, training_args.output_dir, all_clips=clips)
         if trainer.is_world_process_zero():
             print(format_report(metrics, test_clips, trainer.last_predictions, fit=fit), flush=True)
 

@@ -55,7 +55,7 @@ def served(model_dir, tmp_path_factory):
 
 def test_safe_defaults_and_no_model_message(tmp_path, monkeypatch, capsys):
     args = app.parse_args([])
-    assert args.host == "127.0.0.1" and args.share is False and args.model == "outputs/synthcaps-demo"
+    assert args.host == "127.0.0.1" and args.share is False and args.model == "outputs/realsounds-demo"
     assert app.MAX_FILE_SIZE and app.MAX_DURATION_S > 0
     import os
 
@@ -63,7 +63,7 @@ def test_safe_defaults_and_no_model_message(tmp_path, monkeypatch, capsys):
         "1",
         "true",
     )
-    monkeypatch.chdir(tmp_path)  # no outputs/synthcaps-demo here
+    monkeypatch.chdir(tmp_path)  # no outputs/realsounds-demo here
     # the server's process-wide settings (oneDNN off, a malloc-trim thread) would outlive this test
     monkeypatch.setattr(app, "bound_native_memory", lambda *args, **kwargs: {})
     assert app.main([]) == 2

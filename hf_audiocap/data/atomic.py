@@ -6,15 +6,16 @@ import os
 import tempfile
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` (UTF-8) to a temporary file beside `path`, then renames it over `path`: an existing file is
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
+    """Writes `text` (UTF-8; bytes as they are) to a temporary file beside `path`, then renames it over `path`: an existing file is
     either left whole or replaced whole, never half-written, whatever interrupts the write. The temporary file is
     removed on failure; the new file keeps the old one's permissions (or gets the umask's)."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "j
 # Recordings longer than this are captioned window by window (the CLI, the pipeline and the app share it).
 DEFAULT_WINDOW_S = 30.0
 # What `make demo` trains, and what the CLI and the app load unless told otherwise.
-DEFAULT_MODEL = "outputs/synthcaps-demo"
+DEFAULT_MODEL = "outputs/realsounds-demo"
 
 
 @dataclass

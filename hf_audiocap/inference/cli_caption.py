@@ -1,8 +1,8 @@
 """`hf-audiocap caption PATH... --model M`: caption audio files and folders.
 
-    hf-audiocap caption clip.wav --model outputs/synthcaps-demo
-    hf-audiocap caption data/ recording.flac --model outputs/synthcaps-demo --format json --output captions.json
-    hf-audiocap caption long_recording.wav --model outputs/synthcaps-demo --window 10 --hop 5 --format srt
+    hf-audiocap caption clip.wav --model outputs/realsounds-demo
+    hf-audiocap caption data/ recording.flac --model outputs/realsounds-demo --format json --output captions.json
+    hf-audiocap caption long_recording.wav --model outputs/realsounds-demo --window 10 --hop 5 --format srt
 
 Folders are searched recursively for audio files. A recording longer than the window is captioned window by window
 (streamed from disk, so memory does not grow with its length) and every caption carries its start and end time.

@@ -3,7 +3,7 @@
     import hf_audiocap  # registers the task
     from transformers import pipeline
 
-    captioner = pipeline("audio-captioning", model="outputs/synthcaps-demo")
+    captioner = pipeline("audio-captioning", model="outputs/realsounds-demo")
     captioner("clip.wav")                                   # {"caption": ..., "duration": ..., "segments": [...]}
     captioner({"array": wave, "sampling_rate": 44100})      # or (wave, 44100), or raw file bytes
     captioner("recording.wav", window_s=10, hop_s=5)        # one segment per window, with start/end seconds

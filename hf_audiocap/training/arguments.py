@@ -88,7 +88,7 @@ class ModelArguments:
 class DataArguments:
     dataset: str = field(
         default="synthcaps",
-        metadata={"help": "Loader name: synthcaps, clotho, audiocaps, manifest, audiofolder or hf."},
+        metadata={"help": "Loader name: synthcaps, realsounds, clotho, audiocaps, manifest, audiofolder or hf."},
     )
     dataset_path: str = field(
         default="data/synthcaps", metadata={"help": "Dataset folder, manifest file or HF dataset name/path."}
@@ -104,6 +104,11 @@ class DataArguments:
         default="validation", metadata={"help": "Split for validation during training (None: no validation)."}
     )
     test_split: str | None = field(default="test", metadata={"help": "Split scored after training (None: skip)."})
+    extra_test_splits: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More splits scored after training, each reported in test_metrics.json as "
+                  "`<split>_<metric>` with its own <split>_predictions.jsonl (realsounds: test_single)."},
+    )  # fmt: skip
     max_train_clips: int | None = field(default=None, metadata={"help": "Use only the first N training clips."})
     max_eval_clips: int | None = field(default=None, metadata={"help": "Use only the first N validation clips."})
     max_duration: float = field(
@@ -115,12 +120,15 @@ class DataArguments:
     )
     synth_if_missing: bool = field(
         default=False,
-        metadata={"help": "synthcaps only: generate the dataset into dataset_path when it is absent."},
+        metadata={
+            "help": "synthcaps, realsounds: make the dataset in dataset_path when it is absent (realsounds "
+            "fetches its Debian packages: `hf-audiocap prepare realsounds`)."
+        },
     )
     synth_kwargs: dict = field(
         default_factory=dict,
-        metadata={"help": "synthcaps only: generator arguments (seed, num_train, num_validation, num_test)."},
-    )
+        metadata={"help": "synthcaps, realsounds: generator arguments (seed, num_train, num_validation, num_test)."},
+    )  # fmt: skip
     group_captions: bool = field(
         default=False,
         metadata={
@@ -187,8 +195,8 @@ class DataArguments:
             )
         if self.precompute_features and self.mixup_prob > 0:
             raise ValueError("precompute_features cannot be combined with mixup_prob > 0 (mixup mixes waveforms).")
-        if self.synth_if_missing and self.dataset != "synthcaps":
-            raise ValueError("synth_if_missing only applies to dataset: synthcaps.")
+        if self.synth_if_missing and self.dataset not in ("synthcaps", "realsounds"):
+            raise ValueError("synth_if_missing only applies to dataset: synthcaps or realsounds.")
         if self.dataset == "audiocaps" and not self.audio_dir:
             raise ValueError("dataset: audiocaps needs audio_dir, the folder of clips you downloaded.")
         if self.max_label_length < 2:

@@ -58,6 +58,11 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
 
             check_generated_with(path, data_args.synth_kwargs)
         source, kwargs = "clotho", {}
+    elif data_args.dataset == "realsounds":
+        from hf_audiocap.data.realsounds import ensure_realsounds
+
+        ensure_realsounds(path, data_args.synth_kwargs, make=data_args.synth_if_missing)
+        source, kwargs = "clotho", {}
     elif data_args.dataset == "audiocaps":
         source, kwargs = "audiocaps", {"audio_dir": data_args.audio_dir}
     else:
@@ -66,6 +71,7 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
         kwargs["skip_missing"] = data_args.skip_missing
     kwargs.update(data_args.dataset_kwargs)
     splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
+    splits += [s for s in data_args.extra_test_splits if s not in splits]
     if data_args.streaming and source == "hf":
         return _load_hf_streams(data_args, splits, kwargs)
     clips = load_caption_dataset(source, data_args.dataset_path, **kwargs)
@@ -351,6 +357,8 @@ def format_report(metrics: dict, clips, predictions: list[str], num_samples: int
     names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
     names += ["spider_fl", "fer", "sbert_sim", "fense", "vocab_references", "vocab_novel"]
     names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
+    names += ["class_recall", "class_precision", "baseline_class_recall", "baseline_class_precision"]
+    names += ["single_class_accuracy", "baseline_single_class_accuracy"]
     rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
     for name in names:
         value = metrics.get(f"test_{name}")
@@ -361,6 +369,12 @@ def format_report(metrics: dict, clips, predictions: list[str], num_samples: int
         rows.append(f"{'perplexity':<22}{math.exp(min(metrics['test_loss'], 50)):>10.3f}")
     if fit is not None:
         rows += ["", f"Training: {fit['line']}."]
+    if isinstance(metrics.get("test_class_table"), str):
+        rows += [
+            "",
+            "Classes named in the test captions (class-word recall and precision):",
+            metrics["test_class_table"],
+        ]
     rows.append("")
     rows.append("Generated captions beside their references:")
     for i in range(min(num_samples, len(predictions))):

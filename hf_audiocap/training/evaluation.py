@@ -47,6 +47,10 @@ def split_scores(predictions: list[str], clips, dataset: str, dataset_path, spli
         if missing:
             raise ValueError(f"{dataset_path}: no SynthCaps ground truth for {missing[0]!r} of split {split!r}")
         scores.update(score_sources(predictions, [by_name[clip_id] for clip_id in clips["id"]]))
+    if dataset == "realsounds":
+        from hf_audiocap.data.realsounds.scoring import class_scores
+
+        scores.update(class_scores(predictions, list(clips["id"]), dataset_path, split))
     return scores
 
 
@@ -64,19 +68,36 @@ def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     write_atomic(predictions_path, "".join(lines))
     write_atomic(metrics_path, json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    tables = {k: v for k, v in metrics.items() if k.endswith("class_table") and isinstance(v, str)}
+    if tables:  # realsounds: the per-class tables, one section per split
+        text = "\n\n".join(f"## {k.removesuffix('class_table').rstrip('_') or stem}\n\n{v}" for k, v in tables.items())
+        write_atomic(out / f"{stem}_classes.md", text + "\n")
     return predictions_path, metrics_path
 
 
-def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path) -> dict:
+def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path, all_clips=None) -> dict:
     """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
     :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
-    the prefix). Returns the prefixed metrics."""
+    the prefix); each of `extra_test_splits` (from `all_clips`) likewise, its keys prefixed with its name, its
+    predictions in `<split>_predictions.jsonl`. Returns the prefixed metrics."""
     # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
     trainer.pop_callback(EarlyStoppingCallback)
     metrics = trainer.evaluate(clips, metric_key_prefix="test")
     predictions = trainer.last_predictions
     extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
     metrics.update({f"test_{k}": v for k, v in extra.items()})
+    for split in data_args.extra_test_splits:  # each further split: its metrics prefixed with its name
+        more = trainer.evaluate(all_clips[split], metric_key_prefix=split)
+        more.update(
+            {f"{split}_{k}": v for k, v in split_scores(trainer.last_predictions, all_clips[split], data_args.dataset,
+                                                        data_args.dataset_path, split).items()}
+        )  # fmt: skip
+        metrics.update({f"test_{k}": v for k, v in more.items()})
+        # the single-recording accuracy keeps its own name: it is a figure of this split only
+        metrics.update({f"test_{k.removeprefix(split + '_')}": v for k, v in more.items() if "single_class_acc" in k})
+        if trainer.is_world_process_zero():
+            own = {k.removeprefix(f"{split}_"): v for k, v in more.items()}
+            write_report(output_dir, split, all_clips[split], trainer.last_predictions, own)
     if trainer.is_world_process_zero():
         write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()})
     return metrics

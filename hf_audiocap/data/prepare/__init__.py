@@ -4,6 +4,7 @@
     hf-audiocap prepare audiocaps --root data/audiocaps     # recipes/audiocaps/*.yaml (audio_dir: data/audiocaps/audio)
     hf-audiocap prepare macs --root data/macs               # dataset: manifest, dataset_path: data/macs/macs.csv
     hf-audiocap prepare wavcaps --root data/wavcaps --splits SoundBible    # data/wavcaps/wavcaps.csv likewise
+    hf-audiocap prepare realsounds --root data/realsounds   # real recordings from Debian packages, as scenes
 
 Every file fetched whole is checked against its published checksum; a partial download resumes; a second run that
 finds everything in place fetches nothing; a folder already holding another corpus or version is refused, never
@@ -22,7 +23,7 @@ from hf_audiocap.data.prepare.card import CARD_JSON, CorpusCard, card_summary, r
 from hf_audiocap.data.prepare.downloads import PrepareError
 from hf_audiocap.data.prepare.wavcaps import OVERLAP_URL
 
-CORPORA = ("clotho", "audiocaps", "macs", "wavcaps")
+CORPORA = ("clotho", "audiocaps", "macs", "wavcaps", "realsounds")
 
 __all__ = [
     "CARD_JSON",
@@ -106,6 +107,10 @@ class PrepareConfig:
         metadata={"help": "wavcaps: the list of those clips (a URL or a file; default: WavCaps' repository)."},
     )
     zip: str = field(default="zip", metadata={"help": "wavcaps: the zip executable that merges split archives."})
+    seed: int = field(default=0, metadata={"help": "realsounds: the seed of the recording split and the scenes."})
+    num_train: int | None = field(default=None, metadata={"help": "realsounds: training scenes (default 4000)."})
+    num_validation: int | None = field(default=None, metadata={"help": "realsounds: validation scenes (default 150)."})
+    num_test: int | None = field(default=None, metadata={"help": "realsounds: test scenes (default 300)."})
     to_datasets: str | None = field(
         default=None,
         metadata={"help": "Also save the prepared corpus as an Arrow DatasetDict (the loaders' schema, audio bytes "
@@ -156,6 +161,8 @@ def prepare(config: PrepareConfig) -> CorpusCard | None:
     """Prepares `config.corpus` in `config.root`; returns the card written (None: a dry run, or nothing to do)."""
     if config.corpus == "clotho":
         from hf_audiocap.data.prepare.clotho import prepare_clotho as run
+    elif config.corpus == "realsounds":
+        from hf_audiocap.data.prepare.realsounds import prepare_realsounds as run
     elif config.corpus == "macs":
         from hf_audiocap.data.prepare.macs import prepare_macs as run
     elif config.corpus == "wavcaps":
@@ -174,7 +181,7 @@ def export(config: PrepareConfig):
     from hf_audiocap.data.loaders import load_audiocaps, load_clotho, load_manifest
 
     root = Path(config.root)
-    if config.corpus == "clotho":
+    if config.corpus in ("clotho", "realsounds"):
         clips = load_clotho(root, config.splits, skip_missing=True)
     elif config.corpus in ("macs", "wavcaps"):
         clips = load_manifest(root / f"{config.corpus}.csv", skip_missing=True)

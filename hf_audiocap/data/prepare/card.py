@@ -33,6 +33,8 @@ class CorpusCard:
     # the checksum listing used instead of the published checksums hf_audiocap pins (--checksums), if any
     checksums: str | None = None
     notes: list = field(default_factory=list)
+    # corpora cut from packages (realsounds): one record per recording, with its package, path and licence
+    recordings: list = field(default_factory=list)
     prepared_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     prepared_with: str = ""
 
@@ -116,8 +118,24 @@ def _markdown(card: dict) -> str:
     if card["clip_list_sha256"]:
         lines += ["", "SHA-256 of each split's sorted clip names (equal values: the same clips):", ""]
         lines += [f"- {split}: `{digest}`" for split, digest in card["clip_list_sha256"].items()]
+    licences = _licences(card)
+    if licences:
+        lines += ["", "Licences of the recordings, by package:", ""] + [f"- {item}" for item in licences]
     lines += [f"\n{note}" for note in card["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _licences(card: dict) -> list[str]:
+    """'package version: licence (N recordings)' for a corpus cut from packages, from its recordings' records."""
+    counts: dict[tuple, dict[str, int]] = {}
+    for r in card.get("recordings", []):
+        if r.get("split"):
+            by_licence = counts.setdefault((r["package"], r["version"]), {})
+            by_licence[r["licence"]] = by_licence.get(r["licence"], 0) + 1
+    return [
+        f"{package} {version}: " + ", ".join(f"{licence} ({n} recordings)" for licence, n in sorted(by.items()))
+        for (package, version), by in sorted(counts.items())
+    ]
 
 
 def card_summary(folder: str | os.PathLike) -> str | None:
@@ -137,6 +155,7 @@ def card_summary(folder: str | os.PathLike) -> str | None:
         f"Data prepared by `hf-audiocap prepare`: {card.get('corpus')} {card.get('version')} from "
         f"{card.get('source')} ({card.get('prepared_at')}): {counts}."
         + (f" Clip lists (sha256 prefix): {digests}." if digests else "")
+        + (" Recordings and their licences: " + "; ".join(_licences(card)) + "." if _licences(card) else "")
         + (
             f" Missing clips are listed in `{card['missing_report']}` of the data folder."
             if card.get("missing_report")

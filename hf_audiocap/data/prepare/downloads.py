@@ -10,6 +10,7 @@ Range request, through requests (which pooch itself uses).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -128,6 +129,14 @@ def file_md5(path: Path) -> str:
     return pooch.file_hash(str(path), alg="md5")
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ResumableDownloader:
     """A pooch downloader that resumes: bytes arrive in ``part`` (a fixed name beside the destination, so it outlives
     an interrupted run), a later call asks the server for the rest with ``Range: bytes=N-``, and the complete file is
@@ -208,8 +217,9 @@ def fetch(
     timeout: float = 60.0,
     retries: int = 3,
     backoff: float = 2.0,
+    sha256: str | None = None,
 ) -> bool:
-    """Makes `dest` the file at `url` with checksum `md5`: nothing is fetched when `dest` already has it (returns
+    """Makes `dest` the file at `url` with checksum `md5` (or `sha256`): nothing is fetched when `dest` already has it (returns
     False); otherwise it is downloaded (resuming a partial ``dest.part``), verified, and moved into place (True). A
     dropped connection is retried `retries` times, waiting `backoff` seconds and doubling; a wrong checksum raises
     :class:`PrepareError` naming the file, after one fresh try when the bad file had been resumed. With `md5` None
@@ -217,7 +227,7 @@ def fetch(
     import pooch
     import requests
 
-    if dest.is_file() and (md5 is None or file_md5(dest) == md5):
+    if dest.is_file() and (file_sha256(dest) == sha256 if sha256 else md5 is None or file_md5(dest) == md5):
         return False
     pooch.get_logger().setLevel("WARNING")  # our progress bars and summary say what pooch's info lines would
     part = dest.with_name(dest.name + ".part")
@@ -225,7 +235,7 @@ def fetch(
     while True:
         downloader = ResumableDownloader(part, progress=progress, timeout=timeout, label=dest.name)
         try:
-            known = f"md5:{md5}" if md5 else None
+            known = f"sha256:{sha256}" if sha256 else f"md5:{md5}" if md5 else None
             pooch.retrieve(url, known_hash=known, fname=dest.name, path=dest.parent, downloader=downloader)
             return True
         except requests.HTTPError as err:
@@ -256,7 +266,9 @@ def fetch(
                 fresh_try_done = True
                 continue
             raise PrepareError(
-                f"{dest.name}: checksum mismatch for {url}: expected md5 {md5}, got {got.group(1) if got else '?'} "
+                f"{dest.name}: checksum mismatch for {url}: expected "
+                + (f"sha256 {sha256}" if sha256 else f"md5 {md5}")
+                + f", got {got.group(1) if got else '?'} "
                 "(the download was deleted; the source holds a different version, or the transfer was corrupted)"
             ) from None
 

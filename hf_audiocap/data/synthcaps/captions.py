@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hf_audiocap.data.synthcaps.catalogue import SOURCES
+from hf_audiocap.data.synthcaps.bank import SYNTH_BANK, SourceBank
 from hf_audiocap.data.synthcaps.scoring import named_sources
 from hf_audiocap.metrics.text import caption_words
 
@@ -45,10 +45,9 @@ def _agree(text: str, number: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: m.group(1) if number != "pl" else _AGREE[m.group(1)], text)
 
 
-def _phrase(rng: np.random.Generator, name: str, attrs: dict, form: str, mention: float) -> tuple[str, str]:
+def _phrase(rng: np.random.Generator, spec, attrs: dict, form: str, mention: float) -> tuple[str, str]:
     """One source as a clause: form 'finite' ("a dog barks twice"), 'prog' ("a dog is barking twice"),
     'nominal' ("a dog barking twice") or 'bare' ("a dog", only without attributes). Returns (text, number)."""
-    spec = SOURCES[name]
     subject, number, verbs = _choice(rng, spec.subjects, 0.55)
     base, third, ing = _choice(rng, verbs, 0.5)
     adjs, advs, tail = [], [], ""
@@ -90,15 +89,15 @@ def _be(number: str) -> str:
     return "are" if number == "pl" else "is"
 
 
-def _one_caption(rng: np.random.Generator, plan: dict, mention: float) -> str:
+def _one_caption(rng: np.random.Generator, plan: dict, mention: float, sources: dict) -> str:
     attrs = plan["attrs"]
     fg = plan["foreground"]
 
     def F(s):  # noqa: N802 - finite or progressive clause
-        return _phrase(rng, s, attrs[s], "finite" if rng.random() < 0.6 else "prog", mention)[0]
+        return _phrase(rng, sources[s], attrs[s], "finite" if rng.random() < 0.6 else "prog", mention)[0]
 
     def N(s):  # noqa: N802 - nominal
-        return _phrase(rng, s, attrs[s], "nominal", mention)
+        return _phrase(rng, sources[s], attrs[s], "nominal", mention)
 
     rel = plan["relation"]
     if rel in ("single", "background"):
@@ -132,8 +131,8 @@ def _one_caption(rng: np.random.Generator, plan: dict, mention: float) -> str:
     bg = plan["background"]
     if bg:
         frame = _choice(rng, ("M with B in the background", "M while G in the background", "M, with B in the background", "G in the background as M"), 0.6)  # fmt: skip
-        b_text = _phrase(rng, bg, attrs[bg], "bare" if rng.random() < 0.5 else "nominal", mention)[0]
-        g_text = _phrase(rng, bg, attrs[bg], "finite" if rng.random() < 0.5 else "prog", mention)[0]
+        b_text = _phrase(rng, sources[bg], attrs[bg], "bare" if rng.random() < 0.5 else "nominal", mention)[0]
+        g_text = _phrase(rng, sources[bg], attrs[bg], "finite" if rng.random() < 0.5 else "prog", mention)[0]
         main = frame.replace("M", main).replace("B", b_text).replace("G", g_text)
     return _finish(main)
 
@@ -156,16 +155,19 @@ def _finish(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def make_captions(rng: np.random.Generator, plan: dict, k: int = CAPTIONS_PER_CLIP) -> list[str]:
-    """``k`` distinct captions of MIN_WORDS..MAX_WORDS words that name every source of the clip and no other."""
+def make_captions(
+    rng: np.random.Generator, plan: dict, k: int = CAPTIONS_PER_CLIP, bank: SourceBank = SYNTH_BANK
+) -> list[str]:
+    """``k`` distinct captions of MIN_WORDS..MAX_WORDS words that name every source of the clip and no other (sources
+    and their words from ``bank``)."""
     true = set(plan["names"])
     base_mention = 0.85 if len(true) == 1 else 0.75
     captions: list[str] = []
     for attempt in range(400):
         mention = base_mention if attempt < 200 else base_mention * 0.5
-        cap = _one_caption(rng, plan, mention)
+        cap = _one_caption(rng, plan, mention, bank.sources)
         n_words = len(caption_words(cap))
-        if not MIN_WORDS <= n_words <= MAX_WORDS or named_sources(cap) != true:
+        if not MIN_WORDS <= n_words <= MAX_WORDS or named_sources(cap, bank.catalogue) != true:
             continue
         if cap in captions and attempt < 300:
             continue

@@ -22,6 +22,8 @@ class SourceSpec:
     high_adv: tuple[str, ...] = (" at a high pitch", " in a high tone")
     low_adv: tuple[str, ...] = (" at a low pitch", " in a low tone")
     description: str = ""
+    # False for a recorded source whose events cannot be counted: its captions say nothing of "once" or "twice"
+    countable: bool = True
 
 
 def _v(base: str, third: str, ing: str) -> tuple[str, str, str]:

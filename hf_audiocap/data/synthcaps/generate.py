@@ -119,7 +119,8 @@ def _dump_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
 
 
-def _write_split(out_dir: Path, split: str, rows: list[tuple[list[str], dict]]) -> None:
+def _write_split(out_dir: Path, split: str, rows: list[tuple[list[str], dict]], corpus: str = "synthcaps") -> None:
+    """``clotho_captions_{split}.csv`` and ``{corpus}_ground_truth_{split}.jsonl``, rows in clip order."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file_name", *(f"caption_{i}" for i in range(1, CAPTIONS_PER_CLIP + 1))])
@@ -127,7 +128,7 @@ def _write_split(out_dir: Path, split: str, rows: list[tuple[list[str], dict]]) 
         writer.writerow([record["file_name"], *captions])
     (out_dir / f"clotho_captions_{split}.csv").write_bytes(buf.getvalue().encode("utf-8"))
     lines = "".join(_dump_json(record) + "\n" for _, record in rows)
-    (out_dir / f"synthcaps_ground_truth_{split}.jsonl").write_bytes(lines.encode("utf-8"))
+    (out_dir / f"{corpus}_ground_truth_{split}.jsonl").write_bytes(lines.encode("utf-8"))
 
 
 def _output_names() -> list[str]:

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 
-from hf_audiocap.data.synthcaps.catalogue import SOURCE_NAMES, SOURCES
-from hf_audiocap.data.synthcaps.synthesis import min_window
+from hf_audiocap.data.synthcaps.bank import SYNTH_BANK, SourceBank
+from hf_audiocap.data.synthcaps.catalogue import SOURCE_NAMES
 
 MIN_DURATION = 3.0
 MAX_DURATION = 10.0
@@ -65,10 +65,9 @@ def _pick_combo(rng: np.random.Generator, combos: dict[int, list[tuple[str, ...]
     return options[int(rng.integers(len(options)))]
 
 
-def _sample_attributes(rng: np.random.Generator, name: str, p_salient: float, role: str) -> dict:
-    spec = SOURCES[name]
+def _sample_attributes(rng: np.random.Generator, spec, p_salient: float, role: str) -> dict:
     attrs: dict = {"count": None, "pitch": None, "tempo": None, "loudness": "normal"}
-    if spec.kind == "discrete":
+    if spec.kind == "discrete" and spec.countable:
         attrs["count"] = int(rng.integers(1, 4))
     if role == "background":
         attrs["loudness"] = "quiet"
@@ -85,12 +84,13 @@ def _sample_attributes(rng: np.random.Generator, name: str, p_salient: float, ro
     return attrs
 
 
-def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...]) -> dict:
-    """Choose roles, relation, attributes and the timeline of a clip with the sources of ``combo``."""
+def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...], bank: SourceBank = SYNTH_BANK) -> dict:
+    """Choose roles, relation, attributes and the timeline of a clip with the sources of ``combo`` (of ``bank``)."""
+    sources, min_window = bank.sources, bank.min_window
     names = [str(x) for x in rng.permutation(list(combo))]
     k = len(names)
-    continuous = [s for s in names if SOURCES[s].kind == "continuous"]
-    non_discrete = [s for s in names if SOURCES[s].kind != "discrete"]
+    continuous = [s for s in names if sources[s].kind == "continuous"]
+    non_discrete = [s for s in names if sources[s].kind != "discrete"]
     structures = []
     if k == 1:
         structures = [("single", None)]
@@ -101,13 +101,14 @@ def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...]) -> dict:
         for bg in continuous:
             if k == 2 or any(s != bg for s in names):
                 structures.append(("then" if k == 3 else "background", bg))
-                if k == 3 and any(SOURCES[s].kind != "discrete" for s in names if s != bg):
+                if k == 3 and any(sources[s].kind != "discrete" for s in names if s != bg):
                     structures.append(("while", bg))
     relation, background = structures[int(rng.integers(len(structures)))]
     fg = [s for s in names if s != background]
     p_salient = {1: 0.6, 2: 0.45, 3: 0.3}[k]
     attrs = {
-        s: _sample_attributes(rng, s, p_salient, "background" if s == background else "foreground") for s in names
+        s: _sample_attributes(rng, sources[s], p_salient, "background" if s == background else "foreground")
+        for s in names
     }
     needs = {s: min_window(s, **{a: attrs[s][a] for a in ("count", "tempo", "loudness")}) for s in fg}
     windows: dict[str, tuple[float, float]] = {}
@@ -125,7 +126,7 @@ def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...]) -> dict:
             needs[s] = min_window(s, **{a: attrs[s][a] for a in ("count", "tempo", "loudness")})
         base = sum(needs.values()) + gaps.sum() + lead + tail
         duration = float(min(MAX_DURATION, max(MIN_DURATION, rng.uniform(base, max(base, MAX_DURATION)))))
-        stretchable = [s for s in fg if SOURCES[s].kind != "discrete"]
+        stretchable = [s for s in fg if sources[s].kind != "discrete"]
         extra = max(0.0, duration - base)
         share = rng.dirichlet(np.ones(len(stretchable))) * extra if stretchable else []
         extra_of = dict(zip(stretchable, share))
@@ -137,7 +138,7 @@ def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...]) -> dict:
     else:
         base = max(needs.values()) + 0.8
         duration = float(min(MAX_DURATION, max(MIN_DURATION, rng.uniform(base, max(base, MAX_DURATION)))))
-        carriers = [s for s in fg if SOURCES[s].kind != "discrete"] if relation == "while" else fg
+        carriers = [s for s in fg if sources[s].kind != "discrete"] if relation == "while" else fg
         carrier = carriers[0]
         c0 = rng.uniform(0.05, 0.4)
         c1 = duration - rng.uniform(0.05, 0.4)
@@ -145,7 +146,7 @@ def _plan_scene(rng: np.random.Generator, combo: tuple[str, ...]) -> dict:
         for s in fg:
             if s == carrier:
                 continue
-            if SOURCES[s].kind == "discrete":
+            if sources[s].kind == "discrete":
                 slack = max(0.0, (c1 - c0) - needs[s] - 0.4)
                 start = c0 + 0.2 + rng.uniform(0, slack)
                 windows[s] = (start, min(c1, start + needs[s]))

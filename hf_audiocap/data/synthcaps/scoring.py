@@ -48,14 +48,14 @@ def score_sources(predictions: list[str], ground_truth: list[dict]) -> dict:
     }
 
 
-def load_ground_truth(dataset_dir: str | os.PathLike, split: str) -> list[dict]:
+def load_ground_truth(dataset_dir: str | os.PathLike, split: str, corpus: str = "synthcaps") -> list[dict]:
     """The ground-truth records of ``split``, in the row order of ``clotho_captions_{split}.csv``."""
     root = Path(dataset_dir)
-    gt_path = root / f"synthcaps_ground_truth_{split}.jsonl"
+    gt_path = root / f"{corpus}_ground_truth_{split}.jsonl"
     csv_path = root / f"clotho_captions_{split}.csv"
     for path in (gt_path, csv_path):
         if not path.is_file():
-            raise FileNotFoundError(f"SynthCaps file not found: '{path}'")
+            raise FileNotFoundError(f"{corpus} file not found: '{path}'")
     records = {}
     with gt_path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):

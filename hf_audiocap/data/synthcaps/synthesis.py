@@ -319,6 +319,15 @@ def _render(
         seg = _TEXTURE_FNS[name](rng, b - a, sr, pf)
         out[a:b] = _fade(seg, sr, 0.08)
         onset, offset = a / sr, b / sr
+    return apply_loudness(out, sr, onset, offset, loudness, level_db), onset, offset
+
+
+def apply_loudness(
+    out: np.ndarray, sr: int, onset: float, offset: float, loudness: str, level_db: float | None = None
+) -> np.ndarray:
+    """``out`` scaled in place to its loudness over its active span [onset, offset] s: the RMS of that span at
+    ``level_db`` dBFS (or the loudness' nominal level), or a ramp between two levels for getting louder / fading."""
+    n = len(out)
     ia, ib = int(onset * sr), max(int(onset * sr) + 1, int(offset * sr))
     rms = np.sqrt(np.mean(out[ia:ib] ** 2)) + 1e-12
     out /= rms
@@ -330,7 +339,7 @@ def _render(
         out *= 10 ** (ramp / 20)
     else:
         out *= 10 ** ((level_db if level_db is not None else _LEVEL_DB[loudness]) / 20)
-    return out, onset, offset
+    return out
 
 
 def synthesize_source(
@@ -365,7 +374,10 @@ def synthesize_source(
     return sig
 
 
-def _synthesize_scene(rng: np.random.Generator, plan: dict, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, dict]:
+def _synthesize_scene(
+    rng: np.random.Generator, plan: dict, sr: int = SAMPLE_RATE, render=_render
+) -> tuple[np.ndarray, dict]:
+    """Mix the sources of ``plan`` (each from ``render``, a bank's renderer) over pink or brown background noise."""
     n = int(round(plan["duration"] * sr))
     mix = np.zeros(n)
     timing = {}
@@ -376,7 +388,7 @@ def _synthesize_scene(rng: np.random.Generator, plan: dict, sr: int = SAMPLE_RAT
         level = None
         if s == plan["background"]:
             level = min(fg_levels) - rng.uniform(8.0, 12.0)
-        sig, on, off = _render(
+        sig, on, off = render(
             s, n, sr, rng, w0=w0, w1=w1, count=a["count"], pitch=a["pitch"], tempo=a["tempo"],
             loudness=a["loudness"], level_db=level,
         )  # fmt: skip

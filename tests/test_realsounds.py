@@ -1,0 +1,201 @@
+"""The real-sounds corpus: the class table, the recording split, scene generation, and `hf-audiocap prepare
+realsounds` against tiny Debian packages the tests build (an `ar` archive with a data.tar.xz holding WAV and OGG
+files, an OpenTTD .cat and a Qt .rcc), served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prepare_helpers import RecordServer
+from realsounds_helpers import make_deb, make_opensfx_cat, make_qt_rcc, ogg_bytes, wav_bytes
+
+import hf_audiocap.data.prepare.realsounds as prepare_module
+import hf_audiocap.data.realsounds.recordings as recordings_module
+from hf_audiocap.data.prepare import PrepareConfig, PrepareError, prepare
+from hf_audiocap.data.realsounds import CLASSES, MIN_RECORDINGS, RECORDINGS
+from hf_audiocap.data.realsounds.generate import generate_scene
+from hf_audiocap.data.realsounds.packages import DebianPackage
+from hf_audiocap.data.realsounds.recordings import split_recordings
+from hf_audiocap.data.synthcaps import named_sources
+
+
+def test_class_table_is_usable():
+    assert len(CLASSES) >= 20
+    assert all(len(RECORDINGS[c.name]) >= MIN_RECORDINGS for c in CLASSES)
+    listed = [name for names in RECORDINGS.values() for name in names]
+    assert len(listed) == len(set(listed)), "a recording is listed twice"
+    words = [w for c in CLASSES for w in c.synonyms]
+    assert len(words) == len(set(words)), "two classes share a caption word"
+    for cls in CLASSES:  # every way the grammar names a class names it, and no other
+        for subject, _, verbs in cls.subjects:
+            for forms in verbs:
+                for form in forms:
+                    caption = f"{subject.replace('{adj}', '')} {form}"
+                    assert named_sources(caption, CLASSES) == {cls.name}, caption
+
+
+def _records(counts: dict[str, int]) -> list[dict]:
+    return [{"id": f"{c}-{i}", "class": c, "file": f"{c}/{i}.wav"} for c, n in counts.items() for i in range(n)]
+
+
+def test_split_is_by_recording_deterministic_and_drops_small_classes():
+    records = _records({"dog": 4, "cow": 9, "water": 3})
+    by_class, dropped = split_recordings(records, seed=0)
+    assert set(by_class) == {"dog", "cow"}
+    assert "water (3 recordings)" in dropped and "sheep (0 recordings)" in dropped
+    for cls, splits in by_class.items():
+        ids = [r["id"] for recs in splits.values() for r in recs]
+        assert len(ids) == len(set(ids)) == sum(r["class"] == cls for r in records)
+        assert all(splits[s] for s in ("train", "validation", "test"))
+    assert split_recordings(list(reversed(records)), seed=0)[0] == by_class
+    assert split_recordings(records, seed=1)[0] != by_class
+
+
+# --- tiny packages ----------------------------------------------------------------------------------------------------
+
+SR = 22050
+
+
+def _tone(i: int, seconds: float = 1.5, kind: str = "tone") -> np.ndarray:
+    rng = np.random.default_rng(i)
+    t = np.arange(int(seconds * SR)) / SR
+    if kind == "noise":
+        return (0.3 * rng.standard_normal(len(t))).astype(np.float32)
+    return (0.5 * np.sin(2 * np.pi * (200 + 97 * i) * t) * np.exp(-t)).astype(np.float32)
+
+
+def _tiny_corpus(monkeypatch, bad_sha: bool = False) -> dict[str, bytes]:
+    """Two packages: plain files (dog .ogg, water .wav, one corrupt cow .ogg) and containers (drums in a .cat, bells in
+    a .rcc); the class table and package pins replaced by theirs. Returns the files the server holds."""
+    plain = {f"usr/share/tiny/dog{i}.ogg": ogg_bytes(_tone(i), SR) for i in range(4)}
+    plain |= {f"usr/share/tiny/water{i}.wav": wav_bytes(_tone(10 + i, 2.5, "noise"), SR) for i in range(4)}
+    plain["usr/share/tiny/cow.ogg"] = b"OggS not really an ogg file"
+    cat = make_opensfx_cat([(f'"Drum {i}". License: CC0 1.0.', wav_bytes(_tone(20 + i), SR)) for i in range(4)])
+    rcc = make_qt_rcc({f"sounds/bell{i}.ogg": ogg_bytes(_tone(30 + i), SR) for i in range(4)})
+    debs = {
+        "tiny-sounds": make_deb(plain, package="tiny-sounds", version="1.0-1"),
+        "tiny-games": make_deb({"usr/share/games/sfx.cat": cat, "usr/share/games/res.rcc": rcc},
+                               package="tiny-games", version="2.0-1"),
+    }  # fmt: skip
+    packages = tuple(
+        DebianPackage(name, ver, "0" * 64 if bad_sha else hashlib.sha256(data).hexdigest(), len(data),
+                      f"pool/main/t/{name}/{name}_{ver}_all.deb", "CC0", "test sounds")
+        for (name, data), ver in zip(debs.items(), ("1.0-1", "2.0-1"))
+    )  # fmt: skip
+    table = {
+        "dog": tuple(f"tiny-sounds:usr/share/tiny/dog{i}.ogg" for i in range(4)),
+        "water": tuple(f"tiny-sounds:usr/share/tiny/water{i}.wav" for i in range(4)),
+        "cow": ("tiny-sounds:usr/share/tiny/cow.ogg",),
+        "drums": tuple(f"tiny-games:usr/share/games/sfx.cat#{i}" for i in range(4)),
+        "bell": tuple(f"tiny-games:usr/share/games/res.rcc#bell{i}.ogg" for i in range(4)),
+    }
+    monkeypatch.setattr(prepare_module, "PACKAGES", packages)
+    monkeypatch.setattr(prepare_module, "RECORDINGS", table)
+    monkeypatch.setattr(recordings_module, "RECORDINGS", table)
+    return {p.file_name: debs[p.name] for p in packages}
+
+
+def _config(root: Path, server: RecordServer, **kw) -> PrepareConfig:
+    sizes = {"num_train": 12, "num_validation": 4, "num_test": 6}
+    return PrepareConfig(corpus="realsounds", root=str(root), url=server.url, progress=False, retries=0,
+                         backoff=0.01, **{**sizes, **kw})  # fmt: skip
+
+
+@pytest.fixture
+def server():
+    srv = RecordServer()
+    yield srv
+    srv.shutdown()
+
+
+def test_prepare_realsounds_from_tiny_packages(tmp_path, monkeypatch, server, capsys):
+    server.files = _tiny_corpus(monkeypatch)
+    root = tmp_path / "rs"
+    card = prepare(_config(root, server))
+    assert {r["class"] for r in card.recordings if r.get("split")} == {"dog", "water", "drums", "bell"}
+    skipped = [r for r in card.recordings if "skipped" in r]
+    assert [r["path"] for r in skipped] == ["usr/share/tiny/cow.ogg"]  # corrupt: skipped and listed, not fatal
+    assert "cow (0 recordings)" in " ".join(card.notes)
+    drums = [r for r in card.recordings if r["class"] == "drums"]
+    assert drums[0]["title"] == "Drum 0" and drums[0]["licence"] == "CC0 1.0"
+    for r in card.recordings:
+        assert {"package", "version", "deb_sha256", "path", "licence"} <= set(r)
+    saved = json.loads((root / "corpus_card.json").read_text())
+    assert saved["recordings"] == card.recordings
+    assert "tiny-games 2.0-1: CC0 (4 recordings), CC0 1.0 (4 recordings)" in (root / "CORPUS_CARD.md").read_text()
+
+    # every scene of a split is cut from that split's recordings only; each test recording alone in test_single
+    split_of = {r["id"]: r["split"] for r in card.recordings if r.get("split")}
+    for split in ("train", "validation", "test"):
+        lines = (root / f"realsounds_ground_truth_{split}.jsonl").read_text().splitlines()
+        assert len(lines) == {"train": 12, "validation": 4, "test": 6}[split]
+        for line in lines:
+            for source in json.loads(line)["sources"]:
+                assert split_of[source["recording"]] == split
+    singles = [json.loads(x) for x in (root / "realsounds_ground_truth_test_single.jsonl").read_text().splitlines()]
+    assert sorted(s["sources"][0]["recording"] for s in singles) == sorted(
+        i for i, s in split_of.items() if s == "test"
+    )
+    rows = (root / "clotho_captions_test.csv").read_text().splitlines()
+    assert rows[0] == "file_name,caption_1,caption_2,caption_3,caption_4,caption_5" and len(rows) == 7
+
+    # a second run finds everything in place: nothing fetched, nothing rewritten
+    gets = len(server.gets())
+    before = (root / "train" / "realsounds_train_00000.wav").stat().st_mtime_ns
+    prepare(_config(root, server))
+    assert len(server.gets()) == gets
+    assert (root / "train" / "realsounds_train_00000.wav").stat().st_mtime_ns == before
+
+
+def test_dry_run_lists_packages_and_fetches_nothing(tmp_path, monkeypatch, server, capsys):
+    server.files = _tiny_corpus(monkeypatch)
+    prepare(_config(tmp_path / "rs", server, dry_run=True))
+    out = capsys.readouterr().out
+    assert "tiny-sounds 1.0-1" in out and "tiny-games 2.0-1" in out and "CC0" in out and "9 recordings" in out
+    assert server.gets() == [] and not (tmp_path / "rs").exists()
+
+
+def test_checksum_mismatch_is_refused(tmp_path, monkeypatch, server):
+    server.files = _tiny_corpus(monkeypatch, bad_sha=True)
+    with pytest.raises(PrepareError, match=r"tiny-sounds 1.0-1: cannot fetch it .*checksum mismatch") as err:
+        prepare(_config(tmp_path / "rs", server))
+    assert "\n" not in str(err.value)
+    assert not list((tmp_path / "rs" / "downloads").glob("*.deb"))
+
+
+def test_unreachable_package_and_unparsable_deb(tmp_path, monkeypatch, server):
+    files = _tiny_corpus(monkeypatch)
+    server.files = {}  # the mirror has nothing
+    with pytest.raises(PrepareError, match=r"^tiny-sounds 1.0-1: cannot fetch it .*HTTP 404") as err:
+        prepare(_config(tmp_path / "a", server))
+    assert "\n" not in str(err.value)
+    # a file with the pinned checksum that is no Debian package: one line naming it
+    junk = b"this is not an ar archive"
+    packages = tuple(
+        DebianPackage(p.name, p.version, hashlib.sha256(junk).hexdigest(), len(junk), p.pool, p.licence, p.holds)
+        for p in prepare_module.PACKAGES
+    )
+    monkeypatch.setattr(prepare_module, "PACKAGES", packages)
+    server.files = dict.fromkeys(files, junk)
+    with pytest.raises(PrepareError, match=r"tiny-sounds_1.0-1_all.deb") as err:
+        prepare(_config(tmp_path / "b", server))
+    assert "\n" not in str(err.value)
+
+
+def test_scenes_are_deterministic_and_use_their_split(tmp_path, monkeypatch, server):
+    server.files = _tiny_corpus(monkeypatch)
+    root = tmp_path / "rs"
+    card = prepare(_config(root, server, num_train=2, num_validation=1, num_test=1))
+    records = [r for r in card.recordings if "file" in r]
+    by_class, _ = split_recordings(records)
+    a = generate_scene(3, "test", 5, by_class, root)
+    b = generate_scene(3, "test", 5, by_class, root)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+    assert not np.array_equal(a[0], generate_scene(4, "test", 5, by_class, root)[0])
+    test_ids = {r["id"] for splits in by_class.values() for r in splits["test"]}
+    assert {s["recording"] for s in a[2]["sources"]} <= test_ids
+    assert len(a[1]) == 5 and all(named_sources(c, CLASSES) == set(a[2]["combination"]) for c in a[1])
