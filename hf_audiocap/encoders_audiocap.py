@@ -19,6 +19,7 @@ into `(states, frame_mask, hidden_states, attentions)`, where `frame_mask` `(bat
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -228,6 +229,51 @@ class AudioCapAdapter(nn.Module):
         return pooled, count > 0
 
 
+class FrozenEncoderCache:
+    """The states of a frozen pretrained encoder, kept per clip: a clip seen again (the next epoch, the next
+    validation) is looked up by the bytes of its features rather than encoded again. Training then costs the encoder's
+    forward pass once per clip, not once per epoch. Only for features that are the same every time they are seen
+    (no SpecAugment, no mixup: the recipes refuse those), and only while the encoder is frozen. Each clip's states are
+    its own: the pretrained encoders run on each clip's real length, so they do not depend on the rest of the batch."""
+
+    def __init__(self, max_clips: int = 50_000):
+        self.max_clips = max_clips
+        self.states: dict[bytes, torch.Tensor] = {}
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def _key(feats: torch.Tensor, length: int) -> bytes:
+        return hashlib.blake2b(feats[..., :length].contiguous().cpu().numpy().tobytes(), digest_size=16).digest()
+
+    def __call__(self, kind: str, model: nn.Module, feats: torch.Tensor, mask: torch.Tensor | None):
+        lengths = mask.long().sum(-1).tolist() if mask is not None else [feats.shape[-1]] * feats.shape[0]
+        keys = [self._key(feats[i], n) for i, n in enumerate(lengths)]
+        todo = [i for i, k in enumerate(keys) if k not in self.states]
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        fresh = {}
+        if todo:
+            rows = torch.tensor(todo, device=feats.device)
+            sub_mask = mask.index_select(0, rows) if mask is not None else None
+            was_training = model.training
+            model.eval()  # one fixed output per clip: no dropout sample is frozen into the cache
+            with torch.no_grad():
+                states, frame_mask, _, _ = encode_pretrained(kind, model, feats.index_select(0, rows), sub_mask)
+            model.train(was_training)
+            for j, i in enumerate(todo):
+                fresh[i] = states[j, : int(frame_mask[j].sum())] if frame_mask is not None else states[j]
+                if len(self.states) < self.max_clips:
+                    self.states[keys[i]] = fresh[i].clone()  # not a view that holds the whole batch
+        per_clip = [fresh[i] if i in fresh else self.states[k] for i, k in enumerate(keys)]
+        width = max(x.shape[0] for x in per_clip)
+        out = per_clip[0].new_zeros(len(per_clip), width, per_clip[0].shape[-1])
+        for i, x in enumerate(per_clip):
+            out[i, : x.shape[0]] = x
+        sizes = torch.tensor([x.shape[0] for x in per_clip], device=out.device)
+        frame_mask = None if bool((sizes == width).all()) else lengths_to_mask(sizes, width)
+        return out, frame_mask
+
+
 class AudioCapAudioEncoder(nn.Module):
     """Audio -> states at decoder width: the encoder (built-in or pretrained) + the adapter, and in training the keyword
     head's estimate. `get_encoder()` returns this module, so `generate` runs it once per call."""
@@ -254,6 +300,8 @@ class AudioCapAudioEncoder(nn.Module):
         self.special_ids = [
             i for i in (config.pad_token_id, config.eos_token_id, config.bos_token_id) if i is not None
         ]
+        # set by the recipes (`cache_encoder_outputs`) for a frozen pretrained encoder; never saved with the model
+        self.frozen_cache: FrozenEncoderCache | None = None
 
     def check_input(self, feats: torch.Tensor | None, mask: torch.Tensor | None) -> None:
         name = self.main_input_name
@@ -305,6 +353,9 @@ class AudioCapAudioEncoder(nn.Module):
                 out.hidden_states,
                 out.attentions,
             )
+        elif self.frozen_cache is not None and not (output_attentions or output_hidden_states):
+            states, mask = self.frozen_cache(self.kind, self.model, feats, attention_mask)
+            hidden_states = attentions = None
         else:
             states, mask, hidden_states, attentions = encode_pretrained(
                 self.kind, self.model, feats, attention_mask, output_attentions, output_hidden_states

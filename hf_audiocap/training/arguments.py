@@ -66,6 +66,13 @@ class ModelArguments:
     )
     normalization_clips: int = field(default=256, metadata={"help": "Training clips measured for those statistics."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the adapter and decoder only."})
+    cache_encoder_outputs: bool = field(
+        default=False,
+        metadata={"help": "With freeze_encoder and a pretrained encoder: keep each clip's encoder states in memory "
+                  "after its first pass, so later epochs and evaluations skip the encoder (it then costs one forward "
+                  "pass per clip for the whole run). Needs features that are the same every time: no spec_augment, "
+                  "no mixup."},
+    )  # fmt: skip
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow code from a Hub repository to run. Off unless you set it."}
     )
@@ -370,6 +377,14 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
         raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")
     model_args, data_args, training_args = parser.parse_dict(_coerce_values(values))
     check_recipe(data_args, training_args)
+    if model_args.cache_encoder_outputs:
+        if not (model_args.freeze_encoder and (model_args.encoder_name_or_path or model_args.model_name_or_path)):
+            raise ValueError("cache_encoder_outputs needs freeze_encoder: true and a pretrained encoder.")
+        if data_args.spec_augment or data_args.mixup_prob > 0:
+            raise ValueError(
+                "cache_encoder_outputs keeps one set of states per clip: set spec_augment: false and mixup_prob: 0 "
+                "(each masks or mixes the features anew every time)."
+            )
     return model_args, data_args, training_args
 
 

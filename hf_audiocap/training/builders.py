@@ -233,6 +233,10 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
         model = AudioCapForConditionalGeneration(config)
     if model_args.freeze_encoder:
         model.freeze_encoder()
+    if model_args.cache_encoder_outputs:
+        from hf_audiocap.encoders_audiocap import FrozenEncoderCache
+
+        model.model.encoder.frozen_cache = FrozenEncoderCache()
     gen = model.generation_config
     if training_args.generation_max_length:
         gen.max_length = training_args.generation_max_length
