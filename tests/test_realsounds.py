@@ -199,3 +199,26 @@ def test_scenes_are_deterministic_and_use_their_split(tmp_path, monkeypatch, ser
     test_ids = {r["id"] for splits in by_class.values() for r in splits["test"]}
     assert {s["recording"] for s in a[2]["sources"]} <= test_ids
     assert len(a[1]) == 5 and all(named_sources(c, CLASSES) == set(a[2]["combination"]) for c in a[1])
+
+
+def test_train_recipe_reports_classes_and_the_single_recordings(tmp_path, monkeypatch, server):
+    """recipes/train.py on a realsounds folder: test_metrics.json carries the class scores of the test scenes, of the
+    baseline, and single_class_accuracy from test_single (extra_test_splits); the per-class tables are written; the
+    model card lists the recordings' licences."""
+    from recipe_helpers import recipe_main, tiny_run_args
+
+    server.files = _tiny_corpus(monkeypatch)
+    data = tmp_path / "rs"
+    prepare(_config(data, server))
+    out = tmp_path / "out"
+    args = tiny_run_args(data, out, dataset="realsounds", extra_test_splits="test_single", max_duration=16)
+    recipe_main()(args + ["--synth_kwargs", "{seed: 0, num_train: 12, num_validation: 4, num_test: 6}"])
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    for key in ("class_recall", "class_precision", "baseline_class_recall", "baseline_class_precision"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert 0.0 <= metrics["single_class_accuracy"] <= 1.0 and "test_single_class_recall" in metrics
+    single = json.loads((out / "test_single_metrics.json").read_text())
+    assert single["single_class_accuracy"] == metrics["single_class_accuracy"]
+    assert "| class | clips | recall |" in (out / "test_classes.md").read_text()
+    assert len((out / "test_single_predictions.jsonl").read_text().splitlines()) == 4
+    assert "tiny-games 2.0-1: CC0" in (out / "README.md").read_text()

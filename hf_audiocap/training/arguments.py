@@ -193,6 +193,8 @@ class DataArguments:
         for name in ("eval_split", "test_split"):
             if getattr(self, name) in ("None", "none", "null", ""):
                 setattr(self, name, None)
+        if isinstance(self.extra_test_splits, str):  # `--extra_test_splits test_single` on the command line
+            self.extra_test_splits = [self.extra_test_splits]
         if not 0.0 <= self.mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must lie in [0, 1], got {self.mixup_prob}.")
         if self.precompute_features and not self.group_captions:
