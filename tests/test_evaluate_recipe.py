@@ -195,7 +195,7 @@ def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch)
     written = []
     atomic = evaluation.write_atomic
     monkeypatch.setattr(evaluation, "write_atomic", lambda path, text: written.append(path) or atomic(path, text))
-    data_args = SimpleNamespace(dataset="clotho", dataset_path=str(tmp_path), test_split="test")
+    data_args = SimpleNamespace(dataset="clotho", dataset_path=str(tmp_path), test_split="test", extra_test_splits=[])
     metrics = evaluation.evaluate_test_split(Trainer(), CLIPS, data_args, tmp_path / "run")
     assert metrics == {"test_cider_d": 2.5, "test_loss": 1.25}  # one reference per clip: no leave-one-out score
     assert written == [tmp_path / "run" / "test_predictions.jsonl", tmp_path / "run" / "test_metrics.json"]
