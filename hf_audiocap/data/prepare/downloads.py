@@ -10,7 +10,6 @@ Range request, through requests (which pooch itself uses).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -130,11 +129,9 @@ def file_md5(path: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    import pooch
+
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 class ResumableDownloader:

@@ -14,7 +14,6 @@ each one's sha256 instead, and ``--checksums`` verifies them against a listing o
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -37,6 +36,7 @@ from hf_audiocap.data.prepare.downloads import (
     check_free_space,
     ensure_root,
     fetch,
+    file_sha256,
     file_url,
     human_size,
     read_md5_listing,
@@ -165,7 +165,7 @@ def prepare_wavcaps(config) -> CorpusCard | None:
     for source in captions:
         path = root / "json_files" / source / CAPTION_FILES[source]
         card.files[path.name] = {
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "md5": md5s.get(path.name, ""),
             "url": file_url(source_url, f"json_files/{source}/{path.name}"),
         }
@@ -245,11 +245,3 @@ def _link_from(folder: Path, source: str, audio: Path, lacking: set[str]) -> Non
             os.link(found, audio / name)
         except OSError:
             shutil.copyfile(found, audio / name)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_audiocap.data.realsounds.scenes import _LEVEL_DB, _energetic_start, _load, recording_bank
+from hf_audiocap.data.realsounds.scenes import _energetic_start, _load, recording_bank
 from hf_audiocap.data.synthcaps.captions import make_captions
 from hf_audiocap.data.synthcaps.generate import _wav_bytes, _write_split, default_workers
 from hf_audiocap.data.synthcaps.scenes import MAX_DURATION, _plan_scene
-from hf_audiocap.data.synthcaps.synthesis import _fade, _synthesize_scene
+from hf_audiocap.data.synthcaps.synthesis import _LEVEL_DB, _fade, _synthesize_scene
 
 SPLITS = ("train", "validation", "test")
 SINGLE_SPLIT = "test_single"
@@ -138,14 +138,12 @@ def generate_scenes(
     results: dict[str, list] = {split: [] for split in (*SPLITS, SINGLE_SPLIT)}
     workers = default_workers() if workers is None else workers
     if workers == 1:
-        done = map(_work, jobs)
+        done = list(map(_work, jobs))
     else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        done = pool.map(_work, jobs)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(_work, jobs))
     for job, rows in zip(jobs, done):
         results[job[1]].extend(rows)
-    if workers != 1:
-        pool.shutdown()
     for split, rows in results.items():
         _write_split(root, split, rows, corpus="realsounds")
     info = {

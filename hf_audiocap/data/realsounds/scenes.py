@@ -50,9 +50,9 @@ def recording_bank(
     """A :class:`SourceBank` whose sources are the classes of ``recordings`` (``{class: [record]}``, each record's
     ``file`` relative to ``root``). ``picked`` collects ``(class, recording id)`` for each source rendered."""
     catalogue = tuple(c for c in CLASSES if recordings.get(c.name))
+    kinds = {c.name: c.kind for c in catalogue}
 
     def render(name, n, sr_, rng, *, w0, w1, count, pitch, tempo, loudness, level_db=None):
-        spec = {c.name: c for c in catalogue}[name]
         recs = recordings[name]
         rec = recs[int(rng.integers(len(recs)))]
         if picked is not None:
@@ -68,7 +68,7 @@ def recording_bank(
         if len(x) >= length:
             start = _energetic_start(x, length, rng, sr_)
             seg = x[start : start + length]
-        elif spec.kind == "continuous":  # a texture shorter than its window is looped
+        elif kinds[name] == "continuous":  # a texture shorter than its window is looped
             seg = np.tile(x, math.ceil(length / len(x)))[:length]
         else:  # an event shorter than its window is heard once
             seg = x

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hf_audiocap.data.realsounds.classes import CLASSES
 from hf_audiocap.data.realsounds.generate import SINGLE_SPLIT
-from hf_audiocap.data.synthcaps.scoring import load_ground_truth, named_sources
+from hf_audiocap.data.synthcaps.scoring import load_ground_truth, named_sources, score_sources
 from hf_audiocap.metrics.text import normalize_caption
 
 
@@ -25,13 +25,6 @@ def most_frequent_caption(dataset_dir: str | Path, split: str = "train") -> str:
         for row in csv.DictReader(f):
             counts.update(normalize_caption(v) for k, v in row.items() if k.startswith("caption_") and v)
     return counts.most_common(1)[0][0]
-
-
-def _scores(named: list[set[str]], truth: list[set[str]]) -> dict:
-    tp = sum(len(n & t) for n, t in zip(named, truth))
-    fp = sum(len(n - t) for n, t in zip(named, truth))
-    fn = sum(len(t - n) for n, t in zip(named, truth))
-    return {"recall": tp / (tp + fn) if tp + fn else 0.0, "precision": tp / (tp + fp) if tp + fp else 0.0}
 
 
 def class_table(named: list[set[str]], truth: list[set[str]]) -> str:
@@ -58,15 +51,18 @@ def class_scores(predictions: list[str], clip_ids: list[str], dataset_dir: str |
     missing = [i for i in clip_ids if i not in by_name]
     if missing:
         raise ValueError(f"{dataset_dir}: no realsounds ground truth for {missing[0]!r} of split {split!r}")
-    truth = [{s["name"] for s in by_name[i]["sources"]} for i in clip_ids]
+    records = [by_name[i] for i in clip_ids]
+    truth = [{s["name"] for s in r["sources"]} for r in records]
     named = [named_sources(p or "", CLASSES) for p in predictions]
-    baseline = named_sources(most_frequent_caption(dataset_dir), CLASSES)
-    ours, base = _scores(named, truth), _scores([baseline] * len(truth), truth)
+    baseline_caption = most_frequent_caption(dataset_dir)
+    baseline = named_sources(baseline_caption, CLASSES)
+    ours = score_sources(predictions, records, CLASSES)
+    base = score_sources([baseline_caption] * len(records), records, CLASSES)
     out = {
-        "class_recall": ours["recall"],
-        "class_precision": ours["precision"],
-        "baseline_class_recall": base["recall"],
-        "baseline_class_precision": base["precision"],
+        "class_recall": ours["source_recall"],
+        "class_precision": ours["source_precision"],
+        "baseline_class_recall": base["source_recall"],
+        "baseline_class_precision": base["source_precision"],
         "class_table": class_table(named, truth),
     }
     if split == SINGLE_SPLIT:

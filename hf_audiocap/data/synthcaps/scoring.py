@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from hf_audiocap.data.synthcaps.catalogue import CATALOGUE, SOURCES, SourceSpec
+from hf_audiocap.data.synthcaps.catalogue import CATALOGUE, SourceSpec
 from hf_audiocap.metrics.text import normalize_caption
 
 
@@ -18,8 +18,11 @@ def named_sources(caption: str, catalogue: Sequence[SourceSpec] = CATALOGUE) -> 
     return {s.name for s in catalogue if any(f" {syn} " in padded for syn in s.synonyms)}
 
 
-def score_sources(predictions: list[str], ground_truth: list[dict]) -> dict:
-    """Micro-averaged source recall / precision of captions against SynthCaps ground truth.
+def score_sources(
+    predictions: list[str], ground_truth: list[dict], catalogue: Sequence[SourceSpec] = CATALOGUE
+) -> dict:
+    """Micro-averaged source recall / precision of captions against ground truth records (SynthCaps', or any with
+    the same ``sources`` field, such as the real-sounds corpus' with its ``catalogue``).
 
     A source is named when any of its synonyms appears as whole words in the lowercased caption without punctuation.
     Catalogue sources named but absent from the clip are false positives.
@@ -32,9 +35,9 @@ def score_sources(predictions: list[str], ground_truth: list[dict]) -> dict:
         extra = [
             SourceSpec(src["name"], "", False, tuple(src.get("synonyms", ())), ())
             for src in clip["sources"]
-            if src["name"] not in SOURCES
+            if src["name"] not in {s.name for s in catalogue}
         ]
-        named = named_sources(caption or "", (*CATALOGUE, *extra))
+        named = named_sources(caption or "", (*catalogue, *extra))
         tp += len(named & true)
         fp += len(named - true)
         fn += len(true - named)
