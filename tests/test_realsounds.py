@@ -46,11 +46,14 @@ def test_split_is_by_recording_deterministic_and_drops_small_classes():
     records = _records({"dog": 4, "cow": 9, "water": 3})
     by_class, dropped = split_recordings(records, seed=0)
     assert set(by_class) == {"dog", "cow"}
+    # a small class keeps its recordings for training rather than hold one out for validation
+    assert {s: len(r) for s, r in by_class["dog"].items()} == {"test": 1, "validation": 0, "train": 3}
+    assert {s: len(r) for s, r in by_class["cow"].items()} == {"test": 2, "validation": 1, "train": 6}
     assert "water (3 recordings)" in dropped and "sheep (0 recordings)" in dropped
     for cls, splits in by_class.items():
         ids = [r["id"] for recs in splits.values() for r in recs]
         assert len(ids) == len(set(ids)) == sum(r["class"] == cls for r in records)
-        assert all(splits[s] for s in ("train", "validation", "test"))
+        assert all(splits[s] for s in ("train", "test"))
     assert split_recordings(list(reversed(records)), seed=0)[0] == by_class
     assert split_recordings(records, seed=1)[0] != by_class
 
@@ -69,9 +72,9 @@ def _tone(i: int, seconds: float = 1.5, kind: str = "tone") -> np.ndarray:
 
 
 def _tiny_corpus(monkeypatch, bad_sha: bool = False) -> dict[str, bytes]:
-    """Two packages: plain files (dog .ogg, water .wav, one corrupt cow .ogg) and containers (drums in a .cat, bells in
+    """Two packages: plain files (dog .ogg, the one class with recordings enough for validation, water .wav, one corrupt cow .ogg) and containers (drums in a .cat, bells in
     a .rcc); the class table and package pins replaced by theirs. Returns the files the server holds."""
-    plain = {f"usr/share/tiny/dog{i}.ogg": ogg_bytes(_tone(i), SR) for i in range(4)}
+    plain = {f"usr/share/tiny/dog{i}.ogg": ogg_bytes(_tone(i), SR) for i in range(6)}
     plain |= {f"usr/share/tiny/water{i}.wav": wav_bytes(_tone(10 + i, 2.5, "noise"), SR) for i in range(4)}
     plain["usr/share/tiny/cow.ogg"] = b"OggS not really an ogg file"
     cat = make_opensfx_cat([(f'"Drum {i}". License: CC0 1.0.', wav_bytes(_tone(20 + i), SR)) for i in range(4)])
@@ -87,7 +90,7 @@ def _tiny_corpus(monkeypatch, bad_sha: bool = False) -> dict[str, bytes]:
         for (name, data), ver in zip(debs.items(), ("1.0-1", "2.0-1"))
     )  # fmt: skip
     table = {
-        "dog": tuple(f"tiny-sounds:usr/share/tiny/dog{i}.ogg" for i in range(4)),
+        "dog": tuple(f"tiny-sounds:usr/share/tiny/dog{i}.ogg" for i in range(6)),
         "water": tuple(f"tiny-sounds:usr/share/tiny/water{i}.wav" for i in range(4)),
         "cow": ("tiny-sounds:usr/share/tiny/cow.ogg",),
         "drums": tuple(f"tiny-games:usr/share/games/sfx.cat#{i}" for i in range(4)),
@@ -155,7 +158,7 @@ def test_dry_run_lists_packages_and_fetches_nothing(tmp_path, monkeypatch, serve
     server.files = _tiny_corpus(monkeypatch)
     prepare(_config(tmp_path / "rs", server, dry_run=True))
     out = capsys.readouterr().out
-    assert "tiny-sounds 1.0-1" in out and "tiny-games 2.0-1" in out and "CC0" in out and "9 recordings" in out
+    assert "tiny-sounds 1.0-1" in out and "tiny-games 2.0-1" in out and "CC0" in out and "11 recordings" in out
     assert server.gets() == [] and not (tmp_path / "rs").exists()
 
 

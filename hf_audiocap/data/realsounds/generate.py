@@ -47,7 +47,8 @@ def generate_scene(seed: int, split: str, index: int, split_recordings: dict, ro
     picked: list = []
     bank = recording_bank(recordings, root, picked=picked)
     rng = np.random.default_rng([int(seed), 7, _SPLIT_IDS[split], int(index)])
-    size = int(rng.choice(len(SIZE_PROBS), p=SIZE_PROBS)) + 1
+    # validation may hold fewer classes than a scene asks for (small classes keep their recordings for training)
+    size = min(int(rng.choice(len(SIZE_PROBS), p=SIZE_PROBS)) + 1, len(recordings))
     combo = tuple(sorted(str(c) for c in rng.choice(sorted(recordings), size=size, replace=False)))
     plan = _plan_scene(rng, combo, bank)
     audio, info = _synthesize_scene(rng, plan, render=bank.render)
