@@ -69,6 +69,8 @@ LIVE_WINDOW_S = 5.0
 LIVE_HOP_S = 1.0
 LIVE_HISTORY = 200
 MALLOC_TRIM_EVERY_S = 10.0
+# a clip whose loudest sample is below this (-80 dBFS) holds no sound to describe: captioned, with a warning
+SILENCE_PEAK = 1e-4
 
 
 class CaptionService:
@@ -108,6 +110,12 @@ class CaptionService:
         name = self._upload_name(path)
         _, windows = self.captioner.open_windows(path, DEFAULT_WINDOW_S, max_duration=self.max_duration_s, name=name)
         return [wave for _, _, wave in windows]
+
+    def check(self, path) -> None:
+        """What `windows` refuses before decoding a sample, or ValueError with its one line: not an upload, an
+        unreadable header, too long, too short to caption (a short clip is decoded whole for it)."""
+        name = self._upload_name(path)
+        self.captioner.open_windows(path, DEFAULT_WINDOW_S, max_duration=self.max_duration_s, name=name)
 
     def load(self, path) -> np.ndarray:
         """The whole waveform of an upload (for the n-best list and the spectrogram), with the same checks."""
@@ -179,9 +187,10 @@ class CaptionService:
             return [("", message)] * len(waves)
         return [(text, "") for text in texts]
 
-    def details(self, path, num_beams, max_length, repetition_penalty, no_repeat_ngram_size, n_best):
-        """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings."""
-        wave = self.load(path)
+    def details(self, path, num_beams, max_length, repetition_penalty, no_repeat_ngram_size, n_best, wave=None):
+        """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings (of
+        `wave` when the upload is already decoded)."""
+        wave = self.load(path) if wave is None else wave
         kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
         with self.lock:
             nbest = self.captioner.caption_nbest(wave, num_return_sequences=int(n_best), **kwargs)
@@ -333,6 +342,12 @@ def build_app(
                     examples = sorted(Path(examples_dir).glob("*.wav"))[::4][:8] if examples_dir else []
                     if examples:
                         gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Held-out real recordings")
+                    elif examples_dir:  # a fresh clone: the recordings are prepared, not committed
+                        gr.Markdown(
+                            f"No example recordings in `{examples_dir}`: `make demo` prepares them (or "
+                            "`hf-audiocap prepare realsounds --root data/realsounds`).",
+                            elem_id="examples-missing",
+                        )
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
                     error = gr.Textbox(label="Error", visible=False)
@@ -368,21 +383,31 @@ def build_app(
             clear_btn = gr.Button("Clear history")
 
         # -- events -------------------------------------------------------------------------------------------------
+        # A bad upload gets exactly one message: the first step that refuses it raises an error that ends the chain
+        # (so no later step says it again), without a traceback in the server log (the one line says it all).
+        def refuse(message: str) -> gr.Error:
+            return gr.Error(message, title="Cannot caption this audio", print_exception=False)
+
         def check_upload(path):
             try:
-                service.load(path)
+                service.check(path)
             except ValueError as err:
-                raise gr.Error(str(err), title="Cannot caption this audio") from None
+                raise refuse(str(err)) from None
 
         def show_error(message):
             if message:
-                gr.Warning(message)
+                raise refuse(message)
 
         def details(path, beams, length, penalty, ngram, n):
             try:
-                return service.details(path, beams, length, penalty, ngram, n)
+                wave = service.load(path)
+                shown = service.details(path, beams, length, penalty, ngram, n, wave=wave)
             except ValueError as err:
-                raise gr.Error(str(err), title="Cannot caption this audio") from None
+                raise refuse(str(err)) from None
+            if float(np.abs(wave).max()) < SILENCE_PEAK:
+                gr.Warning(f"{Path(path).name!r} is silent (its loudest sample is below -80 dBFS): the caption "
+                           "describes no sound in it", title="Silent clip")  # fmt: skip
+            return shown
 
         decoding_inputs = [num_beams, max_length, repetition_penalty, no_repeat]
         (
@@ -411,7 +436,9 @@ def build_app(
                     return "Nothing rated yet."
                 path = audio_payload.get("path") if isinstance(audio_payload, dict) else None
                 if not path or not service.is_upload(path):  # flagging copies this file into the ratings folder
-                    raise gr.Error("Only an uploaded clip can be rated.", title="Cannot rate this audio")
+                    raise gr.Error(
+                        "Only an uploaded clip can be rated.", title="Cannot rate this audio", print_exception=False
+                    )
                 flagger.flag(
                     [audio_payload, caption_text, corrected_text, model_name, decoding_json], flag_option=label
                 )

@@ -125,11 +125,6 @@ class AudioCapEncoderConfig(PretrainedConfig):
         init_std: float = 0.02,
         **kwargs: Any,
     ):
-        if d_model % encoder_attention_heads:
-            raise AudioCapConfigError(
-                f"AudioCapEncoderConfig: d_model ({d_model}) must be divisible by encoder_attention_heads "
-                f"({encoder_attention_heads})"
-            )
         if conv_kernel_size % 2 != 1:
             raise AudioCapConfigError(f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {conv_kernel_size}")
         self.num_mel_bins = num_mel_bins
@@ -147,6 +142,12 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.init_std = init_std
         super().__init__(**kwargs)
+        # after super().__init__, which sets the aliases of attribute_map (hidden_size, num_attention_heads) given as kwargs
+        if self.d_model % self.encoder_attention_heads:
+            raise AudioCapConfigError(
+                f"AudioCapEncoderConfig: d_model ({self.d_model}) must be divisible by encoder_attention_heads "
+                f"({self.encoder_attention_heads})"
+            )
 
 
 class AudioCapDecoderConfig(PretrainedConfig):
@@ -186,11 +187,6 @@ class AudioCapDecoderConfig(PretrainedConfig):
         add_cross_attention: bool = True,
         **kwargs: Any,
     ):
-        if d_model % decoder_attention_heads:
-            raise AudioCapConfigError(
-                f"AudioCapDecoderConfig: d_model ({d_model}) must be divisible by decoder_attention_heads "
-                f"({decoder_attention_heads})"
-            )
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.decoder_layers = decoder_layers
@@ -212,6 +208,12 @@ class AudioCapDecoderConfig(PretrainedConfig):
         self.is_decoder = is_decoder
         self.add_cross_attention = add_cross_attention
         super().__init__(**kwargs)
+        # after super().__init__, which sets the aliases of attribute_map (hidden_size, num_attention_heads) given as kwargs
+        if self.d_model % self.decoder_attention_heads:
+            raise AudioCapConfigError(
+                f"AudioCapDecoderConfig: d_model ({self.d_model}) must be divisible by decoder_attention_heads "
+                f"({self.decoder_attention_heads})"
+            )
 
 
 def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> PretrainedConfig:

@@ -536,7 +536,12 @@ class AudioCapModel(AudioCapPreTrainedModel):
         if getattr(config, "model_type", None) != AudioCapConfig.model_type:
             # model_type, not isinstance: with trust_remote_code transformers may load the config class from another
             # copy of configuration_audiocap.py than the one this file imports
-            raise AudioCapConfigError(f"config must be an AudioCapConfig, got {type(config).__name__}")
+            kind, cls = getattr(config, "model_type", None), type(config)
+            raise AudioCapConfigError(
+                f"config must be an AudioCapConfig (model_type {AudioCapConfig.model_type!r}), got a "
+                f"{cls.__module__}.{cls.__qualname__} of model_type {kind!r}: a folder of another model kind loads "
+                "with its own class (AutoModelForSpeechSeq2Seq picks it)"
+            )
         if encoder is not None:
             config.encoder = encoder.config
         if decoder is not None:

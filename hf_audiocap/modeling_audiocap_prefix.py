@@ -189,7 +189,12 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
     def __init__(self, config: AudioCapPrefixConfig, encoder: PreTrainedModel | None = None, lm=None):
         if getattr(config, "model_type", None) != AudioCapPrefixConfig.model_type:
             # model_type, not isinstance: trust_remote_code may load the config class from another copy of its file
-            raise AudioCapConfigError(f"config must be an AudioCapPrefixConfig, got {type(config).__name__}")
+            kind, cls = getattr(config, "model_type", None), type(config)
+            raise AudioCapConfigError(
+                f"config must be an AudioCapPrefixConfig (model_type {AudioCapPrefixConfig.model_type!r}), got a "
+                f"{cls.__module__}.{cls.__qualname__} of model_type {kind!r}: a folder of another model kind loads "
+                "with its own class (AutoModelForSpeechSeq2Seq picks it)"
+            )
         super().__init__(config)
         if encoder is None:
             builtin = config.encoder.model_type == AUDIOCAP_ENCODER_TYPE
@@ -203,6 +208,12 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         self.projector = AudioCapPrefixProjector(encoder_output_dim(self.config.encoder), self.config)
         self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(self.config.lm)
         self.config.lm = self.lm.config
+        # captions are generated with this model's generation config alone: GenerationMixin fills unset fields from the
+        # LM's own config, whose settings (a chat LM's sampling, a `max_length` of 2048 that makes transformers warn on
+        # every call next to our `max_new_tokens`) are the LM's defaults for chat, not for a caption
+        self.lm.generation_config = GenerationConfig(
+            bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+        )
         self.post_init()
         keep_present_layers(self)
         # after post_init, so the adapters keep peft's initialisation (B = 0: the adapted LM starts as the LM itself)
@@ -436,6 +447,12 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
             generation_config if generation_config is not None else self.generation_config
         )
         model_kwargs = generation_config.update(**kwargs)
+        if generation_config.max_length is not None:
+            # the LM would count a config's max_length over the prompt too: it becomes the caption length, unless
+            # max_new_tokens is set (which then takes precedence, as in transformers), and the LM gets that one only
+            if generation_config.max_new_tokens is None:
+                generation_config.max_new_tokens = generation_config.max_length
+            generation_config.max_length = None
         return self.lm.generate(
             inputs_embeds=inputs, attention_mask=mask, generation_config=generation_config, **model_kwargs
         )

@@ -6,6 +6,7 @@ parse -> data -> processor -> model -> trainer -> train -> test -> save (+ model
 """
 
 import logging
+import os
 import sys
 
 import transformers
@@ -22,6 +23,7 @@ from hf_audiocap.training.builders import (
     prepare_features,
 )
 from hf_audiocap.training.callbacks import fit_summary
+from hf_audiocap.training.checkpoints import exit_on_interrupt
 from hf_audiocap.training.evaluation import evaluate_test_split
 from hf_audiocap.training.model_card import write_model_card
 
@@ -48,8 +50,12 @@ def main(argv=None):
     # 5. Trainer: teacher forcing on labels, generation + caption metrics at evaluation.
     trainer = build_trainer(model, processor, clips, data_args, training_args)
 
-    # 6. Train (resuming from `--resume_from_checkpoint PATH|last`: `last` is the newest COMPLETE checkpoint).
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # 6. Train (resuming from `--resume_from_checkpoint PATH|last`: `last` is the newest COMPLETE checkpoint). Ctrl-C:
+    # one line naming that checkpoint and the command resuming from it, exit code 130.
+    with exit_on_interrupt(
+        training_args.output_dir, argv, os.path.relpath(__file__), training_args.process_index == 0
+    ):
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -82,3 +88,6 @@ if __name__ == "__main__":
     except (ValueError, FileNotFoundError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # before or after training (during it, exit_on_interrupt says how to resume)
+        print("\ntrain.py: interrupted", file=sys.stderr)
+        sys.exit(130)

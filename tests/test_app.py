@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -211,3 +212,50 @@ def test_spectrogram_and_nbest(model_dir, synthcaps_clips):
     assert [s for _, s in rows] == sorted([s for _, s in rows], reverse=True)
     assert image.dtype == np.uint8 and image.shape[0] == 240 and image.shape[2] == 3
     assert '"num_beams": 4' in settings
+
+
+def test_a_bad_upload_gets_one_message_and_no_traceback(served, tmp_path, recwarn):
+    """The 'Caption a clip' chain (check, caption, error, n-best) run step by step as Gradio runs it: a too-short
+    clip, a corrupt file or text gets one error that stops the chain, marked not to print a traceback in the server
+    log; a silent clip is captioned with one warning; a good clip gets no message."""
+    import gradio as gr
+    import soundfile as sf
+    from gradio.utils import get_upload_folder
+
+    demo, _, _ = served
+    steps = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None) is not None}
+    service = demo.caption_service
+    uploads = Path(get_upload_folder()) / tmp_path.name  # where Gradio puts uploads: the only files the app reads
+    bad = write_bad_files(uploads)
+    silence = uploads / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.float32), 16000)
+    good = write_tone(uploads / "tone.wav", 2.0)
+
+    def messages(path) -> list[str]:
+        recwarn.clear()
+        try:
+            steps["check_upload"](str(path))
+            _, error = service.caption(str(path))
+            steps["show_error"](error)
+            steps["details"](str(path), None, None, None, None, 3)
+        except gr.Error as err:
+            assert err.print_exception is False
+            return [err.message] + [str(w.message) for w in recwarn]
+        return [str(w.message) for w in recwarn]
+
+    for kind in ("one_sample", "corrupt", "not_audio", "empty"):
+        said = messages(bad[kind])
+        assert len(said) == 1 and bad[kind].name in said[0] and "\n" not in said[0], (kind, said)
+    assert messages(silence) == ["'silence.wav' is silent (its loudest sample is below -80 dBFS): the caption "
+                                 "describes no sound in it"]  # fmt: skip
+    assert messages(good) == []
+    shutil.rmtree(uploads)
+
+
+def test_examples_folder_absent_says_how_to_get_them(model_dir, tmp_path):
+    import gradio as gr
+
+    demo = app.build_app(str(model_dir), ratings_dir=tmp_path / "r", examples_dir=tmp_path / "test_single")
+    notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.elem_id == "examples-missing"]
+    assert len(notes) == 1 and "`make demo`" in notes[0]
+    assert "`hf-audiocap prepare realsounds --root data/realsounds`" in notes[0]

@@ -192,6 +192,30 @@ def test_overstated_wav_header_decodes_the_data_there(tmp_path):
         load_audio(cut, max_duration=0.5)
 
 
+def test_overstated_wav_header_is_named_in_one_warning(tmp_path, caplog, monkeypatch):
+    """Decoded as far as its data goes, with one warning naming the file and both lengths, once per file (a training
+    run decodes a clip every epoch); whole and streamed alike; a complete file gives none."""
+    import hf_audiocap.data.audio as audio
+
+    full = tmp_path / "full.wav"
+    sf.write(full, tone(seconds=2.0), SR, subtype="PCM_16")
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(raw[: raw.index(b"data") + 8 + 2 * 8000])  # 0.5 s of the 2 s the header promises
+    monkeypatch.setattr(audio, "_WARNED_OVERSTATED", set())
+    with caplog.at_level("WARNING", logger="hf_audiocap.data.audio"):
+        load_audio(full)
+        list(iter_audio_windows(full, window_s=0.5))
+        assert not caplog.records
+        load_audio(cut)
+        load_audio(cut)
+        audio._WARNED_OVERSTATED.clear()
+        list(iter_audio_windows(cut, window_s=0.25))
+    lines = [r.getMessage() for r in caplog.records]
+    expected = f"{str(cut)!r}: the header promises 2.00 s of audio but the file holds 0.50 s (cut short?): decoded as"
+    assert len(lines) == 2 and all(line.startswith(expected) for line in lines)
+
+
 WINDOW_CASES = [  # (seconds, window_s, hop_s, min_last_s) -> window spans
     ((25.0, 10.0, 5.0, 1.0), [(0, 10), (5, 15), (10, 20), (15, 25)]),
     ((25.0, 10.0, None, 1.0), [(0, 10), (10, 20), (20, 25)]),

@@ -115,3 +115,26 @@ def test_live_microphone_captions_appear(browser, url):
     sync_api.expect(history).to_contain_text("00:0", timeout=10_000)  # timestamped rows
     stamps = re.findall(r"\d\d:\d\d\.\d", history.inner_text())
     assert len(stamps) >= 4, stamps  # at least two timestamped captions (from, to) in the history
+
+
+def test_a_bad_upload_shows_one_message_and_logs_no_traceback(browser, url, tmp_path, capfd):
+    """A clip too short to caption (two toasts once: the caption's warning, then the n-best's error) and a corrupt
+    file: one toast each, and nothing in the server's log."""
+    from audiocap_tiny import write_bad_files
+
+    bad = write_bad_files(tmp_path / "bad")
+    page = browser.new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#caption").wait_for(timeout=60_000)
+    capfd.readouterr()
+    for kind, says in (("one_sample", "cannot caption 'one_sample.wav'"), ("corrupt", "cannot decode 'corrupt.wav'")):
+        page.locator("input[type=file]").first.set_input_files(str(bad[kind]))
+        page.get_by_role("button", name="Caption", exact=True).click()
+        sync_api.expect(page.locator(".toast-body").filter(has_text=says)).to_have_count(1, timeout=30_000)
+        page.wait_for_timeout(3000)  # time for a second message, were one to come
+        assert page.locator(".toast-body").count() == 1, kind
+        page.locator(".toast-body button").first.click()  # close it
+        sync_api.expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
+        page.get_by_role("button", name="Clear").first.click()
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -73,16 +74,19 @@ def test_evaluate_a_predictions_file(trained, tmp_path):
     assert (tmp_path / "evaluate_test_predictions.jsonl").is_file()
 
 
-def test_evaluate_with_selected_metrics(trained, tmp_path, capsys):
+def test_evaluate_with_selected_metrics(trained, tmp_path, caplog, monkeypatch):
     data, _ = trained
     refs = [json.loads(line) for line in (trained[1] / "test_predictions.jsonl").read_text().splitlines()]
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"id": r["id"], "prediction": r["references"][0]}) + "\n" for r in refs))
     argv = ["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test"]
-    metrics = run_evaluate([*argv, "--metrics", "cider_d,vocab"])
+    monkeypatch.setattr("hf_audiocap.metrics.core._WARNED", set())  # said once per process: maybe by an earlier test
+    with caplog.at_level(logging.WARNING, logger="hf_audiocap.metrics"):
+        metrics = run_evaluate([*argv, "--metrics", "cider_d,vocab"])
     assert {"cider_d", "vocab_size", "vocab_references", "vocab_ratio"} <= set(metrics)
     assert "bleu_4" not in metrics and "meteor" not in metrics
-    assert "vocab_novel: unavailable: vocab_novel needs the training references" in capsys.readouterr().out
+    said = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    assert said == ["vocab_novel unavailable: needs the training references (training_references=...)"]
     saved = json.loads((tmp_path / "evaluate_test_metrics.json").read_text())
     assert saved["cider_d"] == pytest.approx(metrics["cider_d"])
     before = (tmp_path / "evaluate_test_metrics.json").read_bytes()

@@ -191,6 +191,31 @@ def test_offline_without_jars_spice_unavailable_rest_carries_on(tmp_path, monkey
         M.check_metric("eval_spider", "coco")
 
 
+@pytest.mark.parametrize("offline", [True, False])
+def test_dcase2024_names_each_unavailable_metric_once_in_one_line(tmp_path, monkeypatch, caplog, offline):
+    """Nothing cached, offline or with every server unreachable (a closed port): one line per reason naming each
+    metric it leaves out, once, with the cause in a few words (not the HTTP library's text)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv(resources.CACHE_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setenv(resources.MAVEN_ENV, f"{closed}/maven2")
+    monkeypatch.setenv("HF_AUDIOCAP_FLUENCY_CHECKER", f"{closed}/echecker.ckpt")
+    monkeypatch.setattr(_spice, "_DOWNLOAD_TRIED", False)
+    monkeypatch.setattr(M.core, "_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="hf_audiocap.metrics"):
+        out = M.compute_caption_metrics(PREDS, REFS, metrics="dcase2024", training_references=REFS)
+    lines = [r.getMessage() for r in caplog.records if " unavailable: " in r.getMessage()]
+    assert [line.split(" unavailable: ")[0] for line in lines] == ["spice, spider, spider_fl", "sbert_sim, fer, fense"]
+    assert set(out["unavailable"]) == {"spice", "spider", "spider_fl", "sbert_sim", "fer", "fense"}
+    for line in lines:
+        assert "\n" not in line and "Pool" not in line and "Max retries" not in line and "metrics download" in line
+        assert ("offline now" in line) if offline else ("(Connection refused)" in line)
+
+
 def test_no_java_is_one_line(monkeypatch):
     import jpype
 

@@ -170,6 +170,37 @@ def test_greedy_and_beam_generation_agree_with_forward(tokenizer):
         assert sampled.shape[0] == 2
 
 
+def test_generation_lengths_and_settings_are_this_models_alone(tokenizer):
+    """An LM that comes with its own generation config (a Llama-2's max_length 2048, a chat LM's sampling): captions
+    are greedy under this model's config, `max_length` (a call's or a config's) counts caption tokens, and
+    transformers prints no max_length/max_new_tokens warning."""
+    import logging
+
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    fields = lm_config("llama", len(tokenizer))
+    lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(fields.pop("model_type"), **fields))
+    lm.generation_config = GenerationConfig(max_length=2048, do_sample=True, top_k=0, temperature=2.0)
+    config = AudioCapPrefixConfig(encoder=ENCODER, lm=lm.config, projector_stack=2)
+    config.set_prompt(tokenizer)
+    torch.manual_seed(0)
+    model = AudioCapPrefixForConditionalGeneration(config, lm=lm).eval()
+    feats, mask = batch((61, 23))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        with torch.no_grad():
+            first = model.generate(feats, mask)
+            assert torch.equal(model.generate(feats, mask), first)  # greedy: the LM's sampling does not leak in
+            assert model.generate(feats, mask, max_length=3).shape[1] <= 3
+            assert model.generate(feats, mask, generation_config=GenerationConfig(max_length=4)).shape[1] <= 4
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert not [r.getMessage() for r in records if "max_length" in r.getMessage()]
+
+
 def test_save_load_round_trip(tokenizer, tmp_path):
     model = make_model(tokenizer, lora_rank=2)
     feats, mask = batch((61, 23))
@@ -304,6 +335,31 @@ def test_bad_inputs_fail_in_one_line(tokenizer):
     feats, mask = batch((61, 23))
     model = AudioCapPrefixForConditionalGeneration(short)
     assert "reads at most 12" in message(lambda: model(feats, mask))
+
+
+def test_merge_refuses_what_it_cannot_merge_in_one_line(tokenizer, tmp_path):
+    """`recipes/merge_lora.py`'s export: a missing folder is named as one, a prefix folder without LoRA adapters and an
+    encoder-decoder folder are refused; either model class given the other kind's folder names both model_types."""
+    from model_helpers import tiny_config
+
+    from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+    from hf_audiocap.training.prefix import export_merged
+
+    make_model(tokenizer).save_pretrained(tmp_path / "plain")
+    AudioCapForConditionalGeneration(tiny_config()).save_pretrained(tmp_path / "encdec")
+    with pytest.raises(FileNotFoundError, match=r"nothing-here: no such folder$"):
+        export_merged(tmp_path / "nothing-here", tmp_path / "out")
+    with pytest.raises(ValueError, match=r"plain has no LoRA adapters"):
+        export_merged(tmp_path / "plain", tmp_path / "out")
+    with pytest.raises(ValueError, match=r"encdec holds a model of model_type 'audiocap', not an audio-prefix"):
+        export_merged(tmp_path / "encdec", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(AudioCapConfigError, match=r"AudioCapPrefixConfig of model_type 'audiocap'"):
+        AudioCapPrefixForConditionalGeneration.from_pretrained(tmp_path / "encdec")
+    with pytest.raises(
+        AudioCapConfigError, match=r"configuration_audiocap\.AudioCapConfig of model_type 'audiocap_prefix'"
+    ):
+        AudioCapForConditionalGeneration.from_pretrained(tmp_path / "plain")
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tokenizer):

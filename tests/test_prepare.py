@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -177,6 +178,22 @@ def test_dry_run_lists_files_sizes_and_destinations_and_fetches_nothing(server, 
     assert f"{len(record_files['clotho_audio_validation.7z']) / 1000:.1f} KB" in out
     assert str(root / "downloads" / "clotho_audio_validation.7z") in out and "clotho_captions_validation.csv" in out
     assert server.gets() == [("md5sums.txt", None)] and not root.exists()
+
+
+@pytest.mark.parametrize("host", ["closed port", "no-such-host.invalid"])
+def test_dry_run_says_once_within_seconds_that_a_server_cannot_be_reached(tmp_path, capsys, host):
+    """A closed port on 127.0.0.1, or a host no resolver knows: one line naming the host, then the plan without
+    asking that server again (sizes unknown)."""
+    if host == "closed port":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            host = f"127.0.0.1:{probe.getsockname()[1]}"
+    start = time.monotonic()
+    prepare(PrepareConfig("clotho", str(tmp_path / "clotho"), url=f"http://{host}/files", dry_run=True))
+    out = capsys.readouterr().out
+    assert time.monotonic() - start < 5
+    assert out.count("cannot be reached") == 1 and out.startswith(f"{host}: cannot be reached (")
+    assert "clotho_audio_evaluation.7z  size unknown" in out and not (tmp_path / "clotho").exists()
 
 
 def test_bad_input_says_one_thing_and_keeps_what_was_downloaded(server, tmp_path, monkeypatch):

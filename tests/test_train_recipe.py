@@ -183,6 +183,41 @@ def test_resume_last_without_checkpoint_starts_fresh(synth, tmp_path):
     assert max(e["step"] for e in log_history(out)) == 2
 
 
+def test_ctrl_c_says_how_to_resume_and_resuming_reports_no_missing_head(synth, tmp_path, capsys, caplog, monkeypatch):
+    """Ctrl-C during training: exit code 130 and one line naming the last complete checkpoint and the command that
+    resumes from it; that command resumes, without the Trainer's warning of a missing (tied) lm_head.weight."""
+    import shlex
+
+    from hf_audiocap.training.trainer import AudioCapTrainer
+
+    out = tmp_path / "interrupted"
+    args = tiny_run_args(synth, out, max_steps=3, save_strategy="steps", save_steps=2, test_split="null")
+    training_step = AudioCapTrainer.training_step
+
+    def interrupted_at_step_3(self, *step_args, **kwargs):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt
+        return training_step(self, *step_args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(AudioCapTrainer, "training_step", interrupted_at_step_3)
+        with pytest.raises(SystemExit) as stop:
+            recipe_main()(args)
+    assert stop.value.code == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"interrupted: the last complete checkpoint is {out / 'checkpoint-2'}; resume with: ")
+    command = shlex.split(line.partition("resume with: ")[2])
+    assert command[:2] == ["python", "recipes/train.py"] and command[-2:] == ["--resume_from_checkpoint", "last"]
+    transformers.logging.enable_propagation()  # transformers' warnings reach caplog
+    try:
+        with caplog.at_level("WARNING"):
+            recipe_main()(command[2:])
+    finally:
+        transformers.logging.disable_propagation()
+    assert max(e["step"] for e in log_history(out)) == 3
+    assert "missing keys" not in caplog.text, caplog.text
+
+
 @pytest.mark.slow
 def test_caption_pairs_with_label_smoothing_and_early_stopping(synth, tmp_path, caplog):
     # the non-grouped path (one (clip, caption) example per row), label-smoothed loss, and early stopping on CIDEr-D

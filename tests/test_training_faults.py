@@ -27,6 +27,7 @@ from recipe_helpers import make_synthcaps, tiny_run_args
 
 from hf_audiocap.training.checkpoints import (
     MANIFEST_NAME,
+    exit_on_interrupt,
     incomplete_reason,
     last_complete_checkpoint,
     mark_complete,
@@ -102,6 +103,52 @@ def test_rotation_keeps_the_newest_complete_checkpoints_and_the_best(tmp_path):
     # the best and the current one are kept even past a limit of 1
     rotate_checkpoints(tmp_path, 1, tmp_path / "checkpoint-8", best=str(tmp_path / "checkpoint-2"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "checkpoint-8"]
+
+
+def test_ctrl_c_names_the_last_complete_checkpoint_and_the_command_resuming_from_it(tmp_path, capsys):
+    argv = ["recipe.yaml", "--max_steps", "9", "--resume_from_checkpoint", "checkpoint-2", "--run_name=a b"]
+    with pytest.raises(SystemExit) as stop, exit_on_interrupt(tmp_path, argv):
+        raise KeyboardInterrupt
+    assert stop.value.code == 130
+    command = "python recipes/train.py recipe.yaml --max_steps 9 '--run_name=a b' --resume_from_checkpoint last"
+    said = f"interrupted before the first complete checkpoint (none in {tmp_path}); start again with: {command}"
+    assert capsys.readouterr().err.strip() == said
+    _fake_checkpoint(tmp_path / "checkpoint-4")
+    _fake_checkpoint(tmp_path / "checkpoint-6", complete=False)  # interrupted while saving it
+    with (
+        pytest.raises(SystemExit) as stop,
+        exit_on_interrupt(tmp_path, ["--resume-from-checkpoint=last", "--seed", "1"]),
+    ):
+        raise KeyboardInterrupt
+    command = "python recipes/train.py --seed 1 --resume_from_checkpoint last"
+    said = f"interrupted: the last complete checkpoint is {tmp_path / 'checkpoint-4'}; resume with: {command}"
+    assert stop.value.code == 130 and capsys.readouterr().err.strip() == said
+    with pytest.raises(SystemExit), exit_on_interrupt(tmp_path, [], say=False):  # the other processes of a run
+        raise KeyboardInterrupt
+    assert capsys.readouterr().err == ""
+
+
+def test_a_tied_head_loaded_through_its_twin_is_not_reported_missing():
+    """The Trainer warns of every key a checkpoint lacks unless it is in `_keys_to_ignore_on_save`; a tied weight is
+    stored once, under one name, and loading it fills both: only that case is filtered."""
+    from hf_audiocap.training.trainer import TiedWeightsFilter
+
+    model = torch.nn.Module()
+    model.embed, model.head, model.other = (
+        torch.nn.Embedding(5, 3),
+        torch.nn.Linear(3, 5, bias=False),
+        torch.nn.Linear(2, 2),
+    )
+    model.head.weight = model.embed.weight
+    tied = TiedWeightsFilter(model)
+
+    def shown(message: str) -> bool:
+        return tied.filter(logging.LogRecord("transformers.trainer", logging.WARNING, "", 0, message, None, None))
+
+    assert not shown(f"{TiedWeightsFilter.PREFIX}['head.weight'].")
+    assert shown(f"{TiedWeightsFilter.PREFIX}['head.weight', 'embed.weight'].")  # neither name loaded: lost
+    assert shown(f"{TiedWeightsFilter.PREFIX}['head.weight', 'other.bias'].")
+    assert shown("There were unexpected keys in the checkpoint model loaded: ['head.weight'].")
 
 
 # --- SIGKILL between and during checkpoint saves --------------------------------------------------------------------
@@ -296,7 +343,7 @@ def test_nonfinite_loss_skip_drops_the_batch_update(synth, tmp_path, caplog):
 def test_nonfinite_loss_argument_is_checked():
     from hf_audiocap.training.arguments import parse_recipe
 
-    with pytest.raises(ValueError, match="nonfinite_loss must be 'stop' or 'skip', got 'ignore'"):
+    with pytest.raises(ValueError, match="recipe key nonfinite_loss: expected one of stop, skip, got 'ignore'"):
         parse_recipe(["--output_dir", "/tmp/unused", "--nonfinite_loss", "ignore", "--report_to", "none"])
 
 

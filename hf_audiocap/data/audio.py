@@ -20,6 +20,7 @@ files, whether a file is decoded whole or streamed window by window (:func:`open
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import warnings
@@ -60,6 +61,10 @@ _AUDIO_MAGIC = (
     b"0&\xb2u",  # ASF / WMA
     b".snd",
 )
+# libsndfile's log line for a data chunk whose size overstates the file: "data : 32000 (should be 15978)"
+_OVERSTATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_WARNED_OVERSTATED: set[str] = set()
+logger = logging.getLogger(__name__)
 _FALLBACK_EXTENSIONS = {".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".mkv", ".opus", ".amr", ".3gp", ".ac3"}
 
 
@@ -361,6 +366,7 @@ def iter_audio_windows(
         in_sr = fh.samplerate
         if fh.frames == 0:
             raise _fail(name, "zero-length audio (0 samples)")
+        _warn_if_overstated(fh, name)
         block = max(1, int(round(block_s * in_sr)))
         stream = soxr.ResampleStream(in_sr, sampling_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
         read_in = 0
@@ -449,6 +455,7 @@ def _decode(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
     with fh:
         sr, frames = int(fh.samplerate), int(fh.frames)
         _check_duration(src.name, frames, sr, max_duration)
+        _warn_if_overstated(fh, src.name)
         try:
             data = fh.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
@@ -493,7 +500,21 @@ def _decode_fallback(src: _Source, err: Exception, max_duration: float | None) -
     return wav.astype(np.float32, copy=False), int(sr)
 
 
-def duration_s(source: Any) -> float:
-    """Duration in seconds from the header (0.0 when the sampling rate is unknown)."""
-    sr, frames, _ = audio_info(source)
-    return frames / sr if sr else 0.0
+def _warn_if_overstated(fh: sf.SoundFile, name: str) -> None:
+    """One warning naming a file whose header promises more samples than it holds (decoded as far as its data goes).
+    libsndfile itself notices it, reads what is there, and records both sizes in its log (``data : N (should be M)``);
+    a file is named once per process, not at every epoch or window."""
+    match = _OVERSTATED_DATA.search(fh.extra_info)
+    if match is None or name in _WARNED_OVERSTATED:
+        return
+    declared, held = int(match.group(1)), int(match.group(2))
+    if declared <= held:
+        return
+    if len(_WARNED_OVERSTATED) >= 10_000:  # a server meets new upload names for as long as it runs
+        _WARNED_OVERSTATED.clear()
+    _WARNED_OVERSTATED.add(name)
+    seconds = fh.frames / fh.samplerate
+    logger.warning(
+        "%r: the header promises %.2f s of audio but the file holds %.2f s (cut short?): decoded as far as its data goes",
+        name, seconds * declared / max(held, 1), seconds,
+    )  # fmt: skip

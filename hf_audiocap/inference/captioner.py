@@ -18,6 +18,7 @@ import torch
 
 from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
 from hf_audiocap.feature_extraction_audiocap import too_short_for
+from hf_audiocap.hub import PretrainedUnavailableError, check_pretrained
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
 
@@ -41,6 +42,7 @@ class Captioner:
 
         import hf_audiocap  # noqa: F401  (registers the Auto classes)
 
+        check_pretrained(name_or_path)
         processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         model = AutoModelForSpeechSeq2Seq.from_pretrained(
             name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True
@@ -195,6 +197,8 @@ def load_captioner(model: str = DEFAULT_MODEL, batch_size: int = 16, trust_remot
     model = os.path.expanduser(model)
     try:
         return Captioner.from_pretrained(model, trust_remote_code=trust_remote_code, batch_size=batch_size)
+    except PretrainedUnavailableError:  # already one line naming the model
+        raise
     except (OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if not trust_remote_code and "trust_remote_code" in str(err):

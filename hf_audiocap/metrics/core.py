@@ -162,10 +162,11 @@ def main_metric() -> str:
     return "spider" if spice_available() else "cider_d"
 
 
-def _warn_once(names: str, reason: str) -> None:
+def _warn_once(names: list[str], reason: str) -> None:
+    """One line for the metrics one reason leaves out, once per process (each validation of a run asks again)."""
     if reason not in _WARNED:
         _WARNED.add(reason)
-        logger.warning("%s not computed: %s", names, reason)
+        logger.warning("%s unavailable: %s", ", ".join(names), reason)
 
 
 def _learned_models(fense_models, need_sbert: bool):
@@ -199,7 +200,7 @@ def unavailable_metrics(metrics=None, *, fense_models=None, training_references=
     return out
 
 
-_NOVEL_REASON = "vocab_novel needs the training references (training_references=...)"
+_NOVEL_REASON = "needs the training references (training_references=...)"
 _KNOWN_WORDS: dict[int, tuple[tuple, frozenset]] = {}
 
 
@@ -287,7 +288,7 @@ def compute_caption_metrics(
     def skip(names, reason: str) -> None:
         names = [n for n in names if n in wanted and n not in unavailable]
         if names:
-            _warn_once("/".join(names), reason)
+            _warn_once(names, reason)
         for name in names:
             result[name] = None
             unavailable[name] = reason
@@ -318,9 +319,8 @@ def compute_caption_metrics(
                 spice, clip["spice"] = _spice.spice(hyps, tok_refs)
             except Exception as e:  # a failing SPICE run must not lose the other scores
                 reason = f"SPICE failed: {type(e).__name__}: {e}".splitlines()[0]
-        if reason is not None:
-            skip(("spice", "spider"), reason)
-            skip(("spider_fl",), f"needs SPICE: {reason}")
+        if reason is not None:  # SPIDEr-FL is SPIDEr penalised: it goes with SPICE, in the same line
+            skip(("spice", "spider", "spider_fl"), reason)
         else:
             clip["spider"] = (clip["cider_d"] + clip["spice"]) / 2
             if "spice" in wanted:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_audiocap.hub import PretrainedUnavailableError, check_pretrained
+
 from . import resources
 
 logger = logging.getLogger("hf_audiocap.metrics")
@@ -85,12 +87,14 @@ def checker_file(models: FenseModels, fetch: bool | None = None, progress: bool 
         models.checker_sha256 is None or resources.hash_matches(path, "sha256", models.checker_sha256)
     ):
         return path
+    hint = f"run `{resources.DOWNLOAD_COMMAND}` when online" if remote else "replace it"
     if remote and fetch:
         try:
             return resources.fetch_verified(models.checker, path, "sha256", models.checker_sha256, progress=progress)
         except resources.DownloadError as err:
-            raise ModelUnavailable(f"FENSE's fluency checker: {err}") from None
-    hint = f"run `{resources.DOWNLOAD_COMMAND}` when online" if remote else "replace it"
+            raise ModelUnavailable(f"FENSE's fluency checker: {err}: {hint}") from None
+    if remote and resources.offline():
+        hint += " (offline now)"
     if path.is_file():
         raise ModelUnavailable(
             f"FENSE's fluency checker {path} is corrupt (its SHA-256 is not {models.checker_sha256}): {hint}"
@@ -132,9 +136,10 @@ def load_checker(path: Path, device: str = "cpu"):
     if not isinstance(state, dict) or not {"model_type", "num_classes", "state_dict"} <= set(state):
         raise ModelUnavailable(f"{path} is not a FENSE checkpoint (needs model_type, num_classes and state_dict)")
     try:
+        check_pretrained(state["model_type"], remedy=f"run `{resources.DOWNLOAD_COMMAND}` when online")
         config = AutoConfig.from_pretrained(state["model_type"])
         tokenizer = AutoTokenizer.from_pretrained(state["model_type"])
-    except OSError as err:
+    except (OSError, PretrainedUnavailableError) as err:
         raise ModelUnavailable(
             f"FENSE's checker needs the config and tokenizer of {state['model_type']!r}: {err}".splitlines()[0]
         ) from None
@@ -156,6 +161,11 @@ def load_sbert(name: str, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise ModelUnavailable("FENSE needs sentence-transformers: pip install 'hf_audiocap[metrics]'") from None
+    if "/" in name:  # a Hub id or a path (a bare name is expanded by sentence-transformers itself)
+        try:
+            check_pretrained(name, remedy=f"run `{resources.DOWNLOAD_COMMAND}` when online")
+        except PretrainedUnavailableError as err:
+            raise ModelUnavailable(f"FENSE's sentence model {err}") from None
     try:
         with torch.random.fork_rng(devices=[]):
             model = SentenceTransformer(name, device=device)

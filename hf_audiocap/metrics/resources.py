@@ -47,6 +47,22 @@ class DownloadError(RuntimeError):
     """A metric resource could not be fetched or verified; the message is one line naming the file or URL."""
 
 
+def request_failure(err: BaseException) -> str:
+    """Why a request failed, in a few words: the cause requests nests several levels deep in urllib3's text
+    (``Name or service not known``, ``Connection refused``), ``timed out``, or the HTTP status."""
+    import requests
+
+    response = getattr(err, "response", None)
+    if isinstance(err, requests.HTTPError) and response is not None:
+        return f"HTTP {response.status_code}"
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+    if match:
+        return match.group(1).strip()
+    if isinstance(err, requests.Timeout):
+        return "timed out"
+    return type(err).__name__
+
+
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
     """The metrics' cache folder (argument, then ``$HF_AUDIOCAP_METRICS_CACHE``, then the XDG cache)."""
     if override:
@@ -183,7 +199,7 @@ def fetch_verified(url: str, target: Path, algorithm: str, expected: str, progre
             ) from None
         except requests.RequestException as err:
             kept = f"; {part.stat().st_size} bytes kept in {part} to resume" if part.exists() else ""
-            raise DownloadError(f"cannot download {url}: {type(err).__name__}: {err}".splitlines()[0] + kept) from None
+            raise DownloadError(f"cannot download {url} ({request_failure(err)}){kept}") from None
     return Path(path)
 
 
@@ -195,7 +211,7 @@ def _read_sha1(url: str) -> str:
         response = requests.get(url, timeout=_TIMEOUT)
         response.raise_for_status()
     except requests.RequestException as err:
-        raise DownloadError(f"cannot download {url}: {type(err).__name__}: {err}".splitlines()[0]) from None
+        raise DownloadError(f"cannot download {url} ({request_failure(err)})") from None
     words = response.text.split()
     if not words or not re.fullmatch(r"[0-9a-fA-F]{40}", words[0]):
         raise DownloadError(f"{url} is not a SHA-1 checksum file (got {response.text[:60]!r})")

@@ -4,8 +4,13 @@ recipe with `--key value` command-line overrides."""
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
+import inspect
 import os
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +55,10 @@ class ModelArguments:
     config_overrides: dict = field(
         default_factory=dict,
         metadata={
-            "help": "AudioCapConfig fields for a new model, e.g. {encoder: {num_layers: 4}, adapter_stride: 2}."
+            "help": "Fields of a new model's config (AudioCapConfig; AudioCapPrefixConfig with model_kind prefix), its "
+            "sub-configs as nested mappings (encoder, decoder; encoder, lm), e.g. {encoder: {encoder_layers: 4}, "
+            "adapter_pooling_stride: 2}. A field no config reads is an error; so is one set from the processor "
+            "(vocabulary size, special token ids, num_mel_bins)."
         },
     )
     feature_extractor_overrides: dict = field(
@@ -89,6 +97,7 @@ class ModelArguments:
             raise ValueError(f"model_kind must be encoder_decoder or prefix, got {self.model_kind!r}.")
         if self.word_min_frequency < 1:
             raise ValueError(f"word_min_frequency must be >= 1, got {self.word_min_frequency}.")
+        check_config_overrides(self)
 
 
 @dataclass
@@ -193,8 +202,6 @@ class DataArguments:
         for name in ("eval_split", "test_split"):
             if getattr(self, name) in ("None", "none", "null", ""):
                 setattr(self, name, None)
-        if isinstance(self.extra_test_splits, str):  # `--extra_test_splits test_single` on the command line
-            self.extra_test_splits = [self.extra_test_splits]
         if not 0.0 <= self.mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must lie in [0, 1], got {self.mixup_prob}.")
         if self.precompute_features and not self.group_captions:
@@ -357,7 +364,8 @@ def _parse_overrides(argv: list[str]) -> dict:
 def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, AudioCapTrainingArguments]:
     """Parse `[recipe.yaml] [--key value ...]` into the three argument dataclasses.
 
-    Unknown keys, in the recipe or on the command line, are an error listing them, before anything runs.
+    Unknown keys, in the recipe or on the command line, are an error listing them, and a value its field's declared
+    type does not read an error naming the key (`_checked_values`), before anything runs.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
@@ -377,7 +385,7 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown recipe keys: {', '.join(unknown)} (see `python recipes/train.py --help`)")
-    model_args, data_args, training_args = parser.parse_dict(_coerce_values(values))
+    model_args, data_args, training_args = parser.parse_dict(_checked_values(values))
     check_recipe(data_args, training_args)
     if model_args.cache_encoder_outputs:
         if not (model_args.freeze_encoder and (model_args.encoder_name_or_path or model_args.model_name_or_path)):
@@ -436,41 +444,265 @@ def check_recipe(data_args: DataArguments, training_args: Seq2SeqTrainingArgumen
             )
 
 
-def _type_name(tp) -> str:
-    return tp if isinstance(tp, str) else str(getattr(tp, "__name__", tp))
+# --- config_overrides: fields a config reads ------------------------------------------------------------------------
+
+# Fields a new model takes from the recipe's processor, whatever config_overrides says.
+_FROM_TOKENIZER = dict.fromkeys(
+    ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"), "the tokenizer"
+)
+_FROM_FEATURES = {"num_mel_bins": "feature_extractor_overrides' feature_size"}
 
 
-def _coerce_values(values: dict) -> dict:
-    """Values as the fields expect them, or a one-line error: YAML reads `3e-4` (no dot) as a string, turned into a
-    float for float fields; `None` (Python's spelling, a string to YAML) is None for optional number fields; a word
-    where a number is expected is refused naming the key (instead of a TypeError deep in a check)."""
-    # the declared annotations: HfArgumentParser rewrites `Field.type` in place (dropping `| None`)
-    fields = {
-        name: _type_name(tp)
-        for dc in RECIPE_DATACLASSES
-        for base in reversed(dc.__mro__)
-        for name, tp in vars(base).get("__annotations__", {}).items()
-    }
+def check_config_overrides(model_args: ModelArguments) -> None:
+    """`config_overrides` names fields of the config a new model is built from (AudioCapConfig, AudioCapPrefixConfig
+    with model_kind prefix) and, as nested mappings, of its sub-configs: a name no config reads would be kept as an
+    attribute nothing reads, so it is refused, in one line listing the names that are read. A part built from scratch
+    is checked here (its class is known), a pretrained part's fields against its own config when it is loaded."""
+    given = [n for n in ("config_overrides", "feature_extractor_overrides") if getattr(model_args, n)]
+    if model_args.model_name_or_path:
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} set fields of a new model, but model_name_or_path "
+                f"({model_args.model_name_or_path}) loads a saved one with its own: drop {' and '.join(given)}"
+            )
+        return
+    if not model_args.config_overrides:
+        return
+    from transformers import CONFIG_MAPPING
+
+    from hf_audiocap.configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
+    from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
+
+    builtin = {cls.model_type: cls for cls in (AudioCapEncoderConfig, AudioCapDecoderConfig)}
+    encoder_path, decoder_path = model_args.encoder_name_or_path, model_args.decoder_name_or_path
+    # each part: its default model_type, its pretrained source, the fields the recipe sets
+    if model_args.model_kind == "prefix":
+        top, top_taken = AudioCapPrefixConfig, {**_FROM_TOKENIZER, "lm_name_or_path": "decoder_name_or_path"}
+        parts = {
+            "encoder": (AudioCapEncoderConfig.model_type, encoder_path, _FROM_FEATURES),
+            "lm": ("llama", decoder_path, _FROM_TOKENIZER),
+        }
+        typed = True  # a part built from scratch may name another model_type
+    else:
+        top = AudioCapConfig
+        top_taken = {} if decoder_path else _FROM_TOKENIZER  # a pretrained decoder's own ids may be changed
+        parts = {
+            "encoder": (AudioCapEncoderConfig.model_type, encoder_path, _FROM_FEATURES),
+            "decoder": (AudioCapDecoderConfig.model_type, decoder_path, _FROM_TOKENIZER),
+        }
+        typed = not (encoder_path or decoder_path)  # from_encoder_decoder_pretrained builds the built-in parts only
+    overrides = model_args.config_overrides
+    check_config_fields("config_overrides", top, {k: v for k, v in overrides.items() if k not in parts}, top_taken)
+    for part, (default, pretrained, taken) in parts.items():
+        fields = overrides.get(part)
+        if fields is None:
+            continue
+        if not isinstance(fields, dict):
+            raise ValueError(f"config_overrides.{part}: expected a mapping of config fields, got {fields!r}")
+        if pretrained:
+            if part == "lm" and fields:
+                raise ValueError(
+                    f"config_overrides.lm builds an LM from scratch: drop it, or drop decoder_name_or_path "
+                    f"({pretrained}), which brings its own config"
+                )
+            continue  # checked against the pretrained part's config when it is loaded (builders.py, prefix.py)
+        fields = dict(fields)
+        model_type = fields.pop("model_type", default) if typed else default
+        if model_type in builtin:
+            config_class = builtin[model_type]
+        elif model_type in CONFIG_MAPPING:
+            config_class = CONFIG_MAPPING[model_type]
+        else:
+            raise ValueError(f"config_overrides.{part}: model_type {model_type!r} is unknown to transformers")
+        check_config_fields(f"config_overrides.{part}", config_class, fields, taken)
+        config_class(**fields)  # the config's own checks (a width its heads do not divide), before any data is read
+
+
+def check_config_fields(where: str, config, fields: dict, taken: dict[str, str] | None = None) -> None:
+    """Refuses, in one line, keys of `fields` that `config` (a config class, or a loaded config) does not read: neither
+    a parameter of its `__init__` or of PretrainedConfig's, an alias of its `attribute_map`, nor a field of the loaded
+    config; an alias beside the field it stands for; and a key of `taken` ({key: what the recipe sets it from})."""
+    from transformers import PretrainedConfig
+
+    def parameters(cls) -> list[str]:
+        return [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    cls = config if isinstance(config, type) else type(config)
+    common = set(parameters(PretrainedConfig))
+    own = [p for p in parameters(cls) if p not in common]
+    aliases = dict(getattr(cls, "attribute_map", {}))
+    known = common | set(own) | set(aliases) | (set() if isinstance(config, type) else set(config.to_dict()))
+    for key in fields:
+        if key in (taken or {}):
+            raise ValueError(f"{where}: {key} is set from {taken[key]}: drop it")
+        if aliases.get(key) in fields:
+            raise ValueError(f"{where}: {key} is another name for {aliases[key]}: give one of them")
+    unknown = [k for k in fields if k not in known]
+    if unknown:
+        also = f" (or {', '.join(f'{a} for {t}' for a, t in aliases.items())})" if aliases else ""
+        raise ValueError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}; {cls.__name__} "
+            f"reads {', '.join(k for k in own if k not in (taken or {}))}{also}"
+        )
+
+
+# --- values checked against the fields' declared types -------------------------------------------------------------
+
+_TRUE_WORDS, _FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NULL_WORDS = ("None", "none", "null")
+_PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "booleans"}
+
+
+class _Mismatch(Exception):
+    """A value that a type does not read."""
+
+
+@functools.cache
+def _recipe_fields() -> dict[str, tuple[typing.Any, tuple | None]]:
+    """{recipe key: (declared type, declared choices)}: the annotations, since HfArgumentParser rewrites `Field.type` in
+    place (dropping `| None`)."""
+    fields = {}
+    for dc in RECIPE_DATACLASSES:
+        hints = typing.get_type_hints(dc)
+        for f in dataclasses.fields(dc):
+            if f.init:
+                choices = f.metadata.get("choices")
+                fields[f.name] = (hints[f.name], tuple(choices) if choices is not None else None)
+    return fields
+
+
+def _checked_values(values: dict) -> dict:
+    """The recipe's values as their fields declare them (bool, int, float, str, list, dict, Optional, Literal, an enum
+    or declared choices), or a one-line error naming the key, what it expects and the value, before transformers or a
+    check trips over it. What YAML or the command line spells differently is read as the field means it: `3e-4` (a
+    string to YAML) for a float, yes/no/on/off/1/0 for a boolean, None/null for an optional field that is no string,
+    one word for a list of words, a number for a string."""
+    fields = _recipe_fields()
     out = dict(values)
     for key, value in values.items():
-        kind = fields.get(key)
-        if kind is None:
-            continue
-        if isinstance(value, bool) and "bool" not in kind:
-            raise ValueError(
-                f"recipe key {key} got the boolean {value}: YAML reads no/yes/off/on as booleans, quote it ({key}: 'no')"
-            )
-        if not isinstance(value, str):
-            continue
-        if "str" in kind or not ("float" in kind or "int" in kind):
-            continue  # text fields read their own words ("none" means something to report_to)
-        if value in ("None", "none", "null") and "None" in kind:
-            out[key] = None
-        else:
-            convert, what = (float, "a number") if "float" in kind else (int, "an integer")
-            try:
-                out[key] = convert(value)
-            except ValueError:
-                optional = " (or None)" if "None" in kind else ""
-                raise ValueError(f"recipe key {key} expects {what}{optional}, got {value!r}") from None
+        tp, choices = fields[key]
+        try:
+            out[key] = _read(value, tp)
+            if choices is not None and out[key] is not None and out[key] not in choices:
+                raise _Mismatch
+        except _Mismatch:
+            expected = f"one of {', '.join(map(str, choices))}" if choices is not None else _describe(tp)
+            hint = ""
+            if isinstance(value, bool):  # YAML 1.1 reads unquoted no/yes/off/on as booleans
+                hint = f" (YAML reads no/yes/off/on as booleans: quote it, {key}: '{'yes' if value else 'no'}')"
+            got = f"the boolean {value}" if isinstance(value, bool) else repr(value)
+            raise ValueError(f"recipe key {key}: expected {expected}, got {got}{hint}") from None
     return out
+
+
+def _is_union(tp) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _enum_values(tp) -> list[str]:
+    return [member.value for member in tp]
+
+
+def _read(value, tp, words: bool = True):
+    """`value` as the type `tp` reads it, else `_Mismatch`. `words`: also convert what a YAML scalar or a command line
+    spells differently (see `_checked_values`); a union tries each of its types as it is before converting."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is typing.Any:
+        return value
+    if _is_union(tp):
+        # `IntervalStrategy | str`: the string must name a member of the enum
+        names = [v for a in args if isinstance(a, type) and issubclass(a, enum.Enum) for v in _enum_values(a)]
+        for convert in (False, True) if words else (False,):
+            for arm in args:
+                try:
+                    result = _read(value, arm, convert)
+                except _Mismatch:
+                    continue
+                if names and isinstance(result, str) and result not in names:
+                    raise _Mismatch
+                return result
+        raise _Mismatch
+    if tp is type(None):
+        if value is None or (words and value in _NULL_WORDS):
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+        if words and isinstance(value, (str, int)) and str(value).lower() in _TRUE_WORDS + _FALSE_WORDS:
+            return str(value).lower() in _TRUE_WORDS
+    elif tp in (int, float, str) and isinstance(value, bool):
+        raise _Mismatch  # a boolean is no number and no word
+    elif tp is int:
+        if isinstance(value, int):
+            return value
+        if words and isinstance(value, (str, float)):
+            try:
+                return int(value) if isinstance(value, str) else _integral(value)
+            except ValueError:
+                return _integral(_float(value))
+    elif tp is float:
+        if isinstance(value, (int, float)):
+            return value
+        if words and isinstance(value, str):
+            return _float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if words and isinstance(value, (int, float)):
+            return str(value)
+    elif tp is list or origin is list:
+        item = args[0] if args else typing.Any
+        if isinstance(value, (list, tuple)):
+            return [_read(v, item, words) for v in value]
+        if words and isinstance(value, str):  # `--extra_test_splits test_single` on the command line
+            return [_read(value, item, words)]
+    elif tp is dict or origin is dict:
+        if isinstance(value, dict):
+            key_type, value_type = args or (typing.Any, typing.Any)
+            return {_read(k, key_type, words): _read(v, value_type, words) for k, v in value.items()}
+    elif origin is typing.Literal:
+        if any(type(value) is type(a) and value == a for a in args):
+            return value
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp) or value in _enum_values(tp):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise _Mismatch
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _Mismatch from None
+
+
+def _integral(value: float) -> int:
+    if not float(value).is_integer():
+        raise _Mismatch
+    return int(value)
+
+
+def _describe(tp) -> str:
+    """What `tp` reads, in the recipe's words."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if _is_union(tp):
+        has_enum = any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args)
+        parts = [_describe(a) for a in args if not (has_enum and a is str)]  # the enum names the strings
+        return " or ".join(dict.fromkeys(parts))
+    if origin is typing.Literal:
+        return " or ".join(str(a).lower() if isinstance(a, bool) else repr(a) for a in args)
+    if tp is list or origin is list:
+        item = args[0] if args else typing.Any
+        return "a list" if item is typing.Any else f"a list of {_PLURALS.get(item) or _describe(item)}"
+    if tp is dict or origin is dict:
+        return "a mapping"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return f"one of {', '.join(_enum_values(tp))}"
+    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return words.get(tp) or getattr(tp, "__name__", str(tp))

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, IterableDataset
-from transformers import AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Seq2SeqTrainingArguments
+from transformers import AutoConfig, AutoProcessor, AutoTokenizer, EarlyStoppingCallback, Seq2SeqTrainingArguments
 
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.data.augment import CaptionMixup, SpecAugment
@@ -18,9 +18,10 @@ from hf_audiocap.data.features import precompute_log_mels
 from hf_audiocap.data.loaders import audio_durations, check_audio_files, expand_captions, load_caption_dataset
 from hf_audiocap.data.streaming import load_hf_stream, materialize, to_caption_stream, training_stream
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
+from hf_audiocap.hub import check_pretrained
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
-from hf_audiocap.training.arguments import DataArguments, ModelArguments
+from hf_audiocap.training.arguments import DataArguments, ModelArguments, check_config_fields
 from hf_audiocap.training.callbacks import (
     OverfittingCallback,
     SampleCaptionsCallback,
@@ -160,6 +161,10 @@ def build_processor(model_args: ModelArguments, train_clips) -> AudioCapProcesso
     """The saved model's processor, or a new one: the log-mel front end (standardised with statistics
     measured on training clips unless told otherwise) + a word-level tokenizer built from the training
     captions (or the named pretrained tokenizer)."""
+    # the first of the recipe's loads: every part it names is checked here (one line offline, not a traceback)
+    names = ("model_name_or_path", "encoder_name_or_path", "decoder_name_or_path", "tokenizer_name_or_path")
+    for name in filter(None, (getattr(model_args, n) for n in names)):
+        check_pretrained(name)
     if model_args.model_name_or_path:
         return AutoProcessor.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
@@ -217,6 +222,16 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     elif model_args.encoder_name_or_path or model_args.decoder_name_or_path:
         # Pretrained parts keep their own special ids; a built-in part is sized from the tokenizer.
         kwargs = dict(model_args.config_overrides)
+        for part, path in (("encoder", model_args.encoder_name_or_path), ("decoder", model_args.decoder_name_or_path)):
+            # from_encoder_decoder_pretrained takes a part's fields prefixed: a built-in part's config fields, or
+            # `config_kwargs`, those of a pretrained part's own config
+            fields = kwargs.pop(part, None) or {}
+            if path and fields:
+                config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code)
+                check_config_fields(f"config_overrides.{part}", config, fields)
+                kwargs[f"{part}_config_kwargs"] = fields
+            else:
+                kwargs.update({f"{part}_{key}": value for key, value in fields.items()})
         if not model_args.decoder_name_or_path:
             kwargs.update(_special_ids(tok))
             kwargs.setdefault("keyword_loss_weight", _default_keyword_weight(tok))

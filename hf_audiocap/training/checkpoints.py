@@ -9,16 +9,20 @@ and every file it lists has the listed size; `last` is the newest complete folde
 (`save_total_limit`) only once the new one is complete, by the callback: `AudioCapTrainingArguments` keeps the limit in
 `checkpoint_total_limit` and gives transformers none, whose own rotation runs inside its save, before `on_save`. A
 folder about to be written again (after a resume) is emptied first, at the step's end, so it is never complete before
-its new files are.
+its new files are. A run stopped by Ctrl-C says which checkpoint `last` is and the command resuming from it
+(`exit_on_interrupt`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -107,6 +111,46 @@ def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: st
     if reason is not None:
         logger.warning("%s has no %s (written by another tool?): resuming from it as asked", folder, MANIFEST_NAME)
     return str(folder)
+
+
+def resume_command(argv: list[str] | None, script: str = "recipes/train.py") -> str:
+    """The command line of a run (`argv`: its recipe and overrides; None: this program's) that resumes it from its
+    newest complete checkpoint: the same arguments, any resume_from_checkpoint replaced by `last`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept, i = [], 0
+    while i < len(argv):
+        key = argv[i].partition("=")[0].replace("-", "_")
+        if key == "__resume_from_checkpoint":
+            if "=" not in argv[i] and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                i += 1  # its value
+        else:
+            kept.append(argv[i])
+        i += 1
+    return shlex.join(["python", script, *kept, "--resume_from_checkpoint", "last"])
+
+
+@contextlib.contextmanager
+def exit_on_interrupt(
+    output_dir: str | Path, argv: list[str] | None, script: str = "recipes/train.py", say: bool = True
+):
+    """Ctrl-C inside (KeyboardInterrupt) ends the program with exit code 130 (128 + SIGINT) and, where `say` (the main
+    process), one line naming the newest complete checkpoint of `output_dir` and the command resuming from it, instead
+    of a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if say:
+            last = last_complete_checkpoint(output_dir)
+            command = resume_command(argv, script)
+            if last:
+                line = f"interrupted: the last complete checkpoint is {last}; resume with: {command}"
+            else:
+                line = (
+                    f"interrupted before the first complete checkpoint (none in {output_dir}); start again with: "
+                    f"{command}"
+                )
+            print(f"\n{line}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def checkpoint_folder(output_dir: str | Path, step: int) -> Path:

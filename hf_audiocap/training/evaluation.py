@@ -137,9 +137,7 @@ def evaluate_main(args) -> dict:
                 f"{args.predictions}: no prediction for {len(missing)} of {len(clips)} clips (first: {missing[:5]})"
             )
         predictions = [by_id[i] for i in clips["id"]]
-    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection)
-    for name, reason in scores["unavailable"].items():
-        print(f"{name}: unavailable: {reason}")
+    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection)  # logs what is unavailable
     metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     metrics.update(split_scores(predictions, clips, args.dataset, args.dataset_path, args.split))
 

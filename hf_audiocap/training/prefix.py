@@ -5,19 +5,26 @@ scratch), with the prompt rendered by the recipe's tokenizer (the LM's own, or t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, Seq2SeqTrainingArguments
 
 from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
 from hf_audiocap.encoders_audiocap import load_pretrained_encoder
+from hf_audiocap.hub import check_pretrained
 from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
-from hf_audiocap.training.arguments import ModelArguments
+from hf_audiocap.training.arguments import ModelArguments, check_config_fields
 
 
 def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq2SeqTrainingArguments):
     tok = processor.tokenizer
     remote = {"trust_remote_code": model_args.trust_remote_code}
+    for name in (model_args.model_name_or_path, model_args.encoder_name_or_path, model_args.decoder_name_or_path):
+        if name:
+            check_pretrained(name)
     if model_args.model_name_or_path:
         model = AudioCapPrefixForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **remote)
     else:
@@ -26,18 +33,14 @@ def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq
         encoder = lm = None
         if model_args.encoder_name_or_path:
             name = model_args.encoder_name_or_path
-            encoder = load_pretrained_encoder(
-                name, AutoConfig.from_pretrained(name, **encoder_fields), use_safetensors=True
-            )
+            encoder_config = AutoConfig.from_pretrained(name)
+            check_config_fields("config_overrides.encoder", encoder_config, encoder_fields)
+            encoder_config.update(encoder_fields)
+            encoder = load_pretrained_encoder(name, encoder_config, use_safetensors=True)
             encoder_config = encoder.config
         else:
             encoder_config = {"num_mel_bins": processor.feature_extractor.feature_size, **encoder_fields}
-        if model_args.decoder_name_or_path:
-            if lm_fields:
-                raise ValueError(
-                    "config_overrides.lm builds an LM from scratch: drop it, or drop decoder_name_or_path "
-                    f"({model_args.decoder_name_or_path}), which brings its own config"
-                )
+        if model_args.decoder_name_or_path:  # its config as it is (ModelArguments refuses config_overrides.lm)
             lm = AutoModelForCausalLM.from_pretrained(model_args.decoder_name_or_path, use_safetensors=True, **remote)
             lm_config = lm.config
         else:  # from scratch: sized by the recipe's tokenizer, with its special ids
@@ -90,9 +93,26 @@ def check_prompt_fits(model, processor, max_duration: float, max_label_length: i
 
 def export_merged(source, target) -> None:
     """A trained prefix folder with LoRA adapters -> a folder with the adapters merged into the LM's weights and its
-    processor: it loads without peft (and, saved with the LM's weights, without the base LM's own folder)."""
+    processor: it loads without peft (and, saved with the LM's weights, without the base LM's own folder). A missing
+    folder, a folder of another model kind and one without adapters are refused in one line."""
     from transformers import AutoProcessor
 
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such folder")
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source}: no config.json, not a saved model folder")
+    config = json.loads((source / "config.json").read_text())
+    kind = config.get("model_type")
+    if kind != AudioCapPrefixConfig.model_type:
+        raise ValueError(
+            f"{source} holds a model of model_type {kind!r}, not an audio-prefix model "
+            f"({AudioCapPrefixConfig.model_type!r}, model_kind: prefix): only those have LoRA adapters to merge"
+        )
+    if not config.get("lora_rank"):
+        raise ValueError(f"{source} has no LoRA adapters (lora_rank 0): nothing to merge, it loads without peft as is")
+    if not config.get("save_lm_weights", True) and config.get("lm_name_or_path"):
+        check_pretrained(config["lm_name_or_path"])  # the LM's own weights, saved apart from the adapters
     model = AudioCapPrefixForConditionalGeneration.from_pretrained(source)
     model.merge_and_unload().save_pretrained(target)
     AutoProcessor.from_pretrained(source).save_pretrained(target)

@@ -29,6 +29,7 @@ override says why it exists. They have the same signatures in every transformers
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 import time
@@ -72,6 +73,36 @@ def scst_loss_share(num_label_tokens, num_items_in_batch, num_processes: int, av
         return 1.0
     share = num_label_tokens / num_items_in_batch
     return share * num_processes if average_tokens_across_devices else share
+
+
+class TiedWeightsFilter(logging.Filter):
+    """Drops the Trainer's "There were missing keys in the checkpoint model loaded: [...]" warning when every key it
+    names is a tied weight whose twin was loaded (the LM head tied to the token embeddings).
+
+    A checkpoint stores a tensor shared by several parameters once (safetensors), under one of its names; loading it
+    (a resume, the best model at the end) fills every name that shares it. The Trainer compares the names it did not
+    find with the model's `_keys_to_ignore_on_save`, not with its tied weights (`_tied_weights_keys`), so it warns
+    about a head that is loaded. Any other missing key, or a tied group missing all its names, still warns."""
+
+    PREFIX = "There were missing keys in the checkpoint model loaded: "
+
+    def __init__(self, model):
+        super().__init__()
+        shared: dict[int, set[str]] = {}
+        for name, parameter in model.named_parameters(remove_duplicate=False):
+            shared.setdefault(id(parameter), set()).add(name)
+        self.groups = [names for names in shared.values() if len(names) > 1]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self.PREFIX):
+            return True
+        try:
+            missing = set(ast.literal_eval(message[len(self.PREFIX) :].rstrip(".")))
+        except (ValueError, SyntaxError, TypeError):
+            return True
+        loaded_twin = all(any(key in names and not names <= missing for names in self.groups) for key in missing)
+        return not loaded_twin
 
 
 class AudioCapTrainer(Seq2SeqTrainer):
@@ -124,9 +155,15 @@ class AudioCapTrainer(Seq2SeqTrainer):
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
         """`resume_from_checkpoint`: a checkpoint folder, or `"last"`/True for the newest COMPLETE checkpoint of
         `output_dir` (a fresh start when there is none)."""
-        # override: transformers' own "last" (get_last_checkpoint) would pick a half-written checkpoint
+        # override: transformers' own "last" (get_last_checkpoint) would pick a half-written checkpoint, and its loads
+        # of a checkpoint (the resume, the best model) warn of the tied head they do load (TiedWeightsFilter)
         resume = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir)
-        return super().train(resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval)
+        trainer_logger, tied = logging.getLogger("transformers.trainer"), TiedWeightsFilter(self.model)
+        trainer_logger.addFilter(tied)
+        try:
+            return super().train(resume_from_checkpoint=resume, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval)
+        finally:
+            trainer_logger.removeFilter(tied)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # override: the batch's clip ids and references are not model inputs; SpecAugment is drawn here, after a

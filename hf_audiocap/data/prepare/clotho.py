@@ -17,6 +17,7 @@ from hf_audiocap.data.prepare.card import (
     write_card,
 )
 from hf_audiocap.data.prepare.downloads import (
+    PlanSizes,
     PrepareError,
     check_free_space,
     ensure_root,
@@ -157,9 +158,9 @@ def _print_plan(plan, source: str, md5s: dict[str, str], config) -> None:
     if not plan:
         print(f"clotho: everything is in place in {config.root}; nothing would be fetched")
         return
-    sizes = []
+    sizes, size_of = [], PlanSizes(config.timeout)
     for name, dest in plan:
         url = file_url(source, name)
-        sizes.append(remote_size(url, config.timeout))
+        sizes.append(size_of(url))
         print(f"{name}  {human_size(sizes[-1])}  md5 {md5s[name]}\n    from {url}\n    to   {dest}")
     print(f"{len(plan)} file(s), {total_size(sizes)} in all (the archives are extracted into {config.root}/<split>/)")

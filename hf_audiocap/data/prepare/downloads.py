@@ -20,6 +20,8 @@ from urllib.parse import quote, urlparse
 
 # Bytes read at a time: a dropped connection loses at most this much of what had arrived.
 CHUNK = 1 << 16
+# Seconds a --dry-run waits for a server to accept a connection before it says the server cannot be reached.
+DRY_RUN_CONNECT_TIMEOUT_S = 5.0
 
 
 class PrepareError(ValueError):
@@ -80,20 +82,56 @@ def total_size(sizes: list[int | None]) -> str:
     return human_size(known) + (f" + {unknown} file(s) of unknown size" if unknown else "")
 
 
-def remote_size(url: str, timeout: float) -> int | None:
+def remote_size(url: str, timeout: float | tuple[float, float]) -> int | None:
     """The size a download will have (HTTP Content-Length, or a local file's size); None when it cannot be told."""
+    import requests
+
+    try:
+        return _remote_size(url, timeout)
+    except requests.RequestException:
+        return None
+
+
+def _remote_size(url: str, timeout: float | tuple[float, float]) -> int | None:
+    """`remote_size`, raising what requests raises when the server cannot be reached or answers with an error."""
     import requests
 
     if not _is_remote(url):
         path = Path(_local_path(url))
         return path.stat().st_size if path.is_file() else None
-    try:
-        response = requests.head(url, allow_redirects=True, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException:
-        return None
+    response = requests.head(url, allow_redirects=True, timeout=timeout)
+    response.raise_for_status()
     length = response.headers.get("content-length")
     return int(length) if length and length.isdigit() else None
+
+
+class PlanSizes:
+    """The sizes a `--dry-run` plan shows, asked of each server with a connect timeout of at most
+    `DRY_RUN_CONNECT_TIMEOUT_S` (a plan is a look, not a download worth waiting for): a server that cannot be reached
+    is said once, in one line naming its host, and not asked again; its files' sizes are unknown (None)."""
+
+    def __init__(self, timeout: float):
+        self.timeout = (min(DRY_RUN_CONNECT_TIMEOUT_S, timeout), timeout)
+        self.unreachable: dict[str, str] = {}
+
+    def __call__(self, url: str) -> int | None:
+        import requests
+
+        host = urlparse(url).netloc
+        if host in self.unreachable:
+            return None
+        try:
+            return _remote_size(url, self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as err:
+            self.unreachable[host] = _reason(err)
+            print(
+                f"{host}: cannot be reached ({self.unreachable[host]}): the sizes of its files are unknown, and a run "
+                "needs it (or --url naming a mirror or a local folder)",
+                flush=True,
+            )
+            return None
+        except requests.RequestException:
+            return None
 
 
 def read_md5_listing(source: str, timeout: float = 60.0) -> dict[str, str]:

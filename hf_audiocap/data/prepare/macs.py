@@ -21,6 +21,7 @@ from hf_audiocap.data.prepare.card import (
     write_card,
 )
 from hf_audiocap.data.prepare.downloads import (
+    PlanSizes,
     PrepareError,
     check_free_space,
     ensure_root,
@@ -77,9 +78,9 @@ def prepare_macs(config) -> CorpusCard | None:
         return file_url(config.url or OFFICIAL_SOURCES["captions" if name in CAPTION_MD5 else "audio"], name)
 
     if config.dry_run:
-        sizes = []
+        sizes, size_of = [], PlanSizes(config.timeout)
         for name in [*CAPTION_MD5, *AUDIO_MD5]:
-            sizes.append(remote_size(url(name), config.timeout))
+            sizes.append(size_of(url(name)))
             dest = root / name if name in CAPTION_MD5 else root / "downloads" / name
             print(f"{name}  {human_size(sizes[-1])}  md5 {md5s[name]}\n    from {url(name)}\n    to   {dest}")
         print(f"{len(sizes)} file(s), {total_size(sizes)} in all (the MACS clips are extracted into {root / 'audio'})")

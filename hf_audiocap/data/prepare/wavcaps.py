@@ -32,6 +32,7 @@ from hf_audiocap.data.prepare.card import (
     write_card,
 )
 from hf_audiocap.data.prepare.downloads import (
+    PlanSizes,
     PrepareError,
     check_free_space,
     ensure_root,
@@ -80,9 +81,10 @@ def prepare_wavcaps(config) -> CorpusCard | None:
               retries=config.retries, backoff=config.backoff)  # fmt: skip
 
     if config.dry_run:
+        size_of = PlanSizes(config.timeout)
         for source in sources:
             name = f"json_files/{source}/{CAPTION_FILES[source]}"
-            size = remote_size(file_url(source_url, name), config.timeout)
+            size = size_of(file_url(source_url, name))
             print(f"{name}  {human_size(size)}\n    from {file_url(source_url, name)}\n    to   {root / name}")
             if not config.audio_from:
                 print(f"Zip_files/{source}/{source}.zip (and its parts)\n    to   {root / 'downloads' / source}")

@@ -154,9 +154,11 @@ def check_generated_with(path: str | os.PathLike, synth_kwargs: dict) -> None:
     differ = {k: (made[k], v) for k, v in synth_kwargs.items() if k in made and made[k] != v}
     if differ:
         said = ", ".join(f"{k}={new} (the folder has {old})" for k, (old, new) in differ.items())
+        own = ", ".join(f"{k}: {v}" for k, v in made.items() if v is not None)
         raise ValueError(
-            f"SynthCaps at {path} was generated with other arguments than the synth_kwargs: {said}. "
-            "Delete the folder (synth_if_missing regenerates it) or point dataset_path elsewhere."
+            f"SynthCaps at {path} was generated with other arguments than the synth_kwargs: {said}. To train on it, "
+            f"give the folder's own: synth_kwargs: {{{own}}}; to generate the dataset asked for, delete the folder "
+            "(synth_if_missing: true regenerates it) or point dataset_path elsewhere."
         )
 
 
