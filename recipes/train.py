@@ -78,7 +78,7 @@ def main(argv=None):
     if training_args.push_to_hub:
         trainer.push_to_hub()
     if trainer.is_world_process_zero():
-        print(f"\nSaved to {training_args.output_dir}. Try it: python app.py --model {training_args.output_dir}")
+        print(f"\nSaved to {training_args.output_dir}. Try it: make app MODEL={training_args.output_dir}")
     return metrics
 
 
