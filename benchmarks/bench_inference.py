@@ -65,9 +65,9 @@ def model_folder(tmp: Path) -> tuple[str, str]:
 
 
 def bench_live(captioner, iterations: int) -> dict:
-    import app
+    from hf_audiocap.inference.service import CaptionService
 
-    service = app.CaptionService(captioner)
+    service = CaptionService(captioner)
     clip = sorted((SYNTHCAPS / "test").glob("*.wav"))[0]
     from hf_audiocap.data.audio import load_audio
 

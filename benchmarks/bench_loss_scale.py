@@ -151,7 +151,7 @@ def time_caption_loss(rounds: int = 30) -> list[str]:
     import torch
     import torch.nn.functional as F
 
-    from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+    from hf_audiocap.modeling_audiocap import caption_loss
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -164,7 +164,7 @@ def time_caption_loss(rounds: int = 30) -> list[str]:
             "reference": lambda x=logits, y=labels: F.cross_entropy(
                 x.reshape(-1, x.shape[-1]), y.reshape(-1), ignore_index=-100, label_smoothing=0.2
             ),
-            "ours": lambda x=logits, y=labels: AudioCapForConditionalGeneration.caption_loss(x, y, 0.2)[0],
+            "ours": lambda x=logits, y=labels: caption_loss(x, y, 0.2)[0],
         }
         times = {name: [] for name in calls}
         for _ in range(rounds if vocab < 50000 else 5):

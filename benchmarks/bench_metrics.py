@@ -225,26 +225,26 @@ def main():
         warm.append(time.perf_counter() - t)
 
     # per-stage profile of one warm call
-    from hf_audiocap.metrics import _java, _scorers, core
+    from hf_audiocap.metrics import _java, core, scorers
 
     prof = {}
     t = time.perf_counter()
     hyps, toks = core._tokenize_corpus(preds, refs)
     prof["ptb"] = time.perf_counter() - t
     t = time.perf_counter()
-    corpus = _scorers.CorpusNgrams(hyps, toks)
+    corpus = scorers.CorpusNgrams(hyps, toks)
     prof["ngrams"] = time.perf_counter() - t
     t = time.perf_counter()
-    _scorers.bleu(corpus)
+    scorers.bleu(corpus)
     prof["bleu"] = time.perf_counter() - t
     t = time.perf_counter()
     _java.get_backend().meteor(hyps, toks)
     prof["meteor"] = time.perf_counter() - t
     t = time.perf_counter()
-    _scorers.rouge_l(hyps, toks)
+    scorers.rouge_l(hyps, toks)
     prof["rouge_l"] = time.perf_counter() - t
     t = time.perf_counter()
-    _scorers.cider_d(corpus)
+    scorers.cider_d(corpus)
     prof["cider_d"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -5,7 +5,7 @@ audio -> AudioCapFeatureExtractor (log-mel) -> AudioCapForConditionalGeneration 
 Importing the package registers its classes with transformers' Auto classes, once, here.
 """
 
-from transformers import AutoFeatureExtractor, AutoProcessor
+from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from .configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
 from .configuration_audiocap_prefix import AudioCapPrefixConfig
@@ -16,6 +16,7 @@ from .processing_audiocap import AudioCapProcessor
 from .tokenization import build_word_tokenizer
 
 __version__ = "0.1.0"
+PIPELINE_TASK = "audio-captioning"
 
 
 def _register() -> None:
@@ -28,7 +29,27 @@ def _register() -> None:
     # trust_remote_code=True where hf_audiocap is not installed.
     AudioCapFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     AudioCapProcessor.register_for_auto_class("AutoProcessor")
-    from .inference import pipeline  # noqa: F401  (registers the "audio-captioning" pipeline task on import)
+    _register_pipeline_task()
+
+
+def _register_pipeline_task() -> None:
+    """`pipeline("audio-captioning", model=...)` works after `import hf_audiocap`, without importing the inference
+    stack here (the package depends on nothing above it): the registry holds the class's dotted name, which
+    transformers imports when a pipeline is built, as for its own tasks. Releases whose registry holds classes only
+    (before `transformers.pipelines._resolve_impl`) get the class itself."""
+    import transformers.pipelines as pipelines
+
+    if PIPELINE_TASK in pipelines.PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    if not hasattr(pipelines, "_resolve_impl"):
+        from .inference import pipeline  # noqa: F401  (registers the class on import)
+
+        return
+    pipelines.PIPELINE_REGISTRY.supported_tasks[PIPELINE_TASK] = {
+        "impl": "hf_audiocap.inference.pipeline.AudioCaptioningPipeline",
+        "pt": (AutoModelForSpeechSeq2Seq,),
+        "type": "multimodal",  # audio in, text out (as automatic-speech-recognition)
+    }
 
 
 _register()

@@ -217,8 +217,9 @@ class AudioCapDecoderConfig(PretrainedConfig):
 
 
 def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> PretrainedConfig:
-    """A sub-config given as None / dict / config -> a config object of a supported type. The built-in classes are
-    resolved here, so this works in a fresh interpreter where our model types are not registered with `AutoConfig`."""
+    """A sub-config given as None / dict / config -> a config object of a supported type, as
+    `SpeechEncoderDecoderConfig` builds its parts with `AutoConfig.for_model`, except that the built-in classes are
+    resolved here: a fresh interpreter running a saved folder's code has not registered them with `AutoConfig`."""
     if value is None:
         return builtin_cls()
     if not isinstance(value, (dict, PretrainedConfig)):
@@ -226,8 +227,7 @@ def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> Pr
             f"AudioCapConfig.{key} must be a dict, a PretrainedConfig or None, got {type(value).__name__}"
         )
     fields = dict(value) if isinstance(value, dict) else {}
-    model_type = fields.pop("model_type", builtin_cls.model_type) if fields or isinstance(value, dict) else None
-    model_type = model_type or value.model_type
+    model_type = fields.pop("model_type", builtin_cls.model_type) if isinstance(value, dict) else value.model_type
     supported = SUPPORTED_ENCODER_TYPES if key == "encoder" else SUPPORTED_DECODER_TYPES
     if model_type not in supported:
         what = "a pretrained audio encoder" if key == "encoder" else "a pretrained causal LM with cross-attention"
@@ -261,11 +261,8 @@ class AudioCapConfig(PretrainedConfig):
         freeze_encoder (`bool`): freeze all encoder parameters (the adapter and decoder still train).
         keyword_loss_weight (`float`): weight of an auxiliary keyword-estimation loss (0 = off): a linear head on the
             masked mean of the adapted encoder states predicts which vocabulary words the caption contains
-            (multi-label binary cross-entropy), as in keyword-guided audio captioning (Koizumi et al., 2020): it
-            teaches the encoder what the sounds are called before the decoder has learned to say it. Added to the
-            training loss only; evaluation losses (and perplexity) stay the plain caption cross-entropy. On by default
-            only where it was measured to help, the built-in decoder on a word-level vocabulary; 0 by default with a
-            pretrained decoder (`from_encoder_decoder_configs`) or a subword tokenizer (the recipes).
+            (multi-label binary cross-entropy; keyword-guided captioning, Koizumi et al., 2020). Training loss only.
+            0 by default with a pretrained decoder (`from_encoder_decoder_configs`); see docs/experiments.md.
         vocab_size (`int`): decoder vocabulary size (the built-in decoder is sized from it).
         tie_word_embeddings (`bool`): tie the LM head to the decoder's input embeddings (the built-in decoder follows
             this value; a pretrained decoder keeps its own).

@@ -1,7 +1,10 @@
 """The audio side of the model: an audio encoder (built-in or pretrained) -> adapter -> states at the decoder's width.
 
 Ships with every saved model, beside `modeling_audiocap.py` (imports only `torch`, `transformers` and the
-configuration). `AudioCapAudioEncoder` is what `model.get_encoder()` returns. The pretrained encoders from transformers
+configuration). `AudioCapAudioEncoder` is what `model.get_encoder()` returns. The built-in `AudioCapEncoder` (log-mel
+convs + pre-LN layers) is defined here with the attention its layers and the decoder's share: it runs
+`F.scaled_dot_product_attention` with boolean masks (safe under fp16/bf16 autocast), or, when attention weights are
+asked for, the same softmax written out. The pretrained encoders from transformers
 are each run so that a clip gives the same states alone or padded in a batch; each kind turns our inputs and their mask
 into `(states, frame_mask, hidden_states, attentions)`, where `frame_mask` `(batch, positions)` marks the real positions
 (None: all real):
@@ -20,13 +23,18 @@ into `(states, frame_mask, hidden_states, attentions)`, where `frame_mask` `(bat
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, ClapAudioModel, PreTrainedModel
+from transformers import initialization as hf_init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_audiocap import (
@@ -34,6 +42,7 @@ from .configuration_audiocap import (
     SUPPORTED_ENCODER_TYPES,
     WAVEFORM_ENCODER_TYPES,
     AudioCapConfig,
+    AudioCapEncoderConfig,
 )
 
 
@@ -172,12 +181,222 @@ def _encode_whisper(enc: nn.Module, feats, mask, output_attentions, output_hidde
     all_hidden = (hidden,) if output_hidden_states else None
     for layer in enc.layers:
         hidden = layer(hidden, attn_mask)
-        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         if output_hidden_states:
             all_hidden += (hidden,)
     # per-layer attention weights would need the layers' internals; Whisper's own forward does not return them either
     # unless its attention implementation is eager
     return enc.layer_norm(hidden), frame_mask, all_hidden, None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The built-in encoder: attention, feed-forward, pre-LN layers (the decoder's layers reuse the first two)
+# ----------------------------------------------------------------------------------------------------------------------
+def sinusoids(length: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Whisper-style sinusoidal positions for `length` frames (computed in float32, any length)."""
+    half = channels // 2
+    log_timescale = math.log(10000.0) / max(half - 1, 1)
+    inv = torch.exp(-log_timescale * torch.arange(half, device=device, dtype=torch.float32))
+    t = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None, :]
+    return F.pad(torch.cat([t.sin(), t.cos()], dim=1), (0, channels - 2 * half)).to(dtype)
+
+
+def key_padding_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, keys) 0/1 -> boolean attention mask (batch, 1, 1, keys); None when every key is real."""
+    if mask is None or bool(mask.bool().all()):
+        return None
+    return mask.bool()[:, None, None, :]
+
+
+def attend(query, key, value, mask=None, is_causal=False, dropout=0.0, output_attentions=False):
+    """Scaled dot-product attention with a boolean `mask` (True = attend). With `output_attentions` the same softmax
+    is written out so its weights can be returned (SDPA does not give them)."""
+    if not output_attentions:
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=dropout, is_causal=is_causal and mask is None
+        )
+        return out, None
+    scores = (query @ key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+    if is_causal and mask is None:
+        tgt, src = scores.shape[-2:]
+        mask = torch.ones(tgt, src, dtype=torch.bool, device=scores.device).tril(src - tgt)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)
+    return F.dropout(weights, p=dropout) @ value, weights
+
+
+class AudioCapAttention(nn.Module):
+    """Multi-head attention. Self-attention appends to `cache.self_attention_cache`; cross-attention projects the audio
+    states once per generation into `cache.cross_attention_cache` and reads them back at every later step."""
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None, cross=False
+    ):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.layer_idx = layer_idx
+        self.is_cross_attention = cross
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        query = self._heads(self.q_proj(hidden_states))
+        if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx, False):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            key, value = layer.keys, layer.values
+        else:
+            source = key_value_states if self.is_cross_attention else hidden_states
+            key, value = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+            if cache is not None:
+                part = cache.cross_attention_cache if self.is_cross_attention else cache.self_attention_cache
+                key, value = part.update(key, value, self.layer_idx)
+                if self.is_cross_attention:
+                    cache.is_updated[self.layer_idx] = True
+        out, weights = attend(
+            query, key, value, attention_mask, is_causal, self.dropout if self.training else 0.0, output_attentions
+        )
+        out = out.transpose(1, 2).reshape(*hidden_states.shape[:2], -1)
+        return self.out_proj(out), weights
+
+
+class AudioCapFeedForward(nn.Module):
+    def __init__(self, d_model: int, ffn_dim: int, activation: str, activation_dropout: float):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, d_model)
+        self.activation_fn = ACT2FN[activation]
+        self.activation_dropout = activation_dropout
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.activation_fn(self.fc1(hidden_states))
+        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        return self.fc2(hidden_states)
+
+
+class AudioCapEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LN transformer layer: self-attention, feed-forward, each a residual branch."""
+
+    def __init__(self, config: AudioCapEncoderConfig):
+        super().__init__()
+        d = config.d_model
+        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.self_attn = AudioCapAttention(d, config.encoder_attention_heads, config.attention_dropout)
+        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.mlp = AudioCapFeedForward(
+            d, config.encoder_ffn_dim, config.activation_function, config.activation_dropout
+        )
+        self.dropout = config.dropout
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        attn, weights = self.self_attn(
+            self.self_attn_layer_norm(hidden_states),
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+        )
+        hidden_states = hidden_states + F.dropout(attn, p=self.dropout, training=self.training)
+        mlp = self.mlp(self.final_layer_norm(hidden_states))
+        return hidden_states + F.dropout(mlp, p=self.dropout, training=self.training), weights
+
+
+class AudioCapEncoder(PreTrainedModel):
+    """Built-in log-mel encoder: strided Conv1d + GELU front end (padded frames zeroed before each conv, so a clip gives
+    the same states alone or padded into a batch), sinusoidal positions for the actual length, pre-LN layers."""
+
+    config_class = AudioCapEncoderConfig
+    base_model_prefix = "audiocap_encoder"
+    main_input_name = "input_features"
+    input_modalities = ("audio",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    # each part names only its own layer: a composite gathers its parts' (post_init), and a name that matches no module
+    # (a built-in decoder's layer in a model with a pretrained one) stops FSDP's transformer-based wrap before training
+    _no_split_modules = ["AudioCapEncoderLayer"]
+
+    def __init__(self, config: AudioCapEncoderConfig):
+        super().__init__(config)
+        k, s = config.conv_kernel_size, config.conv_stride
+        channels = [config.num_mel_bins] + [config.d_model] * config.num_conv_layers
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c_in, c_out, kernel_size=k, stride=s, padding=k // 2)
+            for c_in, c_out in zip(channels, channels[1:])
+        )
+        self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # transformers' documented hook for a model's own initialisation. Linear/Embedding: normal(0, init_std);
+        # LayerNorm: ones/zeros (the generic init). The convs: He-normal, std sqrt(2 / fan_in): with normal(0, 0.02)
+        # they shrink unit-variance log-mels to RMS 0.04 under sinusoidal positions of RMS 0.7, and the encoder starts
+        # out seeing mostly positions. (`hf_init` leaves weights loaded from a checkpoint.)
+        super()._init_weights(module)
+        if isinstance(module, nn.Conv1d):
+            hf_init.normal_(module.weight, std=math.sqrt(2.0 / module.weight[0].numel()))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, safetensors only unless `use_safetensors=False` is passed."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def conv_rules(self) -> list[tuple[int, int, int]]:
+        return [(c.kernel_size[0], c.stride[0], c.padding[0]) for c in self.convs]
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AudioCapEncoderOutput:
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
+        x = input_features
+        for conv, rule in zip(self.convs, self.conv_rules()):
+            if lengths is not None:
+                x = x * lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+                lengths = conv_output_lengths(lengths, [rule])
+            x = F.gelu(conv(x))
+        hidden = x.transpose(1, 2)
+        hidden = hidden + sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
+        hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
+        frame_mask = lengths_to_mask(lengths, hidden.shape[1]) if lengths is not None else None
+        mask = key_padding_mask(frame_mask)
+        all_hidden, all_attentions = ((hidden,) if output_hidden_states else None), (() if output_attentions else None)
+        for layer in self.layers:
+            hidden, weights = layer(hidden, mask, output_attentions)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_attentions += (weights,)
+        output = AudioCapEncoderOutput(
+            last_hidden_state=self.layer_norm(hidden),
+            hidden_states=all_hidden,
+            attentions=all_attentions,
+            attention_mask=frame_mask,
+        )
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 @dataclass

@@ -6,18 +6,17 @@ to the weights and a folder loads with `AutoModelForSpeechSeq2Seq.from_pretraine
 without `hf_audiocap` installed. It uses public transformers APIs only: generation is the stock `generate` with its
 `EncoderDecoderCache`, so greedy, beam search, sampling and every logits processor come from transformers.
 
-Read top to bottom: attention -> encoder layer -> decoder layer -> pretrained base -> built-in encoder -> built-in
-decoder -> `AudioCapModel` (the audio side of `encoders_audiocap.py` + a decoder) -> `AudioCapForConditionalGeneration`
-(+ LM head and loss). Attention runs `F.scaled_dot_product_attention` with boolean masks (safe under fp16/bf16 autocast),
-or, when attention weights are asked for, the same softmax written out; the loss upcasts logits to float32.
+Read top to bottom: decoder layer -> pretrained base -> built-in decoder -> `AudioCapModel` (the audio side of
+`encoders_audiocap.py`, run once per call, + a decoder; returns the keyword estimate with the decoder states, as
+`WhisperModel` returns what `WhisperForConditionalGeneration` reads) -> `AudioCapForConditionalGeneration` (+ LM head and
+`caption_loss`, the loss of both model kinds). The attention and the built-in encoder live in `encoders_audiocap.py`.
+The loss upcasts logits to float32.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
-import os
 import warnings
 
 import torch
@@ -32,8 +31,6 @@ from transformers import (
     GenerationMixin,
     PreTrainedModel,
 )
-from transformers import initialization as hf_init
-from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -52,11 +49,13 @@ from .configuration_audiocap import (
     AudioCapEncoderConfig,
 )
 from .encoders_audiocap import (
+    AudioCapAttention,
     AudioCapAudioEncoder,
+    AudioCapEncoder,
     AudioCapEncoderOutput,
-    conv_output_lengths,
+    AudioCapFeedForward,
     encoder_kind,
-    lengths_to_mask,
+    key_padding_mask,
     load_pretrained_encoder,
 )
 
@@ -67,6 +66,14 @@ logger = logging.get_logger(__name__)
 _GENERATE_ARGS = inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
 CACHE_ARG = "cache" if "cache" in _GENERATE_ARGS else "past_key_values"
 CACHE_FIELD = "cache" if "cache" in {f.name for f in dataclasses.fields(Seq2SeqLMOutput)} else "past_key_values"
+
+
+@dataclasses.dataclass
+class AudioCapSeq2SeqModelOutput(Seq2SeqModelOutput):
+    r"""`Seq2SeqModelOutput` plus, in training with the keyword head, `keyword_logits` (`torch.FloatTensor` of shape
+    `(decoder_batch, vocab)`): the audio side's estimate of the words of each decoder row's caption."""
+
+    keyword_logits: torch.FloatTensor | None = None
 
 
 @dataclasses.dataclass
@@ -94,20 +101,24 @@ def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start
     return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
-def sinusoids(length: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Whisper-style sinusoidal positions for `length` frames (computed in float32, any length)."""
-    half = channels // 2
-    log_timescale = math.log(10000.0) / max(half - 1, 1)
-    inv = torch.exp(-log_timescale * torch.arange(half, device=device, dtype=torch.float32))
-    t = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None, :]
-    return F.pad(torch.cat([t.sin(), t.cos()], dim=1), (0, channels - 2 * half)).to(dtype)
-
-
-def key_padding_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
-    """(batch, keys) 0/1 -> boolean attention mask (batch, 1, 1, keys); None when every key is real."""
-    if mask is None or bool(mask.bool().all()):
-        return None
-    return mask.bool()[:, None, None, :]
+def caption_loss(logits, labels, smoothing: float = 0.0, num_items_in_batch=None):
+    """The caption cross-entropy of the labelled tokens (float32 logits), from one log-softmax, as two values:
+    - the objective: label-smoothed with `smoothing` exactly as `F.cross_entropy(..., label_smoothing=)` does
+      ((1 - e) * NLL + e * mean over the vocabulary of -log p), the mean over the labelled tokens, or their sum
+      divided by `num_items_in_batch` when the Trainer passes it;
+    - the plain cross-entropy (NLL mean, detached): what the validation loss measures, so a training curve can
+      be drawn beside it whatever smoothing and auxiliary terms the objective adds."""
+    log_probs = logits.float().log_softmax(-1).reshape(-1, logits.shape[-1])
+    flat_labels = labels.reshape(-1)
+    labelled = flat_labels != -100
+    nll = -log_probs.gather(1, flat_labels.clamp(min=0).unsqueeze(1)).squeeze(1) * labelled
+    per_token = nll
+    if smoothing:
+        per_token = (1.0 - smoothing) * nll - smoothing * log_probs.mean(-1) * labelled
+    count = labelled.sum()
+    denominator = count if num_items_in_batch is None else num_items_in_batch
+    denominator = torch.as_tensor(denominator, device=nll.device, dtype=nll.dtype)
+    return per_token.sum() / denominator, nll.detach().sum() / count.clamp(min=1)
 
 
 def pop_cache_argument(cache: Cache | None, kwargs: dict) -> Cache | None:
@@ -124,117 +135,8 @@ def pop_cache_argument(cache: Cache | None, kwargs: dict) -> Cache | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Attention and layers
+# The decoder layer
 # ----------------------------------------------------------------------------------------------------------------------
-def attend(query, key, value, mask=None, is_causal=False, dropout=0.0, output_attentions=False):
-    """Scaled dot-product attention with a boolean `mask` (True = attend). With `output_attentions` the same softmax
-    is written out so its weights can be returned (SDPA does not give them)."""
-    if not output_attentions:
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, dropout_p=dropout, is_causal=is_causal and mask is None
-        )
-        return out, None
-    scores = (query @ key.transpose(-1, -2)) * query.shape[-1] ** -0.5
-    if is_causal and mask is None:
-        tgt, src = scores.shape[-2:]
-        mask = torch.ones(tgt, src, dtype=torch.bool, device=scores.device).tril(src - tgt)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(dim=-1)
-    return F.dropout(weights, p=dropout) @ value, weights
-
-
-class AudioCapAttention(nn.Module):
-    """Multi-head attention. Self-attention appends to `cache.self_attention_cache`; cross-attention projects the audio
-    states once per generation into `cache.cross_attention_cache` and reads them back at every later step."""
-
-    def __init__(
-        self, embed_dim: int, num_heads: int, dropout: float = 0.0, layer_idx: int | None = None, cross=False
-    ):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
-        self.dropout = dropout
-        self.layer_idx = layer_idx
-        self.is_cross_attention = cross
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        key_value_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        is_causal: bool = False,
-        cache: EncoderDecoderCache | None = None,
-        output_attentions: bool = False,
-        encoder_index: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        query = self._heads(self.q_proj(hidden_states))
-        if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx, False):
-            layer = cache.cross_attention_cache.layers[self.layer_idx]
-            key, value = layer.keys, layer.values
-        else:
-            source = key_value_states if self.is_cross_attention else hidden_states
-            key, value = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
-            if encoder_index is not None:  # projected once per clip, then handed to each of its caption rows
-                key, value = key.index_select(0, encoder_index), value.index_select(0, encoder_index)
-            if cache is not None:
-                part = cache.cross_attention_cache if self.is_cross_attention else cache.self_attention_cache
-                key, value = part.update(key, value, self.layer_idx)
-                if self.is_cross_attention:
-                    cache.is_updated[self.layer_idx] = True
-        out, weights = attend(
-            query, key, value, attention_mask, is_causal, self.dropout if self.training else 0.0, output_attentions
-        )
-        out = out.transpose(1, 2).reshape(*hidden_states.shape[:2], -1)
-        return self.out_proj(out), weights
-
-
-class AudioCapFeedForward(nn.Module):
-    def __init__(self, d_model: int, ffn_dim: int, activation: str, activation_dropout: float):
-        super().__init__()
-        self.fc1 = nn.Linear(d_model, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, d_model)
-        self.activation_fn = ACT2FN[activation]
-        self.activation_dropout = activation_dropout
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.activation_fn(self.fc1(hidden_states))
-        hidden_states = F.dropout(hidden_states, p=self.activation_dropout, training=self.training)
-        return self.fc2(hidden_states)
-
-
-class AudioCapEncoderLayer(GradientCheckpointingLayer):
-    """Pre-LN transformer layer: self-attention, feed-forward, each a residual branch."""
-
-    def __init__(self, config: AudioCapEncoderConfig):
-        super().__init__()
-        d = config.d_model
-        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.self_attn = AudioCapAttention(d, config.encoder_attention_heads, config.attention_dropout)
-        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.mlp = AudioCapFeedForward(
-            d, config.encoder_ffn_dim, config.activation_function, config.activation_dropout
-        )
-        self.dropout = config.dropout
-
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        attn, weights = self.self_attn(
-            self.self_attn_layer_norm(hidden_states),
-            attention_mask=attention_mask,
-            output_attentions=output_attentions,
-        )
-        hidden_states = hidden_states + F.dropout(attn, p=self.dropout, training=self.training)
-        mlp = self.mlp(self.final_layer_norm(hidden_states))
-        return hidden_states + F.dropout(mlp, p=self.dropout, training=self.training), weights
-
-
 class AudioCapDecoderLayer(GradientCheckpointingLayer):
     """Pre-LN decoder layer: causal self-attention, cross-attention to the audio, feed-forward."""
 
@@ -260,7 +162,6 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
         encoder_attention_mask=None,
         cache=None,
         output_attentions=False,
-        encoder_index=None,
     ):
         attn, self_weights = self.self_attn(
             self.self_attn_layer_norm(hidden_states),
@@ -276,7 +177,6 @@ class AudioCapDecoderLayer(GradientCheckpointingLayer):
             attention_mask=encoder_attention_mask,
             cache=cache,
             output_attentions=output_attentions,
-            encoder_index=encoder_index,
         )
         hidden_states = hidden_states + F.dropout(attn, p=self.dropout, training=self.training)
         mlp = self.mlp(self.final_layer_norm(hidden_states))
@@ -302,15 +202,6 @@ class AudioCapPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
-    def _init_weights(self, module: nn.Module) -> None:
-        # transformers' documented hook for a model's own initialisation. Linear/Embedding: normal(0, init_std);
-        # LayerNorm: ones/zeros (the generic init). The built-in encoder's convs: He-normal, std sqrt(2 / fan_in):
-        # with normal(0, 0.02) they shrink unit-variance log-mels to RMS 0.04 under sinusoidal positions of RMS 0.7,
-        # and the encoder starts out seeing mostly positions. (`hf_init` leaves weights loaded from a checkpoint.)
-        super()._init_weights(module)
-        if isinstance(module, nn.Conv1d) and isinstance(self, AudioCapEncoder):
-            hf_init.normal_(module.weight, std=math.sqrt(2.0 / module.weight[0].numel()))
-
     def output_flags(self, output_attentions=None, output_hidden_states=None) -> tuple[bool, bool]:
         """The call's `output_attentions` / `output_hidden_states`, or the config's where not given."""
         attentions = self.config.output_attentions if output_attentions is None else output_attentions
@@ -318,85 +209,10 @@ class AudioCapPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, safetensors only: a folder with only pickled weights (`*.bin`) is
-        refused, never unpickled (`use_safetensors=False` explicitly allows them; no hf_audiocap entry point does)."""
-        if kwargs.get("use_safetensors") is None:
-            kwargs["use_safetensors"] = True
-        folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder") or "")
-        if kwargs["use_safetensors"] and os.path.isdir(folder):
-            names = os.listdir(folder)
-            if not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names):
-                pickled = sorted(n for n in names if n.endswith((".bin", ".pt", ".pth", ".ckpt")))
-                if pickled:
-                    raise OSError(
-                        f"{folder}: only pickled weights ({', '.join(pickled[:3])}), no model.safetensors; models "
-                        "load from safetensors only (re-save the model with save_pretrained in a trusted environment)"
-                    )
+        """`PreTrainedModel.from_pretrained`, safetensors only: pickled weights (`*.bin`) are never unpickled unless
+        `use_safetensors=False` is passed (no hf_audiocap entry point does)."""
+        kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-
-
-class AudioCapEncoder(AudioCapPreTrainedModel):
-    """Built-in log-mel encoder: strided Conv1d + GELU front end (padded frames zeroed before each conv, so a clip gives
-    the same states alone or padded into a batch), sinusoidal positions for the actual length, pre-LN layers."""
-
-    config_class = AudioCapEncoderConfig
-    base_model_prefix = "audiocap_encoder"
-    # each part names only its own layer: a composite gathers its parts' (post_init), and a name that matches no module
-    # (a built-in decoder's layer in a model with a pretrained one) stops FSDP's transformer-based wrap before training
-    _no_split_modules = ["AudioCapEncoderLayer"]
-
-    def __init__(self, config: AudioCapEncoderConfig):
-        super().__init__(config)
-        k, s = config.conv_kernel_size, config.conv_stride
-        channels = [config.num_mel_bins] + [config.d_model] * config.num_conv_layers
-        self.convs = nn.ModuleList(
-            nn.Conv1d(c_in, c_out, kernel_size=k, stride=s, padding=k // 2)
-            for c_in, c_out in zip(channels, channels[1:])
-        )
-        self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
-        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.gradient_checkpointing = False
-        self.post_init()
-
-    def conv_rules(self) -> list[tuple[int, int, int]]:
-        return [(c.kernel_size[0], c.stride[0], c.padding[0]) for c in self.convs]
-
-    def forward(
-        self,
-        input_features: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> AudioCapEncoderOutput:
-        output_attentions, output_hidden_states = self.output_flags(output_attentions, output_hidden_states)
-        lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
-        x = input_features
-        for conv, rule in zip(self.convs, self.conv_rules()):
-            if lengths is not None:
-                x = x * lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
-                lengths = conv_output_lengths(lengths, [rule])
-            x = F.gelu(conv(x))
-        hidden = x.transpose(1, 2)
-        hidden = hidden + sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
-        hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)
-        frame_mask = lengths_to_mask(lengths, hidden.shape[1]) if lengths is not None else None
-        mask = key_padding_mask(frame_mask)
-        all_hidden, all_attentions = ((hidden,) if output_hidden_states else None), (() if output_attentions else None)
-        for layer in self.layers:
-            hidden, weights = layer(hidden, mask, output_attentions)
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            if output_attentions:
-                all_attentions += (weights,)
-        output = AudioCapEncoderOutput(
-            last_hidden_state=self.layer_norm(hidden),
-            hidden_states=all_hidden,
-            attentions=all_attentions,
-            attention_mask=frame_mask,
-        )
-        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 class AudioCapDecoder(AudioCapPreTrainedModel):
@@ -435,13 +251,8 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        encoder_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
-        r"""
-        encoder_index (`torch.LongTensor` of shape `(batch,)`, *optional*): for each row of `input_ids`, the row of
-            `encoder_hidden_states` (one per clip) it attends to; each clip's keys/values are projected once.
-        """
         cache = pop_cache_argument(cache, kwargs)
         output_attentions, output_hidden_states = self.output_flags(output_attentions, output_hidden_states)
         use_cache = self.config.use_cache if use_cache is None else use_cache
@@ -476,8 +287,6 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
             self_mask = (positions[None, :] <= positions[past:, None])[None, None]
             self_mask = self_mask & key_pad if key_pad is not None else self_mask
             is_causal = False
-        if encoder_index is not None and encoder_attention_mask is not None:
-            encoder_attention_mask = encoder_attention_mask.index_select(0, encoder_index)
         cross_mask = key_padding_mask(encoder_attention_mask)
 
         all_hidden = (hidden,) if output_hidden_states else None
@@ -491,7 +300,6 @@ class AudioCapDecoder(AudioCapPreTrainedModel):
                 encoder_attention_mask=cross_mask,
                 cache=cache,
                 output_attentions=output_attentions,
-                encoder_index=encoder_index,
             )
             if output_hidden_states:
                 all_hidden += (hidden,)
@@ -585,7 +393,7 @@ class AudioCapModel(AudioCapPreTrainedModel):
         input_values: torch.Tensor | None = None,
         encoder_index: torch.LongTensor | None = None,
         **kwargs,
-    ) -> Seq2SeqModelOutput:
+    ) -> AudioCapSeq2SeqModelOutput:
         r"""
         encoder_index (`torch.LongTensor` of shape `(decoder_batch,)`, *optional*): for each decoder row, the row of the
             audio batch it describes: a clip with five captions is encoded once and its states serve its five rows.
@@ -605,14 +413,12 @@ class AudioCapModel(AudioCapPreTrainedModel):
         elif isinstance(encoder_outputs, (tuple, list)):
             encoder_outputs = AudioCapEncoderOutput(*encoder_outputs)
         states, mask = encoder_outputs.last_hidden_state, getattr(encoder_outputs, "attention_mask", None)
-        grouping = {}
-        if encoder_index is not None:
+        keyword_logits = getattr(encoder_outputs, "keyword_logits", None)
+        if encoder_index is not None:  # each clip's states handed to its caption rows
             encoder_index = encoder_index.to(states.device)
-            if isinstance(self.decoder, AudioCapDecoder):  # projects each clip's keys/values once, for all its rows
-                grouping["encoder_index"] = encoder_index
-            else:
-                states = states.index_select(0, encoder_index)
-                mask = mask.index_select(0, encoder_index) if mask is not None else None
+            states = states.index_select(0, encoder_index)
+            mask = mask.index_select(0, encoder_index) if mask is not None else None
+            keyword_logits = keyword_logits.index_select(0, encoder_index) if keyword_logits is not None else None
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
@@ -623,17 +429,17 @@ class AudioCapModel(AudioCapPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            **grouping,
             **{CACHE_ARG: cache},
         )
-        output = Seq2SeqModelOutput(
+        output = AudioCapSeq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,  # one row per clip
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
+            keyword_logits=keyword_logits,
             **{CACHE_FIELD: getattr(decoder_outputs, CACHE_FIELD, None)},
         )
         return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
@@ -717,7 +523,6 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
         from scratch), decoder weights through `AutoModelForCausalLM.from_pretrained` with `is_decoder=True,
         add_cross_attention=True` (new cross-attention weights are randomly initialised; None = the built-in decoder).
         `encoder_*` / `decoder_*` kwargs go to the part's `from_pretrained` / config, the rest to `AudioCapConfig`."""
-        register_auto_classes()
         kw_enc = {k[len("encoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("encoder_")}
         kw_dec = {k[len("decoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("decoder_")}
         if "start_token_id" in kw_dec:  # `decoder_start_token_id` is a top-level config field, not a decoder kwarg
@@ -808,38 +613,29 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             raise ValueError(
                 "forward needs `labels` or `decoder_input_ids` (model.prepare_decoder_input_ids_from_labels)"
             )
-        if encoder_outputs is None:
-            encoder_outputs = self.model.encoder(
-                input_features=input_features,
-                attention_mask=attention_mask,
-                input_values=input_values,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-                return_dict=True,
-            )
         outputs = self.model(
+            input_features=input_features,
+            attention_mask=attention_mask,
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
+            cache=cache,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            encoder_index=encoder_index,
-            cache=cache,
             return_dict=True,
+            input_values=input_values,
+            encoder_index=encoder_index,
         )
         logits = self.lm_head(outputs.last_hidden_state)
         loss = parts = None
         if labels is not None:
             labels = labels.to(logits.device)
-            loss, plain = self.caption_loss(logits, labels, smoothing, num_items_in_batch)
+            loss, plain = caption_loss(logits, labels, smoothing, num_items_in_batch)
             parts = {"caption_loss": plain} if self.training else {}
-            keyword_logits = getattr(encoder_outputs, "keyword_logits", None)
-            if keyword_logits is not None and self.training:
-                if encoder_index is not None:
-                    keyword_logits = keyword_logits.index_select(0, encoder_index.to(keyword_logits.device))
-                keyword = self.model.encoder.keyword_loss(keyword_logits, labels, num_items_in_batch)
+            if outputs.keyword_logits is not None and self.training:
+                keyword = self.model.encoder.keyword_loss(outputs.keyword_logits, labels, num_items_in_batch)
                 loss = loss + self.config.keyword_loss_weight * keyword
                 # logged as this batch's own token-weighted mean, like caption_loss, whatever normalised the objective
                 share = 1.0 if num_items_in_batch is None else num_items_in_batch / labels.ne(-100).sum().clamp(min=1)
@@ -850,33 +646,13 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,  # one row per clip
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
             **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
             **(parts or {}),
         )
         return output if return_dict else output.to_tuple()
-
-    @staticmethod
-    def caption_loss(logits, labels, smoothing: float = 0.0, num_items_in_batch=None):
-        """The caption cross-entropy of the labelled tokens (float32 logits), from one log-softmax, as two values:
-        - the objective: label-smoothed with `smoothing` exactly as `F.cross_entropy(..., label_smoothing=)` does
-          ((1 - e) * NLL + e * mean over the vocabulary of -log p), the mean over the labelled tokens, or their sum
-          divided by `num_items_in_batch` when the Trainer passes it;
-        - the plain cross-entropy (NLL mean, detached): what the validation loss measures, so a training curve can
-          be drawn beside it whatever smoothing and auxiliary terms the objective adds."""
-        log_probs = logits.float().log_softmax(-1).reshape(-1, logits.shape[-1])
-        flat_labels = labels.reshape(-1)
-        labelled = flat_labels != -100
-        nll = -log_probs.gather(1, flat_labels.clamp(min=0).unsqueeze(1)).squeeze(1) * labelled
-        per_token = nll
-        if smoothing:
-            per_token = (1.0 - smoothing) * nll - smoothing * log_probs.mean(-1) * labelled
-        count = labelled.sum()
-        denominator = count if num_items_in_batch is None else num_items_in_batch
-        denominator = torch.as_tensor(denominator, device=nll.device, dtype=nll.dtype)
-        return per_token.sum() / denominator, nll.detach().sum() / count.clamp(min=1)
 
 
 def register_auto_classes() -> None:
@@ -908,6 +684,8 @@ __all__ = [
     "AudioCapModel",
     "AudioCapPreTrainedModel",
     "AudioCapSeq2SeqLMOutput",
+    "AudioCapSeq2SeqModelOutput",
+    "caption_loss",
     "register_auto_classes",
     "shift_tokens_right",
 ]

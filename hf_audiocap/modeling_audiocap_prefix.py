@@ -39,15 +39,17 @@ from transformers.utils import ModelOutput
 
 from .configuration_audiocap import AUDIOCAP_ENCODER_TYPE, AudioCapConfigError
 from .configuration_audiocap_prefix import AudioCapPrefixConfig
-from .encoders_audiocap import build_pretrained_encoder, encode_pretrained, encoder_kind, encoder_output_dim
-from .modeling_audiocap import (
+from .encoders_audiocap import (
     AudioCapAttention,
     AudioCapEncoder,
     AudioCapFeedForward,
-    AudioCapForConditionalGeneration,
-    keep_present_layers,
+    build_pretrained_encoder,
+    encode_pretrained,
+    encoder_kind,
+    encoder_output_dim,
     key_padding_mask,
 )
+from .modeling_audiocap import caption_loss, keep_present_layers
 
 
 @dataclasses.dataclass
@@ -377,7 +379,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         labels (`torch.LongTensor` of shape `(rows, caption_len)`): caption ids ending with eos, -100 = ignored. The
             loss is the LM's causal cross-entropy of the caption tokens only (no audio or prompt position is
             labelled): the mean over the labelled tokens, or their sum divided by `num_items_in_batch` when the
-            Trainer passes it, as `AudioCapForConditionalGeneration.caption_loss` computes it.
+            Trainer passes it, as `caption_loss` computes it for both model kinds.
         encoder_index (`torch.LongTensor` of shape `(rows,)`, *optional*): for each caption row, the clip it describes.
         smoothing (`float`): label-smoothing epsilon of that cross-entropy (training batches only, in the recipes).
         """
@@ -411,7 +413,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         logits = out.logits.gather(1, positions[..., None].expand(-1, -1, out.logits.shape[-1]))
         loss = parts = None
         if labels is not None:
-            loss, plain = AudioCapForConditionalGeneration.caption_loss(logits, labels, smoothing, num_items_in_batch)
+            loss, plain = caption_loss(logits, labels, smoothing, num_items_in_batch)
             parts = {"caption_loss": plain} if self.training else {}
         output = AudioCapPrefixOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, audio_embeds=audio, **(parts or {})

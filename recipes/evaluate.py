@@ -9,7 +9,7 @@ Writes `<output_dir>/evaluate_<split>_predictions.jsonl` (id, prediction, refere
 import argparse
 import sys
 
-from hf_audiocap.training.evaluation import evaluate_main
+from hf_audiocap.metrics.report import evaluate_main
 
 
 def parse_args(argv=None):

@@ -12,19 +12,19 @@ import sys
 import transformers
 from transformers import set_seed
 
+from hf_audiocap.metrics.report import format_report
 from hf_audiocap.training.arguments import parse_recipe
 from hf_audiocap.training.builders import (
     build_model,
     build_processor,
     build_trainer,
     describe_splits,
-    format_report,
+    evaluate_test_split,
     load_recipe_datasets,
     prepare_features,
 )
 from hf_audiocap.training.callbacks import fit_summary
 from hf_audiocap.training.checkpoints import exit_on_interrupt
-from hf_audiocap.training.evaluation import evaluate_test_split
 from hf_audiocap.training.model_card import write_model_card
 
 logger = logging.getLogger("hf_audiocap.train")

@@ -17,9 +17,7 @@ from transformers import (
 )
 
 from hf_audiocap.configuration_audiocap import AudioCapConfig
-from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration, register_auto_classes
-
-register_auto_classes()
+from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration  # importing hf_audiocap registers it
 
 N_MELS = 16
 VOCAB = 40

@@ -17,6 +17,7 @@ from hf_audiocap.cli import main as cli_main
 from hf_audiocap.data.audio import load_audio
 from hf_audiocap.inference.captioner import Captioner, join_captions
 from hf_audiocap.inference.ratings import summarize_ratings
+from hf_audiocap.inference.service import CaptionService
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -140,7 +141,7 @@ def test_app_and_cli_caption_an_overstated_wav_header_alike(served, model_dir, t
     long = write_overstated_wav(tmp_path / "long_cut_short.wav", 45.0, declared_seconds=80.0)
     cli = _cli_json(long, model_dir, capsys)
     assert cli["duration"] == 45.0 and [(s["start"], s["end"]) for s in cli["segments"]] == [(0, 30), (30, 45)]
-    service = app.CaptionService(Captioner.from_pretrained(str(model_dir)), max_duration_s=120.0)
+    service = CaptionService(Captioner.from_pretrained(str(model_dir)), max_duration_s=120.0)
     assert service.caption(str(long)) == (join_captions([s["caption"] for s in cli["segments"]]), "")
 
 
@@ -190,7 +191,7 @@ def test_rating_saved_through_flagging(served, synthcaps_clips):
 
 def test_live_step_rolling_window(model_dir):
     captioner = Captioner.from_pretrained(str(model_dir))
-    service = app.CaptionService(captioner)
+    service = CaptionService(captioner)
     sr = 48000
     t = np.arange(sr) / sr
     state, seen = None, []
@@ -206,7 +207,7 @@ def test_live_step_rolling_window(model_dir):
 
 
 def test_spectrogram_and_nbest(model_dir, synthcaps_clips):
-    service = app.CaptionService(Captioner.from_pretrained(str(model_dir)))
+    service = CaptionService(Captioner.from_pretrained(str(model_dir)))
     rows, image, settings = service.details(str(synthcaps_clips[0]), 4, 12, 1.0, 0, 3)
     assert 1 <= len(rows) <= 3 and all(isinstance(s, float) for _, s in rows)
     assert [s for _, s in rows] == sorted([s for _, s in rows], reverse=True)

@@ -22,7 +22,7 @@ def run_evaluate(argv):
     import runpy
 
     module = runpy.run_path(str(REPO_ROOT / "recipes" / "evaluate.py"), run_name="recipes_evaluate")
-    from hf_audiocap.training.evaluation import evaluate_main
+    from hf_audiocap.metrics.report import evaluate_main
 
     return evaluate_main(module["parse_args"](argv))
 
@@ -142,7 +142,7 @@ CLIPS = {"id": ["a.wav", "b.wav"], "captions": [["a dog barks"], ["rain falls"]]
 
 def test_report_writer_leaves_no_half_written_file(tmp_path, monkeypatch):
     """The one report writer (train.py's test report, evaluate.py's): each file is replaced whole or not at all."""
-    from hf_audiocap.training.evaluation import write_report
+    from hf_audiocap.metrics.report import write_report
 
     predictions_path, metrics_path = write_report(tmp_path, "x", CLIPS, ["p1", "p2"], {"cider_d": 1.5, "note": "s"})
     assert json.loads(metrics_path.read_text()) == {"cider_d": 1.5}  # numbers only
@@ -181,7 +181,8 @@ def test_report_writer_leaves_no_half_written_file(tmp_path, monkeypatch):
 def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch):
     """recipes/train.py's test report: the trainer's `test_` metrics plus the split scores, written by the main
     process with the same atomic writer as evaluate.py, keys without the prefix."""
-    from hf_audiocap.training import evaluation
+    from hf_audiocap.metrics import report
+    from hf_audiocap.training.builders import evaluate_test_split
 
     class Trainer:
         last_predictions = ["a dog barks", "wind"]
@@ -197,10 +198,10 @@ def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch)
             return None
 
     written = []
-    atomic = evaluation.write_atomic
-    monkeypatch.setattr(evaluation, "write_atomic", lambda path, text: written.append(path) or atomic(path, text))
+    atomic = report.write_atomic
+    monkeypatch.setattr(report, "write_atomic", lambda path, text: written.append(path) or atomic(path, text))
     data_args = SimpleNamespace(dataset="clotho", dataset_path=str(tmp_path), test_split="test", extra_test_splits=[])
-    metrics = evaluation.evaluate_test_split(Trainer(), CLIPS, data_args, tmp_path / "run")
+    metrics = evaluate_test_split(Trainer(), CLIPS, data_args, tmp_path / "run")
     assert metrics == {"test_cider_d": 2.5, "test_loss": 1.25}  # one reference per clip: no leave-one-out score
     assert written == [tmp_path / "run" / "test_predictions.jsonl", tmp_path / "run" / "test_metrics.json"]
     assert json.loads((tmp_path / "run" / "test_metrics.json").read_text()) == {"cider_d": 2.5, "loss": 1.25}

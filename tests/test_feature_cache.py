@@ -59,9 +59,7 @@ def _cache_files(cache) -> dict:
 def test_precomputed_log_mels_collate_like_decoded_audio(clip_rows, tmp_path):
     fe = AudioCapFeatureExtractor(do_normalize=True, mean=-6.0, std=4.0, padding_value=-1.5)
     processor = AudioCapProcessor(fe, build_word_tokenizer(CAPTIONS))
-    collator = AudioCaptionCollator(
-        processor, decoder_start_token_id=2, pad_token_id=0, text_column="captions", return_clip_ids=True
-    )
+    collator = AudioCaptionCollator(processor, text_column="captions", return_clip_ids=True)
     raw = _clips(clip_rows)
     pre = precompute_log_mels(raw, fe, tmp_path / "cache")
     assert pre[1]["input_features"].shape == (fe.num_frames(int(1.3 * 16000)), 80)

@@ -106,12 +106,12 @@ def test_cider_d_with_the_corpus_document_frequencies_given():
     own references, it is pycocoevalcap's CIDEr-D exactly."""
     from pycocoevalcap.cider.cider import Cider
 
-    from hf_audiocap.metrics import _scorers
+    from hf_audiocap.metrics import scorers
 
     refs = [["a dog barks", "the dog is barking loudly"], ["a cat meows"], ["birds sing", "birds sing in a tree"]]
     hyps = ["a dog barks loudly", "a cat", "birds sing birds"]
-    df = _scorers.DocumentFrequencies.from_references(refs)
-    ours = _scorers.cider_d(_scorers.CorpusNgrams(hyps, refs), document_frequencies=df)[1]
+    df = scorers.DocumentFrequencies.from_references(refs)
+    ours = scorers.cider_d(scorers.CorpusNgrams(hyps, refs), document_frequencies=df)[1]
     _, expected = Cider().compute_score(dict(enumerate(refs)), {i: [h] for i, h in enumerate(hyps)})
     assert list(ours) == pytest.approx(list(expected), abs=1e-9)
 
@@ -120,12 +120,12 @@ def test_cider_d_is_the_d_variant(backend):
     """pycocoevalcap's `Cider` is CIDEr-D (clipping, sigma=6 length penalty, x10); ours matches it on corner cases."""
     from pycocoevalcap.cider.cider import Cider
 
-    from hf_audiocap.metrics import _scorers
+    from hf_audiocap.metrics import scorers
 
     refs = [["a dog barks"], ["a cat meows"], ["birds sing"]]
 
     def ours(hyps):
-        return _scorers.cider_d(_scorers.CorpusNgrams(hyps, refs))[1]
+        return scorers.cider_d(scorers.CorpusNgrams(hyps, refs))[1]
 
     base = ours(["a dog barks", "x", "y"])
     assert base[0] == pytest.approx(7.5)  # cosine 1 for n = 1..3, no 4-gram: mean 0.75, x10

@@ -281,6 +281,29 @@ def test_cache_matches_no_cache(num_beams):
     assert torch.equal(with_cache, without)
 
 
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_under_bf16_autocast(num_beams):
+    # boolean attention masks and a float32 loss keep mixed precision safe: generation runs under autocast (what
+    # `bf16: true` evaluation does) and gives valid captions, the loss stays a finite float32
+    model = tiny_model(seed=7)
+    feats, mask = batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.generate(
+            input_features=feats,
+            attention_mask=mask,
+            num_beams=num_beams,
+            max_length=12,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        loss = model(input_features=feats, attention_mask=mask, labels=labels_for(3)).loss
+    ids = out.sequences
+    assert ids.shape[0] == 3 and 1 < ids.shape[1] <= 12 and ids[:, 0].eq(SOS).all()
+    assert ids.min() >= 0 and ids.max() < VOCAB
+    assert all(bool(torch.isfinite(s).any(-1).all()) for s in out.scores)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
 def test_incremental_decoding_matches_full_forward():
     model = tiny_model(seed=6)
     feats, mask = batch()

@@ -80,13 +80,12 @@ def _check_people_entry_points(out, synth, clip, expected, tmp_path):
     (through AutoModelForSpeechSeq2Seq and the Captioner) and give the same caption as its own generate."""
     import json
     import runpy
-    import sys
 
     from recipe_helpers import REPO_ROOT
 
     from hf_audiocap.cli import main as cli_main
     from hf_audiocap.inference.captioner import load_captioner
-    from hf_audiocap.training.evaluation import evaluate_main
+    from hf_audiocap.metrics.report import evaluate_main
 
     listing = tmp_path / "cli.json"
     assert (
@@ -96,12 +95,9 @@ def _check_people_entry_points(out, synth, clip, expected, tmp_path):
     (row,) = json.loads(listing.read_text())
     assert [s["caption"] for s in row["segments"]] == [expected]
 
-    sys.path.insert(0, str(REPO_ROOT))
-    try:
-        import app
-    finally:
-        sys.path.remove(str(REPO_ROOT))
-    caption, error = app.CaptionService(load_captioner(str(out))).caption(str(clip))
+    from hf_audiocap.inference.service import CaptionService
+
+    caption, error = CaptionService(load_captioner(str(out))).caption(str(clip))
     assert (caption, error) == (expected, "")
 
     evaluate = runpy.run_path(str(REPO_ROOT / "recipes" / "evaluate.py"), run_name="recipes_evaluate")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_modeling import EOS, PAD, SOS, batch, tiny_model
 
-from hf_audiocap.metrics._scorers import CorpusNgrams, DocumentFrequencies, cider_d
+from hf_audiocap.metrics.scorers import CorpusNgrams, DocumentFrequencies, cider_d
 from hf_audiocap.training.scst import CiderDReward, caption_words, sampled_labels, scst_loss
 
 
@@ -24,7 +24,7 @@ def clotho_refs(shared_data):
 
 def test_reward_is_the_metrics_cider_d(clotho_refs):
     """Document frequencies over the same reference sets -> each clip's reward equals the metric's per-clip CIDEr-D
-    (`_scorers.cider_d`, itself equal to pycocoevalcap's), for candidates good, unrelated, empty and repeated."""
+    (`scorers.cider_d`, itself equal to pycocoevalcap's), for candidates good, unrelated, empty and repeated."""
     hyps = [refs[0] for refs in clotho_refs]
     hyps[1::4] = [clotho_refs[(i + 7) % len(clotho_refs)][2] for i in range(1, len(hyps), 4)]
     hyps[2], hyps[3] = "", "a a a a a a a a"

@@ -9,15 +9,14 @@ import numpy as np
 import torch
 
 from hf_audiocap.data.audio import load_audio
-from hf_audiocap.data.augment import CaptionMixup, SpecAugment
-from hf_audiocap.modeling_audiocap import shift_tokens_right
+from hf_audiocap.data.augment import CaptionMixup
 
 
 @dataclass
 class AudioCaptionCollator:
     """Decodes each example's audio, extracts log-mels padded to the longest clip of the batch (with
-    the frame `attention_mask`), and tokenizes its caption into `labels` padded with -100, plus the
-    shifted `decoder_input_ids` (so the Trainer's label smoother, which pops `labels`, still works).
+    the frame `attention_mask`), and tokenizes its caption into `labels` padded with -100. The model shifts the
+    labels into its decoder input itself (teacher forcing), so the collator needs no model.
 
     An example's text may be one caption (a (clip, caption) example) or the list of its captions (a
     clip with grouped references): then every caption becomes a label row and `encoder_index` tells the
@@ -33,15 +32,12 @@ class AudioCaptionCollator:
     """
 
     processor: Any
-    decoder_start_token_id: int | None
-    pad_token_id: int
     audio_column: str = "audio"
     text_column: str = "caption"
     max_duration: float | None = None
     max_label_length: int | None = None
     input_name: str = "input_features"
     training: bool = False
-    spec_augment: SpecAugment | None = None
     mixup: CaptionMixup | None = None
     return_clip_ids: bool = False
     return_references: bool = False
@@ -86,8 +82,6 @@ class AudioCaptionCollator:
             batch["encoder_index"] = encoder_index
         if self.input_name != "input_features" and "input_features" in batch:
             batch[self.input_name] = batch.pop("input_features")
-        if self.training and self.spec_augment is not None and self.input_name == "input_features":
-            batch["input_features"] = self.spec_augment(batch["input_features"], batch["attention_mask"])
         if captions is not None:
             labels = batch["labels"]
             if self.max_label_length is not None and labels.shape[1] > self.max_label_length:
@@ -96,10 +90,6 @@ class AudioCaptionCollator:
                 labels = labels[:, : self.max_label_length].clone()
                 labels[too_long, -1] = self.processor.tokenizer.eos_token_id
                 batch["labels"] = labels
-            if self.decoder_start_token_id is not None:  # None: a decoder-only model, which reads labels alone
-                batch["decoder_input_ids"] = shift_tokens_right(
-                    batch["labels"], self.pad_token_id, self.decoder_start_token_id
-                )
         if self.return_clip_ids:
             batch["clip_ids"] = [ex.get("id") for ex in examples]
         if references is not None:

@@ -23,9 +23,9 @@ import numpy as np
 from transformers import AutoModelForSpeechSeq2Seq, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from hf_audiocap import PIPELINE_TASK as TASK
 from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S, Captioner, join_captions
 
-TASK = "audio-captioning"
 _PREPROCESS_KEYS = ("window_s", "hop_s", "max_duration")
 
 
@@ -108,9 +108,13 @@ class AudioCaptioningPipeline(Pipeline):
 
 
 def register_pipeline() -> None:
-    """Registers the `audio-captioning` task with transformers' pipeline registry (idempotent)."""
-    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
+    """Registers the `audio-captioning` task with transformers' pipeline registry with this class (idempotent). It
+    replaces the class's dotted name that `import hf_audiocap` registers, so the class also knows its task
+    (`Pipeline.save_pretrained` writes it as a custom pipeline)."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if registered is not None and registered["impl"] is AudioCaptioningPipeline:
         return
+    PIPELINE_REGISTRY.supported_tasks.pop(TASK, None)  # the name from `import hf_audiocap`: no "overwriting" warning
     PIPELINE_REGISTRY.register_pipeline(
         TASK,
         pipeline_class=AudioCaptioningPipeline,

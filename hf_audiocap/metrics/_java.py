@@ -197,7 +197,3 @@ def get_backend() -> JavaBackend:
             if _BACKEND is None:
                 _BACKEND = JavaBackend()
     return _BACKEND
-
-
-def backend_started() -> bool:
-    return _BACKEND is not None

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _java, _scorers, _spice
+from . import _java, _spice, scorers
 
 logger = logging.getLogger("hf_audiocap.metrics")
 
@@ -295,9 +295,9 @@ def compute_caption_metrics(
 
     need_cider = any(n in wanted for n in ("cider_d", "spider", "spider_fl"))
     need_ngrams = need_cider or any(n.startswith("bleu") for n in wanted)
-    corpus = _scorers.CorpusNgrams(hyps, tok_refs) if need_ngrams else None
+    corpus = scorers.CorpusNgrams(hyps, tok_refs) if need_ngrams else None
     if any(n.startswith("bleu") for n in wanted):
-        b = _scorers.bleu(corpus)
+        b = scorers.bleu(corpus)
         for k in range(4):
             if f"bleu_{k + 1}" in wanted:
                 result[f"bleu_{k + 1}"] = float(b[k])
@@ -305,9 +305,9 @@ def compute_caption_metrics(
         result["meteor"], segments = _java.get_backend().meteor(hyps, tok_refs)
         clip["meteor"] = np.asarray(segments)
     if "rouge_l" in wanted:
-        result["rouge_l"], clip["rouge_l"] = _scorers.rouge_l(hyps, tok_refs)
+        result["rouge_l"], clip["rouge_l"] = scorers.rouge_l(hyps, tok_refs)
     if need_cider:
-        cider, clip["cider_d"] = _scorers.cider_d(corpus)
+        cider, clip["cider_d"] = scorers.cider_d(corpus)
         if "cider_d" in wanted:
             result["cider_d"] = cider
 
@@ -401,5 +401,5 @@ def cider_d_leave_one_out(references: list[list[str]]) -> float:
         for j in range(len(clip)):
             cands.append(clip[j])
             sets.append(clip[:j] + clip[j + 1 :])
-    score = _scorers.cider_d(_scorers.CorpusNgrams(cands, sets))[0]
+    score = scorers.cider_d(scorers.CorpusNgrams(cands, sets))[0]
     return float(score) if not math.isnan(score) else 0.0

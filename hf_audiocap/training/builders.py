@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hf_audiocap.data.loaders import audio_durations, check_audio_files, expand_
 from hf_audiocap.data.streaming import load_hf_stream, materialize, to_caption_stream, training_stream
 from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor, compute_normalization
 from hf_audiocap.hub import check_pretrained
+from hf_audiocap.metrics.report import split_scores, write_report
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
 from hf_audiocap.training.arguments import DataArguments, ModelArguments, check_config_fields
@@ -297,8 +297,6 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     input_name = getattr(model, "main_input_name", "input_features")
     common = {
         "processor": processor,
-        "decoder_start_token_id": getattr(model.config, "decoder_start_token_id", None),
-        "pad_token_id": model.config.pad_token_id,
         "max_duration": data_args.max_duration,
         "max_label_length": data_args.max_label_length,
         "input_name": input_name,
@@ -370,35 +368,29 @@ def _eval_key(metric: str) -> str:
 # --- the test report --------------------------------------------------------------------------------
 
 
-def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8, fit: dict | None = None) -> str:
-    """The metrics table, what the validation loss said of the run (`fit`: `callbacks.fit_summary`) and some generated
-    captions beside their references, as printed by the demo."""
-    names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
-    names += ["spider_fl", "fer", "sbert_sim", "fense", "vocab_references", "vocab_novel"]
-    names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
-    names += ["class_recall", "class_precision", "baseline_class_recall", "baseline_class_precision"]
-    names += ["single_class_accuracy", "baseline_single_class_accuracy"]
-    rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
-    for name in names:
-        value = metrics.get(f"test_{name}")
-        if value is None:
-            continue
-        rows.append(f"{name:<22}{value:>10.4f}" if not float(value).is_integer() else f"{name:<22}{value:>10.0f}")
-    if "test_loss" in metrics:
-        rows.append(f"{'perplexity':<22}{math.exp(min(metrics['test_loss'], 50)):>10.3f}")
-    if fit is not None:
-        rows += ["", f"Training: {fit['line']}."]
-    if isinstance(metrics.get("test_class_table"), str):
-        rows += [
-            "",
-            "Classes named in the test captions (class-word recall and precision):",
-            metrics["test_class_table"],
-        ]
-    rows.append("")
-    rows.append("Generated captions beside their references:")
-    for i in range(min(num_samples, len(predictions))):
-        rows.append(f"  {clips[i]['id']}")
-        rows.append(f"    generated : {predictions[i]}")
-        for ref in clips[i]["captions"][:2]:
-            rows.append(f"    reference : {ref}")
-    return "\n".join(rows)
+def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path, all_clips=None) -> dict:
+    """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
+    :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
+    the prefix); each of `extra_test_splits` (from `all_clips`) likewise, its keys prefixed with its name, its
+    predictions in `<split>_predictions.jsonl`. Returns the prefixed metrics."""
+    # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
+    trainer.pop_callback(EarlyStoppingCallback)
+    metrics = trainer.evaluate(clips, metric_key_prefix="test")
+    predictions = trainer.last_predictions
+    extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
+    metrics.update({f"test_{k}": v for k, v in extra.items()})
+    for split in data_args.extra_test_splits:  # each further split: its metrics prefixed with its name
+        more = trainer.evaluate(all_clips[split], metric_key_prefix=split)
+        more.update(
+            {f"{split}_{k}": v for k, v in split_scores(trainer.last_predictions, all_clips[split], data_args.dataset,
+                                                        data_args.dataset_path, split).items()}
+        )  # fmt: skip
+        metrics.update({f"test_{k}": v for k, v in more.items()})
+        # the single-recording accuracy keeps its own name: it is a figure of this split only
+        metrics.update({f"test_{k.removeprefix(split + '_')}": v for k, v in more.items() if "single_class_acc" in k})
+        if trainer.is_world_process_zero():
+            own = {k.removeprefix(f"{split}_"): v for k, v in more.items()}
+            write_report(output_dir, split, all_clips[split], trainer.last_predictions, own)
+    if trainer.is_world_process_zero():
+        write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()})
+    return metrics

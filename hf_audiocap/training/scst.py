@@ -7,7 +7,7 @@ baseline; the loss is the REINFORCE estimate `-(reward - baseline) * log p(sampl
 tokens. It is the standard last stage of audio captioning systems trained for CIDEr-D / SPIDEr (DCASE task 6): a model
 first trained with cross-entropy learns to put its probability mass on the consensus wording that CIDEr-D rewards.
 
-CIDEr-D here is the metric's own (`hf_audiocap.metrics._scorers.cider_d`, the one the caption metrics report), with
+CIDEr-D here is the metric's own (`hf_audiocap.metrics.scorers.cider_d`, the one the caption metrics report), with
 the document frequencies counted once over the training references (as in Rennie et al.), on the words of
 `hf_audiocap.metrics.text.caption_words` (lower case, punctuation removed: PTB's words on plain captions, without a JVM
 call per step).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hf_audiocap.metrics._scorers import CIDER_SIGMA, CorpusNgrams, DocumentFrequencies, cider_d
+from hf_audiocap.metrics.scorers import CIDER_SIGMA, CorpusNgrams, DocumentFrequencies, cider_d
 from hf_audiocap.metrics.text import caption_words, normalize_caption
 
 __all__ = ["CiderDReward", "caption_words", "sampled_labels", "scst_loss"]

@@ -342,7 +342,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
             "persistent_workers": self.args.dataloader_persistent_workers,
             "multiprocessing_context": self.args.dataloader_multiprocessing_context,
             "prefetch_factor": self.args.dataloader_prefetch_factor,
-            "in_order": getattr(self.args, "dataloader_in_order", True),  # not an argument in transformers 5.12
+            "in_order": self.args.dataloader_in_order,
         }
 
     # --- evaluation: loss and perplexity, then generated captions scored ---------------------------------------

@@ -81,11 +81,6 @@ def _harmonics(f_inst: np.ndarray, sr: int, amps: Sequence[float], phase0: float
     return out
 
 
-def _decay(n: int, sr: int, tau: float, attack: float = 0.002) -> np.ndarray:
-    t = np.arange(n) / sr
-    return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-t / tau)
-
-
 # --- single events (short arrays) -------------------------------------------------------------------------------------
 
 

@@ -1,17 +1,18 @@
 """The split report of `recipes/train.py` (its test split) and `recipes/evaluate.py` (any split, from a saved model or
-a predictions file): caption metrics, the references' own CIDEr-D, SynthCaps' source scores, and the two files of the
-report, written by one function."""
+a predictions file), built here only: what it holds (the caption metrics plus :func:`split_scores`: the references' own
+CIDEr-D, SynthCaps' source scores, realsounds' class scores), its files (:func:`write_report`), the table printed at
+the end of training (:func:`format_report`), and `recipes/evaluate.py`'s whole run (:func:`evaluate_main`)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
-from transformers import EarlyStoppingCallback
-
 from hf_audiocap.data.atomic import write_atomic
-from hf_audiocap.training.arguments import DataArguments
+
+from .core import cider_d_leave_one_out, compute_caption_metrics, resolve_metrics
 
 
 def read_predictions(path: str | Path) -> dict[str, str]:
@@ -34,8 +35,6 @@ def read_predictions(path: str | Path) -> dict[str, str]:
 def split_scores(predictions: list[str], clips, dataset: str, dataset_path, split: str) -> dict:
     """What a report adds to the caption metrics: the references' own leave-one-out CIDEr-D (when every clip has two
     references or more) and, on SynthCaps, source recall/precision against the ground truth of these clips."""
-    from hf_audiocap.metrics import cider_d_leave_one_out
-
     scores = {}
     if all(len(refs) >= 2 for refs in clips["captions"]):  # each reference scored against the others
         scores["cider_d_references"] = cider_d_leave_one_out(clips["captions"])
@@ -75,36 +74,47 @@ def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str
     return predictions_path, metrics_path
 
 
-def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path, all_clips=None) -> dict:
-    """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
-    :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
-    the prefix); each of `extra_test_splits` (from `all_clips`) likewise, its keys prefixed with its name, its
-    predictions in `<split>_predictions.jsonl`. Returns the prefixed metrics."""
-    # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
-    trainer.pop_callback(EarlyStoppingCallback)
-    metrics = trainer.evaluate(clips, metric_key_prefix="test")
-    predictions = trainer.last_predictions
-    extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
-    metrics.update({f"test_{k}": v for k, v in extra.items()})
-    for split in data_args.extra_test_splits:  # each further split: its metrics prefixed with its name
-        more = trainer.evaluate(all_clips[split], metric_key_prefix=split)
-        more.update(
-            {f"{split}_{k}": v for k, v in split_scores(trainer.last_predictions, all_clips[split], data_args.dataset,
-                                                        data_args.dataset_path, split).items()}
-        )  # fmt: skip
-        metrics.update({f"test_{k}": v for k, v in more.items()})
-        # the single-recording accuracy keeps its own name: it is a figure of this split only
-        metrics.update({f"test_{k.removeprefix(split + '_')}": v for k, v in more.items() if "single_class_acc" in k})
-        if trainer.is_world_process_zero():
-            own = {k.removeprefix(f"{split}_"): v for k, v in more.items()}
-            write_report(output_dir, split, all_clips[split], trainer.last_predictions, own)
-    if trainer.is_world_process_zero():
-        write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()})
-    return metrics
+def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8, fit: dict | None = None) -> str:
+    """The metrics table, what the validation loss said of the run (`fit`: `callbacks.fit_summary`) and some generated
+    captions beside their references, as printed by the demo."""
+    names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
+    names += ["spider_fl", "fer", "sbert_sim", "fense", "vocab_references", "vocab_novel"]
+    names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
+    names += ["class_recall", "class_precision", "baseline_class_recall", "baseline_class_precision"]
+    names += ["single_class_accuracy", "baseline_single_class_accuracy"]
+    rows = [f"{'metric':<22}{'test':>10}", "-" * 32]
+    for name in names:
+        value = metrics.get(f"test_{name}")
+        if value is None:
+            continue
+        rows.append(f"{name:<22}{value:>10.4f}" if not float(value).is_integer() else f"{name:<22}{value:>10.0f}")
+    if "test_loss" in metrics:
+        rows.append(f"{'perplexity':<22}{math.exp(min(metrics['test_loss'], 50)):>10.3f}")
+    if fit is not None:
+        rows += ["", f"Training: {fit['line']}."]
+    if isinstance(metrics.get("test_class_table"), str):
+        rows += [
+            "",
+            "Classes named in the test captions (class-word recall and precision):",
+            metrics["test_class_table"],
+        ]
+    rows.append("")
+    rows.append("Generated captions beside their references:")
+    for i in range(min(num_samples, len(predictions))):
+        rows.append(f"  {clips[i]['id']}")
+        rows.append(f"    generated : {predictions[i]}")
+        for ref in clips[i]["captions"][:2]:
+            rows.append(f"    reference : {ref}")
+    return "\n".join(rows)
 
 
 def evaluate_main(args) -> dict:
-    from hf_audiocap.metrics import compute_caption_metrics, resolve_metrics
+    """`recipes/evaluate.py`: caption a split with a saved model (`args.model`, through the shared `Captioner`) or read
+    a predictions file (`args.predictions`), score it, print the metrics and write the report files
+    (`evaluate_<split>_*`). Returns the metrics."""
+    # The recipes' own data loading (DataArguments' checks, SynthCaps/realsounds preparation): imported here, so
+    # importing the metrics loads neither the training nor the inference stack.
+    from hf_audiocap.training.arguments import DataArguments
     from hf_audiocap.training.builders import load_recipe_datasets
 
     selection = getattr(args, "metrics", None)
