@@ -7,6 +7,7 @@ Importing the package registers its classes with transformers' Auto classes, onc
 
 from transformers import AutoFeatureExtractor, AutoModelForSpeechSeq2Seq, AutoProcessor
 
+from . import _requirements  # noqa: F401  (first: stops the import in one line under a transformers out of range)
 from .configuration_audiocap import AudioCapConfig, AudioCapDecoderConfig, AudioCapEncoderConfig
 from .configuration_audiocap_prefix import AudioCapPrefixConfig
 from .feature_extraction_audiocap import AudioCapFeatureExtractor, FeatureExtractionError

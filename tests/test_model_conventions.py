@@ -12,6 +12,7 @@ import pytest
 import torch
 import transformers
 from model_helpers import EOS, SOS, VOCAB, batch, labels_for, tiny_config, tiny_model
+from packaging.specifiers import SpecifierSet
 from transformers import EncoderDecoderCache
 
 from hf_audiocap.configuration_audiocap import (
@@ -251,6 +252,22 @@ def test_transformers_outside_the_declared_range_stops_with_one_line():
         message = str(err.value)
         assert "\n" not in message and TRANSFORMERS_REQUIREMENT in message and version in message
     check_transformers_version("5.99.0.dev0")
+
+
+def test_importing_the_package_under_a_transformers_out_of_range_prints_one_line():
+    import subprocess
+    import sys
+
+    fake = (
+        "import importlib.metadata as m; real = m.version; "
+        "m.version = lambda name: '5.15.0' if name == 'transformers' else real(name); import hf_audiocap"
+    )
+    run = subprocess.run([sys.executable, "-c", fake], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.splitlines() == [
+        f"hf_audiocap needs transformers{SpecifierSet(TRANSFORMERS_REQUIREMENT)} (found transformers 5.15.0): "
+        f"pip install 'transformers{SpecifierSet(TRANSFORMERS_REQUIREMENT)}'"
+    ]
 
 
 def test_declared_range_is_the_one_setup_cfg_installs():
