@@ -28,6 +28,12 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--num_beams", type=int, default=None)
     p.add_argument("--max_length", type=int, default=None)
+    p.add_argument(
+        "--no_repeat_content_words",
+        default=None,
+        type=lambda v: {"true": True, "false": False}[v.lower()],
+        help="true/false: forbid repeating a content word while generating (default: the model's saved setting)",
+    )
     p.add_argument("--max_clips", type=int, default=None)
     p.add_argument("--max_duration", type=float, default=60.0)
     p.add_argument("--skip_missing", action="store_true")

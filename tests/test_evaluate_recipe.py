@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -58,6 +59,15 @@ def test_evaluate_a_saved_model(trained, tmp_path):
     }
     assert {r["id"]: r["prediction"] for r in rows} == trained_rows
 
+    # the repetition control from the command line: no caption names a content word twice
+    from hf_audiocap.generation import has_repeated_content_word
+
+    controlled = tmp_path / "controlled"
+    run_evaluate(["--model", str(model), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test",
+                  "--output_dir", str(controlled), "--no_repeat_content_words", "true"])  # fmt: skip
+    rows = [json.loads(line) for line in (controlled / "evaluate_test_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and not any(has_repeated_content_word(r["prediction"]) for r in rows)
+
 
 def test_evaluate_a_predictions_file(trained, tmp_path):
     data, _ = trained
@@ -72,6 +82,11 @@ def test_evaluate_a_predictions_file(trained, tmp_path):
     assert metrics["source_recall"] > 0.8
     assert (tmp_path / "evaluate_test_metrics.json").is_file()  # default output: beside the predictions
     assert (tmp_path / "evaluate_test_predictions.jsonl").is_file()
+    with open(tmp_path / "evaluate_test_per_caption.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["corpus"] for r in rows} == {"synthcaps"}
+    assert sum(float(r["cider_d"]) for r in rows) / 6 == pytest.approx(metrics["cider_d"], abs=1e-9)
+    assert ("spice" in rows[0]) == ("spice" in metrics) and "spider_max" not in rows[0]  # computed ones only
 
 
 def test_evaluate_with_selected_metrics(trained, tmp_path, caplog, monkeypatch):
@@ -174,7 +189,7 @@ def test_report_writer_leaves_no_half_written_file(tmp_path, monkeypatch):
         m.setattr(os, "replace", replace_once)
         with pytest.raises(OSError, match="disk gone"):
             write_report(tmp_path, "x", CLIPS, ["new 1", "new 2"], {"cider_d": 0.5})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_metrics.json", "x_predictions.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_metrics.json", "x_per_caption.csv", "x_predictions.jsonl"]
     assert "new 2" in predictions_path.read_text() and metrics_path.read_text() == before["x_metrics.json"]
 
 
@@ -203,5 +218,27 @@ def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch)
     data_args = SimpleNamespace(dataset="clotho", dataset_path=str(tmp_path), test_split="test", extra_test_splits=[])
     metrics = evaluate_test_split(Trainer(), CLIPS, data_args, tmp_path / "run")
     assert metrics == {"test_cider_d": 2.5, "test_loss": 1.25}  # one reference per clip: no leave-one-out score
-    assert written == [tmp_path / "run" / "test_predictions.jsonl", tmp_path / "run" / "test_metrics.json"]
+    run = tmp_path / "run"
+    assert written == [run / "test_predictions.jsonl", run / "test_per_caption.csv", run / "test_metrics.json"]
+    assert (run / "test_per_caption.csv").read_text().splitlines()[0] == "id,corpus,style,prediction,references"
     assert json.loads((tmp_path / "run" / "test_metrics.json").read_text()) == {"cider_d": 2.5, "loss": 1.25}
+
+
+def test_evaluate_candidates_spider_max(trained, tmp_path, monkeypatch):
+    """A predictions file with an n-best list per clip: SPIDEr-max beside SPIDEr (SPICE stood in for: no jars here)."""
+    from hf_audiocap.metrics import _spice
+
+    monkeypatch.setattr(_spice, "spice_missing_reason", lambda fetch=None: None)
+    monkeypatch.setattr(_spice, "spice", lambda hyps, refs: (0.5, [0.5] * len(hyps)))
+    data, _ = trained
+    refs = [json.loads(line) for line in (trained[1] / "test_predictions.jsonl").read_text().splitlines()]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r["id"], "candidates": ["a sound", r["references"][0]]}) + "\n"
+                             for r in refs))  # fmt: skip
+    argv = ["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test"]
+    metrics = run_evaluate([*argv, "--metrics", "cider_d,spice,spider"])
+    assert metrics["spider_max"] > metrics["spider"]
+    with open(tmp_path / "evaluate_test_per_caption.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["best_candidate"] for r in rows} == {"1"} and {r["prediction"] for r in rows} == {"a sound"}
+    assert sum(float(r["spider_max"]) for r in rows) / 6 == pytest.approx(metrics["spider_max"], abs=1e-9)

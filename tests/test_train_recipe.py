@@ -5,6 +5,7 @@ TensorBoard, resuming, self-critical fine-tuning) runs."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -44,6 +45,7 @@ def test_output_folder_is_a_complete_hub_repository(main_run):
         "README.md",
         "test_metrics.json",
         "test_predictions.jsonl",
+        "test_per_caption.csv",
         "training_curves.png",
         "eval_samples.jsonl",
     }
@@ -87,6 +89,10 @@ def test_test_metrics_and_predictions(main_run):
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]), rel=1e-6)
     rows = [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(isinstance(r["prediction"], str) and len(r["references"]) == 5 for r in rows)
+    with open(out / "test_per_caption.csv", newline="", encoding="utf-8") as f:  # each clip's scores, from the run
+        per_caption = list(csv.DictReader(f))
+    assert [r["id"] for r in per_caption] == [r["id"] for r in rows]
+    assert sum(float(r["cider_d"]) for r in per_caption) / 6 == pytest.approx(metrics["cider_d"], abs=1e-9)
 
 
 def test_evaluation_reports_loss_perplexity_and_caption_metrics(main_run):

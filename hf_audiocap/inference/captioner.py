@@ -18,6 +18,7 @@ import torch
 
 from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
 from hf_audiocap.feature_extraction_audiocap import too_short_for
+from hf_audiocap.generation import apply_repetition_control
 from hf_audiocap.hub import PretrainedUnavailableError, check_pretrained
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
@@ -54,15 +55,21 @@ class Captioner:
     def sampling_rate(self) -> int:
         return self.processor.feature_extractor.sampling_rate
 
+    def _generate_kwargs(self, generate_kwargs: dict) -> dict:
+        """The Captioner's settings, then the call's, with `no_repeat_content_words` (the call's, else the model's
+        generation config's) turned into its logits processor (:mod:`hf_audiocap.generation`)."""
+        kwargs = {**self.generate_kwargs, **generate_kwargs}
+        return apply_repetition_control(kwargs, self.model.generation_config, self.processor.tokenizer)
+
     @torch.inference_mode()
     def caption_arrays(self, waves: Sequence[np.ndarray], return_scores: bool = False, **generate_kwargs):
         """Captions for mono float waveforms at `self.sampling_rate`, in order."""
-        kwargs = {**self.generate_kwargs, **generate_kwargs}
         captions, scores = [], []
         for start in range(0, len(waves), self.batch_size):
             chunk = list(waves[start : start + self.batch_size])
             inputs = self.processor(audio=chunk, sampling_rate=self.sampling_rate, return_tensors="pt")
             inputs = {k: v.to(self.model.device) for k, v in inputs.items() if k != "labels"}
+            kwargs = self._generate_kwargs(generate_kwargs)  # a fresh repetition processor per call
             if return_scores:
                 out = self.model.generate(**inputs, return_dict_in_generate=True, output_scores=True, **kwargs)
                 sequences = out.sequences
@@ -153,7 +160,7 @@ class Captioner:
     ) -> list[tuple[str, float]]:
         """The n best `(caption, score)` of one waveform by beam search (score: length-normalised log-probability,
         as beam search ranks them), best first; duplicates after decoding are merged."""
-        kwargs = {**self.generate_kwargs, **generate_kwargs}
+        kwargs = self._generate_kwargs(generate_kwargs)
         num_beams = max(int(kwargs.pop("num_beams", None) or self.model.generation_config.num_beams or 1), 1)
         n = max(1, min(int(num_return_sequences), num_beams))
         inputs = self.processor(audio=[wave], sampling_rate=self.sampling_rate, return_tensors="pt")

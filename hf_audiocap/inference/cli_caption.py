@@ -60,6 +60,20 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="windows per forward pass (default: 16)")
     p.add_argument("--num-beams", type=int, default=None, metavar="N", help="beam size (default: the model's)")
     p.add_argument("--max-length", type=int, default=None, metavar="N", help="max caption tokens (default: model's)")
+    repetition = p.add_mutually_exclusive_group()
+    repetition.add_argument(
+        "--no-repeat-content-words",
+        dest="no_repeat_content_words",
+        action="store_true",
+        default=None,
+        help="never repeat a content word within a caption (stop words exempt; default: the model's setting)",
+    )
+    repetition.add_argument(
+        "--allow-repeated-content-words",
+        dest="no_repeat_content_words",
+        action="store_false",
+        help="turn off a model's saved no_repeat_content_words",
+    )
     p.add_argument(
         "--max-duration",
         type=float,
@@ -91,6 +105,8 @@ def main_from_args(args) -> int:
         generate_kwargs["num_beams"] = args.num_beams
     if args.max_length is not None:
         generate_kwargs["max_length"] = args.max_length
+    if args.no_repeat_content_words is not None:
+        generate_kwargs["no_repeat_content_words"] = args.no_repeat_content_words
 
     results, failed = caption_files(
         captioner,

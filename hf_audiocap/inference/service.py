@@ -45,18 +45,27 @@ class CaptionService:
             "max_length": int(gen.max_length or 30),
             "repetition_penalty": float(gen.repetition_penalty or 1.0),
             "no_repeat_ngram_size": int(gen.no_repeat_ngram_size or 0),
+            "no_repeat_content_words": bool(getattr(gen, "no_repeat_content_words", False)),
         }
         self.lock = threading.Lock()  # one forward pass at a time: the CPU is shared between the tabs' events
         self.batcher = _Batcher(self._run_group, max_batch=captioner.batch_size or MAX_BATCH_SIZE)
 
     # -- decoding settings ------------------------------------------------------------------------------------------
-    def generate_kwargs(self, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
+    def generate_kwargs(
+        self,
+        num_beams=None,
+        max_length=None,
+        repetition_penalty=None,
+        no_repeat_ngram_size=None,
+        no_repeat_content_words=None,
+    ):
         """Only the settings that differ from the model's own, so defaults give the CLI's and pipeline's caption."""
         asked = {
             "num_beams": None if num_beams is None else int(num_beams),
             "max_length": None if max_length is None else int(max_length),
             "repetition_penalty": None if repetition_penalty is None else float(repetition_penalty),
             "no_repeat_ngram_size": None if no_repeat_ngram_size is None else int(no_repeat_ngram_size),
+            "no_repeat_content_words": None if no_repeat_content_words is None else bool(no_repeat_content_words),
         }
         return {k: v for k, v in asked.items() if v is not None and v != self.defaults[k]}
 
@@ -97,7 +106,15 @@ class CaptionService:
         return any(os.path.commonpath([real, d]) == d for d in self.upload_dirs)
 
     # -- events -----------------------------------------------------------------------------------------------------
-    def caption(self, path, num_beams=None, max_length=None, repetition_penalty=None, no_repeat_ngram_size=None):
+    def caption(
+        self,
+        path,
+        num_beams=None,
+        max_length=None,
+        repetition_penalty=None,
+        no_repeat_ngram_size=None,
+        no_repeat_content_words=None,
+    ):
         """The `/caption` event: one upload in, `(caption, error)` out. The upload is decoded in the request's own
         thread; its windows then join the next forward pass (`_Batcher`): requests that arrive while one runs share
         the next, so simultaneous users share forward passes. A bad upload only gets its own error. A recording longer
@@ -110,7 +127,9 @@ class CaptionService:
             waves = self.windows(path)
         except ValueError as err:
             return "", str(err)
-        kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
+        kwargs = self.generate_kwargs(
+            num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words
+        )
         return _joined(self.batcher.submit(waves, tuple(sorted(kwargs.items()))))
 
     def _run_group(self, waves: list[np.ndarray], key: tuple) -> list[tuple[str, str]]:
@@ -123,11 +142,23 @@ class CaptionService:
             return [("", message)] * len(waves)
         return [(text, "") for text in texts]
 
-    def details(self, path, num_beams, max_length, repetition_penalty, no_repeat_ngram_size, n_best, wave=None):
+    def details(
+        self,
+        path,
+        num_beams,
+        max_length,
+        repetition_penalty,
+        no_repeat_ngram_size,
+        n_best,
+        wave=None,
+        no_repeat_content_words=None,
+    ):
         """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings (of
         `wave` when the upload is already decoded)."""
         wave = self.load(path) if wave is None else wave
-        kwargs = self.generate_kwargs(num_beams, max_length, repetition_penalty, no_repeat_ngram_size)
+        kwargs = self.generate_kwargs(
+            num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words
+        )
         with self.lock:
             nbest = self.captioner.caption_nbest(wave, num_return_sequences=int(n_best), **kwargs)
         rows = [[text, round(score, 4)] for text, score in nbest]

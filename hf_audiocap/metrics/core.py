@@ -255,8 +255,10 @@ def compute_caption_metrics(
         training_references: the training split's references, for ``vocab_novel``.
         fense_models: :class:`hf_audiocap.metrics.learned.FenseModels` (default: the published models, or the
             environment's overrides).
-        per_clip: also return ``per_clip``: ``{name: [value per clip]}`` for the metrics that have one (METEOR,
-            ROUGE-L, CIDEr-D, SPICE, SPIDEr, sbert_sim, FER, FENSE, SPIDEr-FL).
+        per_clip: also return ``per_clip``: ``{name: [value per clip]}`` for the selected metrics that have one
+            (BLEU-1..4: each clip's sentence BLEU, pycocoevalcap's per-image list; METEOR: its segment scores; ROUGE-L,
+            CIDEr-D, SPICE, SPIDEr, sbert_sim, FER, FENSE, SPIDEr-FL: the values the corpus mean is taken over), by-products
+            of the corpus scores (nothing is scored twice).
 
     Returns:
         ``{name: float}`` for the requested scores (corpus level, pycocoevalcap conventions: BLEU is corpus BLEU,
@@ -297,10 +299,11 @@ def compute_caption_metrics(
     need_ngrams = need_cider or any(n.startswith("bleu") for n in wanted)
     corpus = scorers.CorpusNgrams(hyps, tok_refs) if need_ngrams else None
     if any(n.startswith("bleu") for n in wanted):
-        b = scorers.bleu(corpus)
+        b, per_clip_bleu = scorers.bleu_scores(corpus)
         for k in range(4):
             if f"bleu_{k + 1}" in wanted:
                 result[f"bleu_{k + 1}"] = float(b[k])
+                clip[f"bleu_{k + 1}"] = per_clip_bleu[:, k]
     if "meteor" in wanted:
         result["meteor"], segments = _java.get_backend().meteor(hyps, tok_refs)
         clip["meteor"] = np.asarray(segments)
@@ -403,3 +406,58 @@ def cider_d_leave_one_out(references: list[list[str]]) -> float:
             sets.append(clip[:j] + clip[j + 1 :])
     score = scorers.cider_d(scorers.CorpusNgrams(cands, sets))[0]
     return float(score) if not math.isnan(score) else 0.0
+
+
+def spider_max(candidates: list[list[str]], references: list[list[str]], *, spice_scores=None) -> dict:
+    """SPIDEr-max (aac-metrics' ``spider_max``): for each clip the highest SPIDEr among its candidate captions (an
+    n-best list), and the mean of those over clips.
+
+    Each candidate is scored as it would be as the corpus's prediction for its clip: CIDEr-D's document frequencies
+    (and log corpus size) come from the clips' reference sets only, and SPICE is per caption, so a candidate's score
+    does not depend on the other candidates. All candidates are therefore scored in one pass (one PTB tokenization,
+    one SPICE run, CIDEr-D with :class:`scorers.DocumentFrequencies` of the references), which equals aac-metrics'
+    one pass per candidate rank. Clips may have different numbers of candidates (aac-metrics requires equal
+    numbers): a shorter list is padded with its own first candidate, which cannot change its maximum.
+
+    Returns ``{"spider_max": float, "per_clip": {"spider_max": [...], "best_candidate": [index per clip]},
+    "unavailable": {}}``, or ``{"spider_max": None, "unavailable": {"spider_max": reason}}`` when SPICE cannot run
+    here (its one-line reason, said once per process, as :func:`compute_caption_metrics`). ``spice_scores``: stands
+    in for :func:`hf_audiocap.metrics._spice.spice` (tests).
+    """
+    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+        raise CaptionMetricsInputError("candidates must be a list (one per clip) of lists of strings")
+    for i, cands in enumerate(candidates):
+        if isinstance(cands, str) or not isinstance(cands, Sequence) or not cands:
+            raise CaptionMetricsInputError(f"candidates[{i}] must be a non-empty list of strings")
+        for j, c in enumerate(cands):
+            if not isinstance(c, str):
+                raise CaptionMetricsInputError(f"candidates[{i}][{j}] is {type(c).__name__}, expected str")
+    _, refs = _validate([c[0] for c in candidates], references)
+    reason = _spice.spice_missing_reason()
+    if reason is not None:
+        _warn_once(["spider_max"], reason)
+        return {"spider_max": None, "unavailable": {"spider_max": reason}}
+    k = max(len(c) for c in candidates)
+    flat = [c for cands in candidates for c in [*cands, *[cands[0]] * (k - len(cands))]]  # clip-major
+    hyps, tok_refs = _tokenize_corpus(flat, refs)  # the references once, with the candidates: one JVM exchange
+    repeated = [rr for rr in tok_refs for _ in range(k)]
+    _, cider = scorers.cider_d(
+        scorers.CorpusNgrams(hyps, repeated),
+        document_frequencies=scorers.DocumentFrequencies.from_references(tok_refs),
+    )
+    try:
+        _, spice = (spice_scores or _spice.spice)(hyps, repeated)
+    except Exception as e:  # as compute_caption_metrics: one line, the rest of the report carries on
+        reason = f"SPICE failed: {type(e).__name__}: {e}".splitlines()[0]
+        _warn_once(["spider_max"], reason)
+        return {"spider_max": None, "unavailable": {"spider_max": reason}}
+    spider = ((np.asarray(cider) + np.asarray(spice)) / 2).reshape(len(candidates), k)
+    best = spider.max(axis=1)
+    return {
+        "spider_max": float(np.mean(best)),
+        "per_clip": {
+            "spider_max": [float(x) for x in best],
+            "best_candidate": [int(i) for i in spider.argmax(axis=1)],
+        },
+        "unavailable": {},
+    }

@@ -36,5 +36,19 @@ def evaluation_metrics(metrics="coco", metric_for_best_model: str | None = None,
     resolve_metrics(metrics)
     if metric_for_best_model:
         check_metric(metric_for_best_model, metrics, training_references=training_references)
-    compute = partial(compute_caption_metrics, metrics=metrics, training_references=training_references)
-    return partial(_shared, compute)
+    compute = partial(compute_caption_metrics, metrics=metrics, training_references=training_references, per_clip=True)
+    return EvaluationMetrics(compute)
+
+
+class EvaluationMetrics:
+    """A run's ``metrics_fn``: the corpus scores of one evaluation, its per-clip scores (a by-product, on every
+    process) kept as :attr:`last_per_clip` for the test report's per-caption file."""
+
+    def __init__(self, compute) -> None:
+        self.compute = compute
+        self.last_per_clip: dict[str, list[float]] | None = None
+
+    def __call__(self, predictions, references) -> dict:
+        scores = dict(_shared(self.compute, predictions, references))
+        self.last_per_clip = scores.pop("per_clip", None)
+        return scores

@@ -5,6 +5,8 @@ the end of training (:func:`format_report`), and `recipes/evaluate.py`'s whole r
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -12,24 +14,50 @@ from pathlib import Path
 
 from hf_audiocap.data.atomic import write_atomic
 
-from .core import cider_d_leave_one_out, compute_caption_metrics, resolve_metrics
+from .core import (
+    COCO_NAMES,
+    LEARNED_NAMES,
+    cider_d_leave_one_out,
+    compute_caption_metrics,
+    resolve_metrics,
+    spider_max,
+)
 
 
 def read_predictions(path: str | Path) -> dict[str, str]:
-    """`id -> caption` from a JSON-lines file (`prediction` or `caption` per line)."""
-    out = {}
+    """`id -> caption` from a JSON-lines file (`prediction` or `caption` per line; see :func:`read_prediction_file`)."""
+    return read_prediction_file(path)[0]
+
+
+def read_prediction_file(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """`id -> caption` and `id -> candidates` from a JSON-lines file: one object per clip with `id` and `prediction`
+    (or `caption`), and optionally `candidates`, a non-empty list of captions (an n-best list) scored by SPIDEr-max;
+    without `prediction` the first candidate is the prediction, and a given `prediction` must be one of the
+    candidates (so SPIDEr-max >= SPIDEr)."""
+    out, candidates = {}, {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                out[str(row["id"])] = str(row.get("prediction", row.get("caption")))
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                clip_id = str(row["id"])
+                cands = row.get("candidates")
+                if cands is not None:
+                    if not isinstance(cands, list) or not cands or not all(isinstance(c, str) for c in cands):
+                        raise ValueError(f"{path}:{lineno}: `candidates` must be a non-empty list of strings")
+                    candidates[clip_id] = cands
+                    pred = row.get("prediction", row.get("caption", cands[0]))
+                    if pred not in cands:
+                        raise ValueError(f"{path}:{lineno}: the prediction {pred!r} is not one of the `candidates`")
+                else:
+                    pred = row.get("prediction", row["caption"] if "caption" in row else row["prediction"])
+                out[clip_id] = str(pred)
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
                 raise ValueError(
                     f"{path}:{lineno}: expected a JSON object with `id` and `prediction` ({err})"
                 ) from None
-    return out
+    return out, candidates
 
 
 def split_scores(predictions: list[str], clips, dataset: str, dataset_path, split: str) -> dict:
@@ -53,10 +81,25 @@ def split_scores(predictions: list[str], clips, dataset: str, dataset_path, spli
     return scores
 
 
-def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str], metrics: dict) -> tuple[Path, Path]:
-    """`<stem>_predictions.jsonl` (id, prediction, references per clip) and `<stem>_metrics.json` (the numeric
-    metrics) in `output_dir`, each written whole or not at all (a temporary file beside it, then a rename): an
-    interrupted run leaves the previous report intact. Returns the two paths."""
+# the per-caption file's score columns, in this order (those computed): every sentence-level metric, then SPIDEr-max
+PER_CAPTION_SCORES = COCO_NAMES + LEARNED_NAMES + ("spider_max", "best_candidate")
+
+
+def write_report(
+    output_dir: str | Path,
+    stem: str,
+    clips,
+    predictions: list[str],
+    metrics: dict,
+    *,
+    per_clip: dict | None = None,
+    corpus: str = "",
+) -> tuple[Path, Path]:
+    """`<stem>_predictions.jsonl` (id, prediction, references per clip), `<stem>_per_caption.csv` (:func:`per_caption_csv`,
+    from `per_clip`: `{metric: [score per clip]}`, the scorers' own per-clip values; `corpus`: the dataset's name) and
+    `<stem>_metrics.json` (the numeric metrics) in `output_dir`, each written whole or not at all (a temporary file
+    beside it, then a rename), the metrics last: an interrupted run leaves the previous report intact. Returns the
+    paths of the predictions and the metrics."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions_path, metrics_path = out / f"{stem}_predictions.jsonl", out / f"{stem}_metrics.json"
@@ -66,6 +109,7 @@ def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str
     ]
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     write_atomic(predictions_path, "".join(lines))
+    write_atomic(out / f"{stem}_per_caption.csv", per_caption_csv(clips, predictions, per_clip or {}, corpus))
     write_atomic(metrics_path, json.dumps(numbers, indent=2, sort_keys=True) + "\n")
     tables = {k: v for k, v in metrics.items() if k.endswith("class_table") and isinstance(v, str)}
     if tables:  # realsounds: the per-class tables, one section per split
@@ -74,10 +118,27 @@ def write_report(output_dir: str | Path, stem: str, clips, predictions: list[str
     return predictions_path, metrics_path
 
 
+def per_caption_csv(clips, predictions: list[str], per_clip: dict, corpus: str = "") -> str:
+    """The per-caption file: one row per clip with `id`, `corpus` (the dataset), `style` (empty: reserved for style
+    tokens), `prediction`, `references` (a JSON list: a caption may hold any separator) and one column per
+    sentence-level score that was computed (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr, sbert_sim, FER,
+    FENSE, SPIDEr-FL; with candidates, `spider_max` and `best_candidate`, the index of the candidate that reached
+    it), in that order; a metric that was not computed has no column. Scores are written as Python floats
+    (`repr`: exact)."""
+    names = [n for n in PER_CAPTION_SCORES if n in per_clip]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "corpus", "style", "prediction", "references", *names])
+    for i, (clip_id, pred, refs) in enumerate(zip(clips["id"], predictions, clips["captions"])):
+        refs_json = json.dumps(list(refs), ensure_ascii=False)
+        writer.writerow([clip_id, corpus, "", pred, refs_json, *(per_clip[n][i] for n in names)])
+    return buf.getvalue()
+
+
 def format_report(metrics: dict, clips, predictions: list[str], num_samples: int = 8, fit: dict | None = None) -> str:
     """The metrics table, what the validation loss said of the run (`fit`: `callbacks.fit_summary`) and some generated
     captions beside their references, as printed by the demo."""
-    names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider"]
+    names = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice", "spider", "spider_max"]
     names += ["spider_fl", "fer", "sbert_sim", "fense", "vocab_references", "vocab_novel"]
     names += ["cider_d_references", "source_recall", "source_precision", "vocab_size", "mean_length", "loss"]
     names += ["class_recall", "class_precision", "baseline_class_recall", "baseline_class_precision"]
@@ -131,30 +192,50 @@ def evaluate_main(args) -> dict:
         skip_missing=args.skip_missing,
     )
     clips = load_recipe_datasets(data_args)[args.split]
+    candidates = None  # an n-best list per clip, from a predictions file's `candidates`
     if args.model:
         from hf_audiocap.inference.captioner import Captioner
 
         gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
+        if getattr(args, "no_repeat_content_words", None) is not None:
+            gen["no_repeat_content_words"] = args.no_repeat_content_words
         captioner = Captioner.from_pretrained(
             args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
         )
         predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
     else:
-        by_id = read_predictions(args.predictions)
+        by_id, candidates_by_id = read_prediction_file(args.predictions)
         missing = [i for i in clips["id"] if i not in by_id]
         if missing:
             raise ValueError(
                 f"{args.predictions}: no prediction for {len(missing)} of {len(clips)} clips (first: {missing[:5]})"
             )
         predictions = [by_id[i] for i in clips["id"]]
-    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection)  # logs what is unavailable
+        if candidates_by_id:
+            without = [i for i in clips["id"] if i not in candidates_by_id]
+            if without:
+                raise ValueError(
+                    f"{args.predictions}: `candidates` for some clips but not for {len(without)} of {len(clips)} "
+                    f"(first: {without[:5]}): give them for every clip or for none"
+                )
+            candidates = [candidates_by_id[i] for i in clips["id"]]
+    # logs what is unavailable; the per-clip scores are the corpus scores' by-products
+    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection, per_clip=True)
+    per_clip = scores.get("per_clip", {})
     metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    if candidates is not None and "spider" in resolve_metrics(selection):  # SPIDEr-max goes with SPIDEr
+        best = spider_max(candidates, clips["captions"])
+        if best["spider_max"] is not None:
+            metrics["spider_max"] = best["spider_max"]
+            per_clip.update(best["per_clip"])
     metrics.update(split_scores(predictions, clips, args.dataset, args.dataset_path, args.split))
 
     # Files named from the split (a plain name: nothing from the dataset can leave the output folder).
     out = Path(args.output_dir or args.model or Path(args.predictions).parent)
     stem = "evaluate_" + re.sub(r"[^\w.-]", "_", args.split).lstrip(".")
-    predictions_path, metrics_path = write_report(out, stem, clips, predictions, metrics)
+    predictions_path, metrics_path = write_report(
+        out, stem, clips, predictions, metrics, per_clip=per_clip, corpus=args.dataset
+    )
     width = max(len(k) for k in metrics)
     print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))
     print(f"\nWrote {predictions_path} and {metrics_path}")

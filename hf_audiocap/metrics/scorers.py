@@ -121,21 +121,28 @@ class CorpusNgrams:
 # ---------------------------------------------------------------------------------------------------- BLEU
 def bleu(corpus: CorpusNgrams, max_n: int = MAX_N) -> list[float]:
     """Corpus BLEU-1..4 exactly as ``pycocoevalcap.bleu.Bleu(4).compute_score`` (``option='closest'``)."""
+    return bleu_scores(corpus, max_n)[0]
+
+
+def bleu_scores(corpus: CorpusNgrams, max_n: int = MAX_N) -> tuple[list[float], np.ndarray]:
+    """Corpus BLEU-1..4 and each clip's own (an array ``(n_clips, max_n)``), both exactly as
+    ``pycocoevalcap.bleu.Bleu(4).compute_score`` (``option='closest'``): its second result, the per-image list, is the
+    sentence BLEU of each clip with its own brevity penalty (closest reference length), the same counts summed into
+    the corpus score."""
     small, tiny = 1e-9, 1e-15
     lengths = corpus.table.lengths
     testlens = lengths[: corpus.n_hyp]
     reflens = lengths[corpus.n_hyp :]
-    # closest reference length: min over refs of (|l - testlen|, l)
-    total_reflen = 0
+    # closest reference length of each clip: min over refs of (|l - testlen|, l)
+    clip_reflen = np.zeros(corpus.n_clips, dtype=np.int64)
     if corpus.n_clips:
         diff = np.abs(reflens - testlens[corpus.ref_clip])
         key = diff * (int(reflens.max(initial=0)) + 1) + reflens
         bounds = np.concatenate([[0], np.cumsum(corpus.n_refs)[:-1]])
         best = np.minimum.reduceat(key, bounds)
-        total_reflen = int((best % (int(reflens.max(initial=0)) + 1)).sum())
-    total_testlen = int(testlens.sum())
-    guess = [int(np.maximum(0, testlens - k + 1).sum()) for k in range(1, max_n + 1)]
-    correct = []
+        clip_reflen = best % (int(reflens.max(initial=0)) + 1)
+    guess = np.stack([np.maximum(0, testlens - k + 1) for k in range(1, max_n + 1)], axis=1)
+    correct = np.zeros((corpus.n_clips, max_n), dtype=np.int64)
     for k in range(1, max_n + 1):
         (_, h_clip, h_gram, h_cnt), (_, r_clip, r_gram, r_cnt) = corpus.split(k)
         g = max(corpus.table.n_grams[k], 1)
@@ -146,17 +153,27 @@ def bleu(corpus: CorpusNgrams, max_n: int = MAX_N) -> list[float]:
         maxcnt = np.maximum.reduceat(r_cnt_s, first) if len(first) else np.zeros(0, dtype=np.int64)
         idx, found = _lookup(uk, h_clip * g + h_gram)
         clipped = np.where(found, np.minimum(h_cnt, maxcnt[idx] if len(maxcnt) else 0), 0)
-        correct.append(int(clipped.sum()))
+        correct[:, k - 1] = np.bincount(h_clip, weights=clipped, minlength=corpus.n_clips).astype(np.int64)
+
+    # pycocoevalcap's formula, each operation as it does it (math.exp: numpy's may differ in the last bit)
+    ratio = (testlens + tiny) / (clip_reflen + small)
+    per_clip = np.ones((corpus.n_clips, max_n))
+    b = np.ones(corpus.n_clips)
+    for k in range(max_n):
+        b = b * ((correct[:, k] + tiny) / (guess[:, k] + small))
+        per_clip[:, k] = b ** (1.0 / (k + 1))
+    short = np.nonzero(ratio < 1)[0]
+    per_clip[short] *= np.array([math.exp(1 - 1 / r) for r in ratio[short].tolist()]).reshape(-1, 1)
     bleus = []
     b = 1.0
     for k in range(max_n):
-        b *= float(correct[k] + tiny) / (guess[k] + small)
+        b *= float(int(correct[:, k].sum()) + tiny) / (int(guess[:, k].sum()) + small)
         bleus.append(b ** (1.0 / (k + 1)))
-    ratio = (total_testlen + tiny) / (total_reflen + small)
-    if ratio < 1:
+    total = (int(testlens.sum()) + tiny) / (int(clip_reflen.sum()) + small)
+    if total < 1:
         for k in range(max_n):
-            bleus[k] *= math.exp(1 - 1 / ratio)
-    return bleus
+            bleus[k] *= math.exp(1 - 1 / total)
+    return bleus, per_clip
 
 
 # ---------------------------------------------------------------------------------------------------- CIDEr-D

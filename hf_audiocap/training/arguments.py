@@ -273,6 +273,15 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         },
     )
 
+    generation_no_repeat_content_words: bool = field(
+        default=False,
+        metadata={
+            "help": "Generation never repeats a content word within a caption (stop words such as 'a', 'and', 'with' "
+            "exempt; hf_audiocap.generation). Used by validation and saved in generation_config.json as the plain "
+            "setting `no_repeat_content_words`, which every entry point (CLI, pipeline, app, evaluate.py) applies."
+        },
+    )
+
     scst: bool = field(
         default=False,
         metadata={

@@ -257,6 +257,8 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
         gen.max_length = training_args.generation_max_length
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
+    if getattr(training_args, "generation_no_repeat_content_words", False):
+        gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
     return model
 
 
@@ -370,13 +372,14 @@ def _eval_key(metric: str) -> str:
 
 def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path, all_clips=None) -> dict:
     """`recipes/train.py`'s test report: the trainer's evaluation (`test_`-prefixed caption metrics and loss) plus
-    :func:`split_scores`, written by the main process as `test_predictions.jsonl` and `test_metrics.json` (keys without
-    the prefix); each of `extra_test_splits` (from `all_clips`) likewise, its keys prefixed with its name, its
-    predictions in `<split>_predictions.jsonl`. Returns the prefixed metrics."""
+    :func:`split_scores`, written by the main process as `test_predictions.jsonl`, `test_per_caption.csv` (each clip's
+    scores, from the run's `metrics_fn`) and `test_metrics.json` (keys without the prefix); each of `extra_test_splits`
+    (from `all_clips`) likewise, its keys prefixed with its name, its files `<split>_predictions.jsonl` and so on. Returns the prefixed metrics."""
     # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
     trainer.pop_callback(EarlyStoppingCallback)
     metrics = trainer.evaluate(clips, metric_key_prefix="test")
     predictions = trainer.last_predictions
+    per_clip = getattr(getattr(trainer, "metrics_fn", None), "last_per_clip", None)  # the per-caption file's scores
     extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
     metrics.update({f"test_{k}": v for k, v in extra.items()})
     for split in data_args.extra_test_splits:  # each further split: its metrics prefixed with its name
@@ -390,7 +393,9 @@ def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: st
         metrics.update({f"test_{k.removeprefix(split + '_')}": v for k, v in more.items() if "single_class_acc" in k})
         if trainer.is_world_process_zero():
             own = {k.removeprefix(f"{split}_"): v for k, v in more.items()}
-            write_report(output_dir, split, all_clips[split], trainer.last_predictions, own)
+            write_report(output_dir, split, all_clips[split], trainer.last_predictions, own, corpus=data_args.dataset,
+                         per_clip=getattr(getattr(trainer, "metrics_fn", None), "last_per_clip", None))  # fmt: skip
     if trainer.is_world_process_zero():
-        write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()})
+        write_report(output_dir, "test", clips, predictions, {k.removeprefix("test_"): v for k, v in metrics.items()},
+                     per_clip=per_clip, corpus=data_args.dataset)  # fmt: skip
     return metrics

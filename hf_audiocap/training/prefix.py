@@ -63,6 +63,8 @@ def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq
         gen.max_new_tokens = training_args.generation_max_length
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
+    if getattr(training_args, "generation_no_repeat_content_words", False):
+        gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
     return model
 
 

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import speed_metrics
 
+from hf_audiocap.generation import apply_repetition_control
 from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
 from hf_audiocap.training.checkpoints import CheckpointCompletionCallback, resolve_checkpoint
@@ -420,6 +421,13 @@ class AudioCapTrainer(Seq2SeqTrainer):
         # arguments (evaluation_loop passes none)
         if not gen_kwargs and self._generation_kwargs is not None:
             gen_kwargs = dict(self._generation_kwargs)
+        if not prediction_loss_only and self.args.predict_with_generate:
+            # `no_repeat_content_words` (the call's, else the generation config's) as a fresh logits processor
+            if not gen_kwargs:  # what Seq2SeqTrainer itself would fall back to
+                gen_kwargs = dict(getattr(self, "_gen_kwargs", None) or {})
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            generation_config = self.accelerator.unwrap_model(model).generation_config
+            gen_kwargs = apply_repetition_control(gen_kwargs, generation_config, tokenizer)
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def create_model_card(self, *args, **kwargs):
