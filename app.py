@@ -101,10 +101,6 @@ def build_app(
                             1.0, 2.0, value=d["repetition_penalty"], step=0.05, label="Repetition penalty"
                         )
                         no_repeat = gr.Slider(0, 5, value=d["no_repeat_ngram_size"], step=1, label="No-repeat n-gram")
-                        content_words = gr.Checkbox(
-                            value=d["no_repeat_content_words"],
-                            label="Never repeat a content word (stop words such as 'a', 'and', 'with' exempt)",
-                        )
                         n_best = gr.Slider(1, 10, value=5, step=1, label="n-best list size")
                     caption_btn = gr.Button("Caption", variant="primary")
                     examples = sorted(Path(examples_dir).glob("*.wav"))[::4][:8] if examples_dir else []
@@ -166,12 +162,12 @@ def build_app(
             if message:
                 raise refuse(message)
 
-        def details(path, beams, length, penalty, ngram, n, content=None):
+        # The model's saved no_repeat_content_words applies: a toggle here would add an input to the public /caption
+        # API and break its clients' five-value requests.
+        def details(path, beams, length, penalty, ngram, n):
             try:
                 wave = service.load(path)
-                shown = service.details(
-                    path, beams, length, penalty, ngram, n, wave=wave, no_repeat_content_words=content
-                )
+                shown = service.details(path, beams, length, penalty, ngram, n, wave=wave)
             except ValueError as err:
                 raise refuse(str(err)) from None
             if float(np.abs(wave).max()) < SILENCE_PEAK:
@@ -184,7 +180,7 @@ def build_app(
             caption_btn.click(check_upload, [audio], None, api_visibility="private")
             .success(
                 service.caption,
-                [audio, *decoding_inputs, content_words],
+                [audio, *decoding_inputs],
                 [caption, error],
                 api_name="caption",
                 concurrency_limit=MAX_BATCH_SIZE,  # decoded in parallel, then batched by service.batcher
@@ -193,7 +189,7 @@ def build_app(
             .then(show_error, [error], None, api_visibility="private")
             .success(
                 details,
-                [audio, *decoding_inputs, n_best, content_words],
+                [audio, *decoding_inputs, n_best],
                 [nbest, spectrogram, decoding],
                 api_visibility="private",
             )

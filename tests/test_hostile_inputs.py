@@ -328,7 +328,12 @@ def test_evaluate_odd_but_valid_audio_and_a_10000_word_reference(model_dir, temp
     assert np.isfinite(metrics["cider_d"]) and np.isfinite(metrics["bleu_4"])
     rows = [json.loads(line) for line in (out / "evaluate_train_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and len(rows[0]["references"][0].split()) == 10_000
-    assert sorted(p.name for p in out.iterdir()) == ["evaluate_train_metrics.json", "evaluate_train_predictions.jsonl"]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [
+        "evaluate_train_metrics.json",
+        "evaluate_train_per_caption.csv",
+        "evaluate_train_predictions.jsonl",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- hf-audiocap caption
