@@ -30,7 +30,7 @@ MAX_SECONDS = 15.0  # longer recordings keep their first 15 s: scenes use at mos
 SPLIT_SHARES = {"test": 0.2, "validation": 0.15}
 # A class holds out validation recordings only when at least this many remain for training: a class of 4-5 recordings
 # gains more from one more training recording than validation gains from it (benchmarks/realsounds_probe.py: a
-# linear probe on frozen Whisper-base features names 0.46 of the test recordings when a validation recording is held
+# linear probe on frozen Whisper-base features names 0.43 of the test recordings when a validation recording is held
 # out of every class, 0.51 under this rule).
 MIN_TRAIN = 4
 
