@@ -46,25 +46,10 @@ def summarize(captions: list[str], seconds: float) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from hf_audiocap.inference.captioner import Captioner
-    from hf_audiocap.training.arguments import DataArguments
-    from hf_audiocap.training.builders import load_recipe_datasets
+    from hf_audiocap.metrics.report import load_captioner_for, load_split
 
-    data_args = DataArguments(
-        dataset=args.dataset,
-        dataset_path=args.dataset_path,
-        audio_dir=args.audio_dir,
-        train_split=args.split,
-        eval_split=None,
-        test_split=None,
-        max_train_clips=args.max_clips,
-        max_duration=args.max_duration,
-    )
-    clips = load_recipe_datasets(data_args)[args.split]
-    gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
-    captioner = Captioner.from_pretrained(
-        args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
-    )
+    clips = load_split(args)
+    captioner = load_captioner_for(args)
     results, captions = {}, {}
     for name, on in (("without", False), ("with", True)):
         start = time.perf_counter()
@@ -83,7 +68,7 @@ def main(argv=None) -> dict:
         "dataset": args.dataset,
         "split": args.split,
         "clips": len(clips),
-        "generation": {**gen},
+        "generation": dict(captioner.generate_kwargs),
         **{f"{name}_control": value for name, value in results.items()},
         "changed_fraction": round(len(changed) / max(len(clips), 1), 4),
         "changed_examples": changed[: args.examples],

@@ -169,17 +169,13 @@ def format_report(metrics: dict, clips, predictions: list[str], num_samples: int
     return "\n".join(rows)
 
 
-def evaluate_main(args) -> dict:
-    """`recipes/evaluate.py`: caption a split with a saved model (`args.model`, through the shared `Captioner`) or read
-    a predictions file (`args.predictions`), score it, print the metrics and write the report files
-    (`evaluate_<split>_*`). Returns the metrics."""
-    # The recipes' own data loading (DataArguments' checks, SynthCaps/realsounds preparation): imported here, so
-    # importing the metrics loads neither the training nor the inference stack.
+def load_split(args):
+    """The clips of `args.split` (dataset, dataset_path, audio_dir, max_clips, max_duration, skip_missing), loaded as
+    the recipes load them (DataArguments' checks, SynthCaps/realsounds preparation). Imported here, so importing the
+    metrics loads neither the training nor the inference stack."""
     from hf_audiocap.training.arguments import DataArguments
     from hf_audiocap.training.builders import load_recipe_datasets
 
-    selection = getattr(args, "metrics", None)
-    resolve_metrics(selection)  # an unknown preset or metric stops here, before any caption is generated
     data_args = DataArguments(
         dataset=args.dataset,
         dataset_path=args.dataset_path,
@@ -189,19 +185,34 @@ def evaluate_main(args) -> dict:
         test_split=None,
         max_train_clips=args.max_clips,
         max_duration=args.max_duration,
-        skip_missing=args.skip_missing,
+        skip_missing=getattr(args, "skip_missing", False),
     )
-    clips = load_recipe_datasets(data_args)[args.split]
+    return load_recipe_datasets(data_args)[args.split]
+
+
+def load_captioner_for(args):
+    """The shared `Captioner` of `args.model` with the generation options given (num_beams, max_length,
+    no_repeat_content_words; the model's own where absent)."""
+    from hf_audiocap.inference.captioner import Captioner
+
+    gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
+    if getattr(args, "no_repeat_content_words", None) is not None:
+        gen["no_repeat_content_words"] = args.no_repeat_content_words
+    return Captioner.from_pretrained(
+        args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
+    )
+
+
+def evaluate_main(args) -> dict:
+    """`recipes/evaluate.py`: caption a split with a saved model (`args.model`, through the shared `Captioner`) or read
+    a predictions file (`args.predictions`), score it, print the metrics and write the report files
+    (`evaluate_<split>_*`). Returns the metrics."""
+    selection = getattr(args, "metrics", None)
+    resolve_metrics(selection)  # an unknown preset or metric stops here, before any caption is generated
+    clips = load_split(args)
     candidates = None  # an n-best list per clip, from a predictions file's `candidates`
     if args.model:
-        from hf_audiocap.inference.captioner import Captioner
-
-        gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
-        if getattr(args, "no_repeat_content_words", None) is not None:
-            gen["no_repeat_content_words"] = args.no_repeat_content_words
-        captioner = Captioner.from_pretrained(
-            args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
-        )
+        captioner = load_captioner_for(args)
         predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
     else:
         by_id, candidates_by_id = read_prediction_file(args.predictions)
