@@ -134,7 +134,14 @@ def _worker(out: Path) -> None:
         losses = train_steps(model, [data_shards()[rank]], sharded=True)
         weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
         torch.save({"losses": losses, "units": units, "weights": weights}, out / f"{variant}-rank{rank}.pt")
+    # Tear down together, then leave without interpreter finalisation: a rank whose peer has already closed its
+    # sockets, or whose gloo threads still hold tensors while Python shuts down, can abort in C++ after all its work
+    # is written ("terminate called without an active exception", seen once in CI).
+    dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @pytest.mark.slow  # two real processes (~7 s of imports each)
