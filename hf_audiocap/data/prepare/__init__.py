@@ -111,6 +111,11 @@ class PrepareConfig:
     num_train: int | None = field(default=None, metadata={"help": "realsounds: training scenes (default 4000)."})
     num_validation: int | None = field(default=None, metadata={"help": "realsounds: validation scenes (default 150)."})
     num_test: int | None = field(default=None, metadata={"help": "realsounds: test scenes (default 300)."})
+    train_single_share: float | None = field(
+        default=None,
+        metadata={"help": "realsounds: the share of training clips that are one training recording alone, without "
+                  "noise (the condition of the test_single set); the rest are scenes (default 0)."},
+    )  # fmt: skip
     to_datasets: str | None = field(
         default=None,
         metadata={"help": "Also save the prepared corpus as an Arrow DatasetDict (the loaders' schema, audio bytes "
@@ -144,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif f.name == "splits":
             parser.add_argument(flag, nargs="+", default=None, help=helptext)
         else:
-            kind = {"float": float, "int": int, "int | None": int}.get(f.type, str)
+            kind = {"float": float, "int": int, "int | None": int, "float | None": float}.get(f.type, str)
             required = f.default is dataclasses.MISSING
             parser.add_argument(
                 flag, type=kind, required=required, default=None if required else f.default, help=helptext

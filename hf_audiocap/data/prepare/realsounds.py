@@ -40,7 +40,7 @@ def scene_sizes(config) -> dict:
 
 
 def prepare_realsounds(config) -> CorpusCard | None:
-    from hf_audiocap.data.realsounds.generate import generate_scenes
+    from hf_audiocap.data.realsounds.generate import generate_scenes, scene_arguments
     from hf_audiocap.data.realsounds.recordings import extract_package, split_recordings
 
     root = Path(config.root)
@@ -70,10 +70,15 @@ def prepare_realsounds(config) -> CorpusCard | None:
         raise PrepareError(f"{root}: no class has enough recordings ({', '.join(dropped)})")
     info_path = root / "realsounds_info.json"
     made = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
-    if not made or made.get("seed") != config.seed or made.get("arguments") != sizes:
+    share = config.train_single_share or 0.0
+    if (
+        not made
+        or made.get("seed") != config.seed
+        or made.get("arguments") != scene_arguments(**sizes, train_single_share=share)
+    ):
         for split in ("train", "validation", "test", "test_single"):
             shutil.rmtree(root / split, ignore_errors=True)
-        counts = generate_scenes(root, by_class, seed=config.seed, **sizes)
+        counts = generate_scenes(root, by_class, seed=config.seed, train_single_share=share, **sizes)
     else:
         counts = made["splits"]
     card = _card(root, records, by_class, dropped, counts)

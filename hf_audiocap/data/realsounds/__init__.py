@@ -35,10 +35,14 @@ def ensure_realsounds(path: str | Path, synth_kwargs: dict, make: bool) -> None:
 
     path = Path(path)
     info_path = path / "realsounds_info.json"
-    asked = {k: synth_kwargs[k] for k in ("seed", "num_train", "num_validation", "num_test") if k in synth_kwargs}
+    asked = {
+        k: synth_kwargs[k]
+        for k in ("seed", "num_train", "num_validation", "num_test", "train_single_share")
+        if k in synth_kwargs
+    }
     if info_path.is_file():
         info = json.loads(info_path.read_text(encoding="utf-8"))
-        made = {"seed": info.get("seed"), **info.get("arguments", {})}
+        made = {"seed": info.get("seed"), "train_single_share": 0.0, **info.get("arguments", {})}
         differ = {k: (made.get(k), v) for k, v in asked.items() if made.get(k) != v}
         if not differ:
             return

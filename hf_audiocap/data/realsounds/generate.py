@@ -3,6 +3,7 @@ reads them unchanged::
 
     ROOT/{train,validation,test}/realsounds_{split}_{index:05d}.wav     scenes of 1-3 classes
     ROOT/test_single/realsounds_test_single_{index:05d}.wav            each test recording alone
+    (with ``train_single_share``, that share of the training clips is a training recording alone, as test_single's)
     ROOT/clotho_captions_{split}.csv                                    file_name,caption_1,...,caption_5
     ROOT/realsounds_ground_truth_{split}.jsonl                          classes, recordings, roles and timing per clip
     ROOT/realsounds_info.json                                           seed, sizes, classes and their split recordings
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_audiocap.data.realsounds.scenes import _energetic_start, _load, recording_bank
+from hf_audiocap.data.audio import resample
+from hf_audiocap.data.realsounds.scenes import SPEED_RANGE, _energetic_start, _load, recording_bank
 from hf_audiocap.data.synthcaps.captions import make_captions
 from hf_audiocap.data.synthcaps.generate import _wav_bytes, _write_split, default_workers
 from hf_audiocap.data.synthcaps.scenes import MAX_DURATION, _plan_scene
@@ -35,6 +37,13 @@ SIZE_PROBS = (0.35, 0.4, 0.25)
 
 def file_name_for(split: str, index: int) -> str:
     return f"realsounds_{split}_{index:05d}.wav"
+
+
+def scene_arguments(num_train: int, num_validation: int, num_test: int, train_single_share: float = 0.0) -> dict:
+    """The scene arguments realsounds_info.json records (the share only when there is one, so that folders made
+    before it existed still match)."""
+    args = {"num_train": int(num_train), "num_validation": int(num_validation), "num_test": int(num_test)}
+    return {**args, "train_single_share": float(train_single_share)} if train_single_share else args
 
 
 def _classes_of(split_recordings: dict, split: str) -> dict[str, list[dict]]:
@@ -56,16 +65,31 @@ def generate_scene(seed: int, split: str, index: int, split_recordings: dict, ro
     return _pcm(audio), captions, _record(split, index, plan, info, dict(picked), len(audio), bank)
 
 
-def generate_single(seed: int, index: int, record: dict, root: Path):
-    """One test recording alone: no other source, no noise, no augmentation; up to MAX_DURATION s of it (its most
-    energetic part), at the nominal level."""
+def pick_single(seed: int, index: int, split_recordings: dict, share: float) -> dict | None:
+    """The training recording that training clip ``index`` is made of alone (a class, then one of its training
+    recordings, uniformly), or None for a scene; about ``share`` of the clips. Drawn from a stream of its own, so the
+    other clips are the scenes they would be without it."""
+    rng = np.random.default_rng([int(seed), 9, _SPLIT_IDS["train"], int(index)])
+    if share <= 0 or rng.random() >= share:
+        return None
+    recordings = _classes_of(split_recordings, "train")
+    recs = recordings[sorted(recordings)[int(rng.integers(len(recordings)))]]
+    return recs[int(rng.integers(len(recs)))]
+
+
+def generate_single(seed: int, index: int, record: dict, root: Path, split: str = SINGLE_SPLIT):
+    """One recording alone: no other source, no noise; up to MAX_DURATION s of it (its most energetic part), at the
+    nominal level. Test recordings are not augmented; a training recording is sped up or slowed down (x0.9-1.1) as in
+    the scenes, so that a model cannot memorise it."""
     cls = record["class"]
     bank = recording_bank({cls: [record]}, root, augment=False)
-    rng = np.random.default_rng([int(seed), 7, _SPLIT_IDS[SINGLE_SPLIT], int(index)])
+    rng = np.random.default_rng([int(seed), 7, _SPLIT_IDS[split], int(index)])
     plan = _plan_scene(rng, (cls,), bank)
     plan["attrs"][cls]["loudness"] = "normal"
     captions = make_captions(rng, plan, bank=bank)
     x = _load(str(root / record["file"]), 16000).astype(np.float64)
+    if split != SINGLE_SPLIT:
+        x = resample(x, 16000, int(round(16000 / rng.uniform(*SPEED_RANGE))))
     length = min(len(x), int(MAX_DURATION * 16000))
     start = _energetic_start(x, length, rng, 16000)
     x = _fade(x[start : start + length].copy(), 16000, 0.02)
@@ -73,7 +97,7 @@ def generate_single(seed: int, index: int, record: dict, root: Path):
     x *= min(1.0, 0.98 / (np.max(np.abs(x)) + 1e-12))
     plan.update(foreground=[cls], background=None, relation="single", windows={cls: (0.0, length / 16000)})
     info = {"timing": {cls: (0.0, round(length / 16000, 3), _LEVEL_DB["normal"])}, "noise": None}
-    return _pcm(x), captions, _record(SINGLE_SPLIT, index, plan, info, {cls: record["id"]}, len(x), bank)
+    return _pcm(x), captions, _record(split, index, plan, info, {cls: record["id"]}, len(x), bank)
 
 
 def _pcm(audio: np.ndarray) -> np.ndarray:
@@ -101,12 +125,15 @@ def _record(split, index, plan, info, picked, n, bank) -> dict:
 
 
 def _work(job) -> list[tuple[list[str], dict]]:
-    seed, split, start, stop, split_recordings, root = job
+    seed, split, start, stop, split_recordings, root, single_share = job
     root = Path(root)
     rows = []
     for index in range(start, stop):
+        alone = pick_single(seed, index, split_recordings, single_share) if split == "train" else None
         if split == SINGLE_SPLIT:
             pcm, captions, record = generate_single(seed, index, split_recordings[index], root)
+        elif alone is not None:
+            pcm, captions, record = generate_single(seed, index, alone, root, split="train")
         else:
             pcm, captions, record = generate_scene(seed, split, index, split_recordings, root)
         (root / split / record["file_name"]).write_bytes(_wav_bytes(pcm))
@@ -122,17 +149,21 @@ def generate_scenes(
     num_train: int = DEFAULT_SIZES["train"],
     num_validation: int = DEFAULT_SIZES["validation"],
     num_test: int = DEFAULT_SIZES["test"],
+    train_single_share: float = 0.0,
     workers: int | None = None,
 ) -> dict[str, int]:
-    """Writes the scenes of every split and the single-recording test set into ``root``; returns clips per split."""
+    """Writes the scenes of every split and the single-recording test set into ``root``; returns clips per split.
+    ``train_single_share`` of the training clips are a training recording alone, the condition of test_single."""
     root = Path(root)
     sizes = {"train": int(num_train), "validation": int(num_validation), "test": int(num_test)}
     singles = [r for by_split in split_recordings.values() for r in by_split["test"]]
     jobs = []
     for split, n in sizes.items():
-        jobs += [(seed, split, a, min(n, a + 50), split_recordings, str(root)) for a in range(0, n, 50)]
+        jobs += [
+            (seed, split, a, min(n, a + 50), split_recordings, str(root), train_single_share) for a in range(0, n, 50)
+        ]
     jobs += [
-        (seed, SINGLE_SPLIT, a, min(len(singles), a + 50), singles, str(root)) for a in range(0, len(singles), 50)
+        (seed, SINGLE_SPLIT, a, min(len(singles), a + 50), singles, str(root), 0.0) for a in range(0, len(singles), 50)
     ]
     for split in (*SPLITS, SINGLE_SPLIT):
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -150,7 +181,9 @@ def generate_scenes(
     info = {
         "name": "realsounds",
         "seed": int(seed),
-        "arguments": {"num_train": sizes["train"], "num_validation": sizes["validation"], "num_test": sizes["test"]},
+        "arguments": scene_arguments(
+            **{f"num_{k}": n for k, n in sizes.items()}, train_single_share=train_single_share
+        ),
         "sample_rate": 16000,
         "splits": {split: len(rows) for split, rows in results.items()},
         "classes": {
