@@ -75,6 +75,24 @@ check_transformers_version()
 logger = logging.get_logger(__name__)
 
 
+def style_token(name: str) -> str:
+    """The text of a style's token in the tokenizer."""
+    return f"<style:{name}>"
+
+
+def resolve_style(styles: dict | None, style: str | None):
+    """`styles[style]` (the first style's value for None), or one line saying why not."""
+    if not styles:
+        if style is None:
+            return None
+        raise ValueError(f"style={style!r}: this model was trained without styles (it has none to choose from)")
+    if style is None:
+        return next(iter(styles.values()))
+    if style not in styles:
+        raise ValueError(f"unknown style {style!r}; this model's styles: {', '.join(styles)}")
+    return styles[style]
+
+
 class AudioCapConfigError(ValueError):
     """A config (or a saved `config.json`) this code cannot build a model from; one line naming what to change."""
 
@@ -268,6 +286,9 @@ class AudioCapConfig(PretrainedConfig):
             this value; a pretrained decoder keeps its own).
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
             `<eos>`=3 for the word-level tokenizer).
+        styles (`dict[str, int]`, *optional*): the corpus styles the model was trained with (docs/mixtures.md): each
+            name and the id of its token, which the decoder sees right after the start token; the first is the
+            default. `generate(style=NAME)` picks one. None: a model trained without styles.
         audiocap_format (`int`): the layout of the saved weights and fields; a folder of another format is refused
             with one line instead of loading with silently missing weights.
     """
@@ -294,6 +315,7 @@ class AudioCapConfig(PretrainedConfig):
         decoder_start_token_id: int | None = 2,
         use_cache: bool = True,
         is_encoder_decoder: bool = True,
+        styles: dict[str, int] | None = None,
         audiocap_format: int = AUDIOCAP_FORMAT,
         **kwargs: Any,
     ):
@@ -328,9 +350,14 @@ class AudioCapConfig(PretrainedConfig):
         self.eos_token_id = eos_token_id
         self.decoder_start_token_id = decoder_start_token_id
         self.use_cache = use_cache
+        self.styles = {str(k): int(v) for k, v in styles.items()} if styles else None
         self.audiocap_format = audiocap_format
         super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
         self.sync_sub_configs()
+
+    def style_token_id(self, style: str | None) -> int:
+        """The token id of a style (None: the default, the first), in one line if the model has none or not this one."""
+        return resolve_style(self.styles, style)
 
     @property
     def uses_builtin_encoder(self) -> bool:

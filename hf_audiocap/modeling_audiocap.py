@@ -509,6 +509,19 @@ class AudioCapForConditionalGeneration(AudioCapPreTrainedModel, GenerationMixin)
             self.model.encoder.keyword_head = new
         return embeddings
 
+    def generate(self, inputs=None, style: str | None = None, **kwargs):
+        """`GenerationMixin.generate`; a model trained with styles (`config.styles`) starts every caption with a
+        style's token after the start token: `style` (a name; None: the first style), unless the call passes its own
+        `decoder_input_ids`. `style` on a model without styles is refused in one line."""
+        token = self.config.style_token_id(style)
+        if token is not None and kwargs.get("decoder_input_ids") is None:
+            given = (inputs, kwargs.get("input_features"), kwargs.get("input_values"), kwargs.get("encoder_outputs"))
+            batch = next(x for x in given if x is not None)
+            batch = batch if torch.is_tensor(batch) else batch[0]  # encoder outputs: their states
+            start = self.config.decoder_start_token_id
+            kwargs["decoder_input_ids"] = torch.tensor([[start, token]] * batch.shape[0], device=batch.device)
+        return super().generate(inputs, **kwargs)
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 

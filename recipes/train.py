@@ -12,6 +12,7 @@ import sys
 import transformers
 from transformers import set_seed
 
+from hf_audiocap.data.mixture import recipe_styles
 from hf_audiocap.metrics.report import format_report
 from hf_audiocap.training.arguments import parse_recipe
 from hf_audiocap.training.builders import (
@@ -19,7 +20,7 @@ from hf_audiocap.training.builders import (
     build_processor,
     build_trainer,
     describe_splits,
-    evaluate_test_split,
+    evaluate_test_splits,
     load_recipe_datasets,
     prepare_features,
 )
@@ -38,12 +39,14 @@ def main(argv=None):
     set_seed(training_args.seed)
 
     # 2. Data: clips with grouped references; training expands them to (clip, caption) pairs.
+    # Several corpora (`corpora`): their training clips drawn by weight, their held-out splits kept apart.
     clips = load_recipe_datasets(data_args)
     logger.info("clips: %s", describe_splits(clips))
 
-    # 3. Processor (log-mel front end + tokenizer) and 4. model.
-    processor = build_processor(model_args, clips[data_args.train_split])
-    model = build_model(model_args, processor, training_args)
+    # 3. Processor (log-mel front end + tokenizer) and 4. model, with the recipe's styles (docs/mixtures.md).
+    styles = recipe_styles(data_args)
+    processor = build_processor(model_args, clips[data_args.train_split], styles)
+    model = build_model(model_args, processor, training_args, styles)
     logger.info("model: %.2fM parameters", model.num_parameters() / 1e6)
     clips = prepare_features(clips, processor, data_args, training_args)  # precompute_features: cached log-mels
 
@@ -64,13 +67,16 @@ def main(argv=None):
     fit = fit_summary(trainer.state.log_history, training_args.overfitting_patience)
     logger.info("%s", fit["line"])
 
-    # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references.
-    metrics = {}
-    if data_args.test_split:
-        test_clips = clips[data_args.test_split]
-        metrics = evaluate_test_split(trainer, test_clips, data_args, training_args.output_dir, all_clips=clips)
-        if trainer.is_world_process_zero():
-            print(format_report(metrics, test_clips, trainer.last_predictions, fit=fit), flush=True)
+    # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references (per corpus with `corpora`).
+    metrics, reports = evaluate_test_splits(trainer, clips, data_args, training_args.output_dir)
+    if trainer.is_world_process_zero():
+        for title, own, test_clips, predictions in reports:
+            print(
+                f"\n{title}" if title else "",
+                format_report(own, test_clips, predictions, fit=fit),
+                sep="\n",
+                flush=True,
+            )
 
     # 8. Model card, Hub.
     if trainer.is_world_process_zero():

@@ -29,6 +29,11 @@ class AudioCaptionCollator:
     a batch (same values, same mask). With `return_clip_ids`, the batch also holds `clip_ids` (the examples' `id`),
     which `AudioCapTrainer` pops before the forward, to name a batch whose loss is not finite. With
     `return_references`, it holds `references`: each clip's captions as text (the rewards of self-critical training).
+
+    With `style_token_ids` (a model trained with styles, docs/mixtures.md), each example's `style` is the token its
+    decoder sees after the start token: the batch holds `decoder_input_ids` (`[start, style, caption...]`, or
+    `[start, style]` for clips to caption, the prompt `generate` continues) and the labels gain a first position,
+    -100, where the style would be predicted: the style is given, never learnt as a guess.
     """
 
     processor: Any
@@ -41,6 +46,8 @@ class AudioCaptionCollator:
     mixup: CaptionMixup | None = None
     return_clip_ids: bool = False
     return_references: bool = False
+    style_token_ids: dict | None = None
+    decoder_start_token_id: int | None = None
 
     @property
     def sampling_rate(self) -> int:
@@ -90,11 +97,32 @@ class AudioCaptionCollator:
                 labels = labels[:, : self.max_label_length].clone()
                 labels[too_long, -1] = self.processor.tokenizer.eos_token_id
                 batch["labels"] = labels
+        if self.style_token_ids is not None:
+            rows = encoder_index.tolist() if encoder_index is not None else range(len(examples))
+            self._add_style(batch, [examples[i].get("style") for i in rows], [ex.get("id") for ex in examples])
         if self.return_clip_ids:
             batch["clip_ids"] = [ex.get("id") for ex in examples]
         if references is not None:
             batch["references"] = references
         return batch
+
+    def _add_style(self, batch: dict, styles: list, clip_ids: list) -> None:
+        """`decoder_input_ids` starting `[start, style]` and labels shifted one place right behind -100 (see above)."""
+        unknown = [(i, s) for i, s in zip(clip_ids, styles) if s not in self.style_token_ids]
+        if unknown:
+            raise ValueError(
+                f"clip {unknown[0][0]!r}: style {unknown[0][1]!r} is not one of the model's ({', '.join(self.style_token_ids)})"
+            )
+        labels = batch.get("labels")
+        styles_ids = torch.tensor([self.style_token_ids[s] for s in styles]).unsqueeze(1)
+        start = torch.full_like(styles_ids, self.decoder_start_token_id)
+        if labels is None:
+            batch["decoder_input_ids"] = torch.cat([start, styles_ids], 1)
+            return
+        pad = self.processor.tokenizer.pad_token_id
+        words = labels[:, :-1].masked_fill(labels[:, :-1] == -100, pad)
+        batch["decoder_input_ids"] = torch.cat([start, styles_ids, words], 1)
+        batch["labels"] = torch.cat([torch.full_like(styles_ids, -100), labels], 1)
 
     def _pad_features(self, per_clip: list) -> dict[str, torch.Tensor]:
         """(frames, n_mels) log-mels of each clip -> (batch, n_mels, longest) float32 + (batch, longest) int64 mask."""

@@ -188,6 +188,30 @@ class DataArguments:
             "up front: a bad file stops the run at its batch, naming it. Not with precompute_features."
         },
     )
+    corpora: list[dict] = field(
+        default_factory=list,
+        metadata={"help": "Several corpora in one run (docs/mixtures.md): a list of {name, dataset, dataset_path, "
+                  "weight, ...} (any data key of a single-corpus recipe), trained on together, drawn by weight; each "
+                  "validated and tested on its own held-out splits, its metrics prefixed with its name "
+                  "(eval_<name>_cider_d: name one in metric_for_best_model). Replaces dataset/dataset_path."},
+    )  # fmt: skip
+    styles: bool = field(
+        default=False,
+        metadata={"help": "With corpora: one style per corpus, named after it, that the decoder sees first "
+                  "(a learned token); captions are then asked for in a corpus's style (style= at inference)."},
+    )  # fmt: skip
+    style: str | None = field(
+        default=None,
+        metadata={"help": "A single-corpus recipe's style: the name its clips are captioned under, for a model trained "
+                  "with styles (fine-tuning on one corpus after a mixture); a new name adds a style."},
+    )  # fmt: skip
+    mixture_stopping_strategy: str = field(
+        default="all_exhausted",
+        metadata={"help": "With corpora, when a corpus runs out of training clips: all_exhausted starts it over "
+                  "until every corpus has been drawn whole (small corpora oversampled), first_exhausted ends the "
+                  "epoch (large corpora undersampled)."},
+    )  # fmt: skip
+    mixture_seed: int = field(default=0, metadata={"help": "With corpora: the seed of the weighted draws."})
     shuffle_buffer_size: int = field(
         default=1000,
         metadata={
@@ -224,6 +248,21 @@ class DataArguments:
                 "streaming cannot be combined with precompute_features (the log-mel cache is computed over every clip "
                 "before training): set precompute_features: false, or streaming: false."
             )
+        if self.corpora:
+            from hf_audiocap.data.mixture import STOPPING_STRATEGIES, parse_corpora
+
+            parse_corpora(self.corpora)
+            if self.mixture_stopping_strategy not in STOPPING_STRATEGIES:
+                raise ValueError(
+                    f"mixture_stopping_strategy must be one of {', '.join(STOPPING_STRATEGIES)}, got "
+                    f"{self.mixture_stopping_strategy!r}."
+                )
+            if self.styles and self.mixup_prob > 0:
+                raise ValueError("styles: true gives each clip its corpus's style: mixup would mix two; set mixup_prob: 0.")
+            if self.style is not None:
+                raise ValueError("style names a single corpus's style; with corpora, each corpus's style is its name.")
+        elif self.styles:
+            raise ValueError("styles: true names one style per corpus: it needs corpora (a list of at least two).")
         if self.skip_missing and self.dataset == "hf":
             raise ValueError(
                 "skip_missing does not apply to dataset: hf (its loader does not look for files): drop skip_missing."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 from pathlib import Path
@@ -42,7 +43,14 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
 
     With `streaming`, the training split is a `datasets.IterableDataset` of the same schema (see
     `hf_audiocap.data.streaming`): the `hf` source streams every split and collects the validation/test clips into
-    small in-memory splits; the other loaders build their index of paths as usual and stream the training one."""
+    small in-memory splits; the other loaders build their index of paths as usual and stream the training one.
+
+    With `corpora`, each corpus is loaded so, and :func:`~hf_audiocap.data.mixture.mixture_datasets` interleaves
+    their training splits and keeps their held-out splits as `<corpus>/<split>`."""
+    if data_args.corpora:
+        from hf_audiocap.data.mixture import mixture_datasets
+
+        return mixture_datasets(data_args, load_recipe_datasets)
     path = Path(data_args.dataset_path)
     if data_args.dataset == "synthcaps":
         if not (path / f"clotho_captions_{data_args.train_split}.csv").is_file():
@@ -93,6 +101,10 @@ def load_recipe_datasets(data_args: DataArguments) -> DatasetDict:
     check_audio_files(clips, max_duration=data_args.max_duration, where=str(data_args.dataset_path))
     if data_args.streaming:
         clips[data_args.train_split] = to_caption_stream(clips[data_args.train_split])
+    if data_args.style:
+        from hf_audiocap.data.mixture import with_style
+
+        clips = with_style(clips, data_args.style)
     return clips
 
 
@@ -157,10 +169,21 @@ def prepare_features(clips: DatasetDict, processor, data_args: DataArguments, tr
 # --- processor and model ----------------------------------------------------------------------------
 
 
-def build_processor(model_args: ModelArguments, train_clips) -> AudioCapProcessor:
+def build_processor(model_args: ModelArguments, train_clips, styles: list[str] = ()) -> AudioCapProcessor:
     """The saved model's processor, or a new one: the log-mel front end (standardised with statistics
     measured on training clips unless told otherwise) + a word-level tokenizer built from the training
-    captions (or the named pretrained tokenizer)."""
+    captions (or the named pretrained tokenizer); with `styles`, their tokens added to the tokenizer."""
+    processor = _processor(model_args, train_clips)
+    if styles:
+        from hf_audiocap.configuration_audiocap import style_token
+
+        tokenizer = processor.tokenizer
+        tokenizer.add_tokens([style_token(s) for s in styles if style_token(s) not in tokenizer.get_vocab()],
+                             special_tokens=True)  # fmt: skip
+    return processor
+
+
+def _processor(model_args: ModelArguments, train_clips) -> AudioCapProcessor:
     # the first of the recipe's loads: every part it names is checked here (one line offline, not a traceback)
     names = ("model_name_or_path", "encoder_name_or_path", "decoder_name_or_path", "tokenizer_name_or_path")
     for name in filter(None, (getattr(model_args, n) for n in names)):
@@ -204,8 +227,11 @@ def _first_clips(clips, n: int) -> dict[str, list]:
     return clips.select(range(min(n, len(clips))))[:]
 
 
-def build_model(model_args: ModelArguments, processor: AudioCapProcessor, training_args: Seq2SeqTrainingArguments):
-    """A saved model, a composition of pretrained encoder/decoder, or the built-in model from scratch."""
+def build_model(
+    model_args: ModelArguments, processor: AudioCapProcessor, training_args: Seq2SeqTrainingArguments, styles=()
+):
+    """A saved model, a composition of pretrained encoder/decoder, or the built-in model from scratch; with `styles`
+    (docs/mixtures.md), their tokens in its vocabulary and `config.styles`."""
     from hf_audiocap.configuration_audiocap import AudioCapConfig
     from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 
@@ -213,6 +239,12 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     n_mels = processor.feature_extractor.feature_size
     if model_args.model_kind == "prefix":
         from hf_audiocap.training.prefix import build_prefix_model
+
+        if styles:
+            raise ValueError(
+                "styles are made for the encoder-decoder model so far (a token its decoder sees first); train the prefix "
+                "model on the corpora without them (styles: false)"
+            )
 
         return build_prefix_model(model_args, processor, training_args)
     if model_args.model_name_or_path:
@@ -246,6 +278,8 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
         overrides.setdefault("keyword_loss_weight", _default_keyword_weight(tok))
         config = AudioCapConfig(encoder=encoder, **_special_ids(tok), **overrides)
         model = AudioCapForConditionalGeneration(config)
+    if styles:
+        _add_styles(model, tok, styles)
     if model_args.freeze_encoder:
         model.freeze_encoder()
     if model_args.cache_encoder_outputs:
@@ -260,6 +294,18 @@ def build_model(model_args: ModelArguments, processor: AudioCapProcessor, traini
     if getattr(training_args, "generation_no_repeat_content_words", False):
         gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
     return model
+
+
+def _add_styles(model, tokenizer, styles) -> None:
+    """`config.styles` gains the recipe's styles (a model fine-tuned from a styled one keeps its own, first), the
+    vocabulary grows to hold their tokens."""
+    from hf_audiocap.configuration_audiocap import style_token
+
+    if len(tokenizer) > model.config.vocab_size:
+        model.resize_token_embeddings(len(tokenizer))
+    known = dict(model.config.styles or {})
+    known.update({s: tokenizer.convert_tokens_to_ids(style_token(s)) for s in styles if s not in known})
+    model.config.styles = known
 
 
 def _default_keyword_weight(tok) -> float:
@@ -302,7 +348,9 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         "max_duration": data_args.max_duration,
         "max_label_length": data_args.max_label_length,
         "input_name": input_name,
+        **_style_settings(model, clips[data_args.train_split], scst),
     }
+    eval_dataset, watched = _eval_datasets(clips, data_args, training_args)
     train_collator = AudioCaptionCollator(
         **common,
         text_column="captions" if data_args.group_captions else "caption",
@@ -315,7 +363,7 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     callbacks = [
         SampleCaptionsCallback(),
         TrainingCurvesCallback(
-            main_metric=_eval_key(training_args.metric_for_best_model or "cider_d"),
+            main_metric=_eval_key(training_args.metric_for_best_model or _default_main_metric(data_args)),
             train_loss_label=objective_label(model, training_args),
         ),
         OverfittingCallback(getattr(training_args, "overfitting_patience", 2)),
@@ -332,14 +380,14 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         train_dataset=training_dataset(clips[data_args.train_split], data_args, training_args),
         # a stream is already split by node (training_dataset): the Trainer must not shard it a second time
         train_split_by_node=streamed and training_args.world_size > 1,
-        eval_dataset=clips[data_args.eval_split] if data_args.eval_split else None,
+        eval_dataset=eval_dataset,
         processing_class=processor,
         eval_data_collator=eval_collator,
         callbacks=callbacks,
         # the recipe's `metrics` (checked with metric_for_best_model before training), computed once per evaluation
         metrics_fn=evaluation_metrics(
             getattr(training_args, "metrics", "coco"),
-            training_args.metric_for_best_model,
+            watched,
             training_references=None if streamed else clips[data_args.train_split]["captions"],
         ),
         num_sample_captions=data_args.num_sample_captions,
@@ -349,6 +397,59 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         scst_reward=CiderDReward(clips[data_args.train_split]["captions"]) if scst else None,
     )
     return trainer
+
+
+def _style_settings(model, train_clips, scst: bool) -> dict:
+    """The collators' style settings for a model trained with styles (none otherwise); such a model's clips must
+    each name one (`corpora` with `styles`, or `style`)."""
+    styles = getattr(model.config, "styles", None)
+    if not styles:
+        return {}
+    if "style" not in (train_clips.column_names or []):
+        raise ValueError(
+            f"this model was trained with styles ({', '.join(styles)}): set `style: NAME` (one of them, or a new one) "
+            "for this recipe's clips, or train on corpora with styles: true"
+        )
+    if scst:
+        raise ValueError("scst: true samples captions without a style prompt so far: fine-tune a styled model with "
+                         "cross-entropy")  # fmt: skip
+    return {"style_token_ids": dict(styles), "decoder_start_token_id": model.config.decoder_start_token_id}
+
+
+def _eval_datasets(clips, data_args: DataArguments, training_args):
+    """The validation clips (with `corpora`: {corpus: its clips}, evaluated under `eval_<corpus>_` prefixes) and the
+    metric that best-model selection watches, as the metrics function names it (without its corpus prefix)."""
+    metric = training_args.metric_for_best_model
+    if not data_args.corpora:
+        return (clips[data_args.eval_split] if data_args.eval_split else None), metric
+    from hf_audiocap.data.mixture import corpus_data_args, parse_corpora
+
+    corpora = parse_corpora(data_args.corpora)
+    evals = {}
+    for corpus in corpora:
+        split = corpus_data_args(data_args, corpus).eval_split
+        if split and corpus.held_out(split) in clips:
+            evals[corpus.name] = clips[corpus.held_out(split)]
+    if not metric:
+        return evals or None, None
+    name = metric.removeprefix("eval_")
+    owner = next((c for c in corpora if name.startswith(c.name + "_")), None)
+    if owner is None:
+        raise ValueError(
+            f"metric_for_best_model: {metric} names no corpus: with corpora, name the one to watch, e.g. "
+            f"{corpora[0].name}_cider_d (corpora: {', '.join(c.name for c in corpora)})"
+        )
+    if owner.name not in evals:
+        raise ValueError(f"metric_for_best_model: {metric} watches {owner.name}, which has no validation split")
+    return evals, name.removeprefix(owner.name + "_")
+
+
+def _default_main_metric(data_args: DataArguments) -> str:
+    if data_args.corpora:
+        from hf_audiocap.data.mixture import parse_corpora
+
+        return f"{parse_corpora(data_args.corpora)[0].name}_cider_d"
+    return "cider_d"
 
 
 def objective_label(model, training_args) -> str:
@@ -368,6 +469,33 @@ def _eval_key(metric: str) -> str:
 
 
 # --- the test report --------------------------------------------------------------------------------
+
+
+def evaluate_test_splits(trainer, clips, data_args: DataArguments, output_dir: str | Path) -> tuple[dict, list]:
+    """The test report of a recipe: :func:`evaluate_test_split` on its test split; with `corpora`, on each corpus's
+    (its report files in `output_dir/<corpus>/`, its metrics prefixed `test_<corpus>_` in what is returned). Returns
+    the metrics and, for printing, `(title, metrics, clips, predictions)` per report."""
+    if not data_args.corpora:
+        if not data_args.test_split:
+            return {}, []
+        test_clips = clips[data_args.test_split]
+        metrics = evaluate_test_split(trainer, test_clips, data_args, output_dir, all_clips=clips)
+        return metrics, [("", metrics, test_clips, trainer.last_predictions)]
+    from hf_audiocap.data.mixture import corpus_data_args, parse_corpora
+
+    merged, reports = {}, []
+    for corpus in parse_corpora(data_args.corpora):
+        sub = corpus_data_args(data_args, corpus)
+        if not sub.test_split:
+            continue
+        own = {s.split("/", 1)[1]: ds for s, ds in clips.items() if s.startswith(corpus.name + "/")}
+        metrics = evaluate_test_split(trainer, own[sub.test_split], sub, Path(output_dir) / corpus.name, all_clips=own)
+        merged.update({f"test_{corpus.name}_{k.removeprefix('test_')}": v for k, v in metrics.items()})
+        reports.append((corpus.name, metrics, own[sub.test_split], trainer.last_predictions))
+    if trainer.is_world_process_zero():  # every corpus's figures in one file, `<corpus>_<metric>`
+        table = {k.removeprefix("test_"): v for k, v in merged.items() if isinstance(v, (int, float))}
+        (Path(output_dir) / "test_metrics.json").write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    return merged, reports
 
 
 def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: str | Path, all_clips=None) -> dict:

@@ -28,7 +28,7 @@ TEMPLATE = """---
 # {model_name}
 
 An audio captioning model: an audio clip goes in, one English sentence describing it comes out.
-Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split}`).{corpus_card}
+{trained_on}
 
 ## Model
 - Architecture: `{model_class}` ({architecture}), {num_parameters:.2f}M parameters.
@@ -36,7 +36,7 @@ Trained with hf_audiocap on **{dataset}** (`{dataset_path}`, split `{train_split
 - Output: a caption, generated with {generation}.
 
 ## Results on `{test_split}`
-{results_table}
+{results_table}{styles_note}
 
 Metrics are computed the COCO-caption way (PTB tokenization, pycocoevalcap scorers).
 {spice_note}
@@ -81,47 +81,62 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     repo_id = training_args.hub_model_id or output_dir.name
     split = data_args.test_split or "test"
     clean = {k.removeprefix("test_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
+    # one column per corpus (`corpora`: metrics prefixed with each corpus's name), else one
+    corpora = _corpora(data_args)
+    columns = [(c.name, c.data.get("dataset", data_args.dataset), f"{c.name}_") for c in corpora] or [
+        (data_args.dataset, data_args.dataset, "")
+    ]
     eval_results = [
         EvalResult(
             task_type="audio-captioning",
             task_name="Audio captioning",
-            dataset_type=data_args.dataset,
-            dataset_name=data_args.dataset,
+            dataset_type=dataset,
+            dataset_name=name,
             dataset_split=split,
             metric_type=key,
-            metric_name=name,
-            metric_value=round(float(clean[key]), 4),
+            metric_name=metric,
+            metric_value=round(float(clean[prefix + key]), 4),
         )
-        for key, name in METRIC_NAMES.items()
-        if key in clean
+        for name, dataset, prefix in columns
+        for key, metric in METRIC_NAMES.items()
+        if prefix + key in clean
     ]
+    datasets = list(dict.fromkeys(dataset for _, dataset, _ in columns))
     card_data = ModelCardData(
         language="en",
         license="apache-2.0",
         library_name="transformers",
         pipeline_tag="audio-to-text",
-        tags=["audio-captioning", "hf_audiocap", data_args.dataset],
-        datasets=[data_args.dataset],
+        tags=["audio-captioning", "hf_audiocap", *datasets],
+        datasets=datasets,
         model_name=repo_id,
         eval_results=eval_results or None,
     )
-    rows = ["| metric | value |", "|---|---|"]
-    rows += [f"| {name} | {clean[key]:.4f} |" for key, name in METRIC_NAMES.items() if key in clean]
-    if "cider_d_references" in clean:
-        rows.append(f"| CIDEr-D of the references (leave-one-out) | {clean['cider_d_references']:.4f} |")
+    rows = ["| metric | " + " | ".join(name for name, _, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    names = {**METRIC_NAMES, "cider_d_references": "CIDEr-D of the references (leave-one-out)"}
+    for key, metric in names.items():
+        values = [clean.get(prefix + key) for _, _, prefix in columns]
+        if any(v is not None for v in values):
+            rows.append(f"| {metric} | " + " | ".join("" if v is None else f"{v:.4f}" for v in values) + " |")
+    styles = getattr(getattr(model, "config", None), "styles", None) if model is not None else None
     if model is None:  # either model kind: hf_audiocap registers both with the Auto class
         from transformers import AutoModelForSpeechSeq2Seq
 
         model = AutoModelForSpeechSeq2Seq.from_pretrained(output_dir)
+        styles = getattr(model.config, "styles", None)
     gen = model.generation_config
     card = TEMPLATE.format(
         card_data=card_data.to_yaml(),
         model_name=repo_id,
-        dataset=data_args.dataset,
-        dataset_path=data_args.dataset_path,
-        corpus_card=_corpus_card(data_args.dataset_path),
-        train_split=data_args.train_split,
+        trained_on=_trained_on(data_args, corpora),
+        dataset=" and ".join(datasets),
         test_split=split,
+        styles_note=(
+            f"\n\nStyles ({', '.join(styles)}): the model writes in the style of the corpus it is asked for, "
+            f'`captioner(clip, style="{next(iter(styles))}")` (the first is the default).'
+            if styles
+            else ""
+        ),
         model_class=type(model).__name__,
         architecture=_architecture(model.config),
         num_parameters=model.num_parameters() / 1e6,
@@ -149,6 +164,33 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
     path = output_dir / "README.md"
     ModelCard(card).save(path)
     return path
+
+
+def _corpora(data_args) -> list:
+    if not data_args.corpora:
+        return []
+    from hf_audiocap.data.mixture import parse_corpora
+
+    return parse_corpora(data_args.corpora)
+
+
+def _trained_on(data_args, corpora) -> str:
+    """The data sentence: the corpus (its folder, split and preparation record), or each corpus of a mixture."""
+    if not corpora:
+        return (
+            f"Trained with hf_audiocap on **{data_args.dataset}** (`{data_args.dataset_path}`, split "
+            f"`{data_args.train_split}`).{_corpus_card(data_args.dataset_path)}"
+        )
+    total = sum(c.weight for c in corpora)
+    lines = [f"Trained with hf_audiocap on {len(corpora)} corpora, each training clip drawn from one by weight "
+             f"({data_args.mixture_stopping_strategy}):"]  # fmt: skip
+    for c in corpora:
+        path = c.data.get("dataset_path")
+        lines.append(
+            f"- **{c.name}**: {c.data.get('dataset', data_args.dataset)} (`{path}`), {c.weight / total:.0%} of the "
+            f"draws.{_corpus_card(path)}"
+        )
+    return "\n".join(lines)
 
 
 def _architecture(config) -> str:

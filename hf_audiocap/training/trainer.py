@@ -355,6 +355,31 @@ class AudioCapTrainer(Seq2SeqTrainer):
         clips = eval_dataset if eval_dataset is not None else self.eval_dataset
         if clips is None:
             raise ValueError("evaluation needs an eval_dataset of clips with their `captions`")
+        if isinstance(clips, dict):  # several corpora: each scored under its own prefix, reported as one evaluation
+            metrics, samples = {}, []
+            for name, corpus_clips in clips.items():
+                more, shown = self._evaluate_clips(corpus_clips, ignore_keys, f"{metric_key_prefix}_{name}", gen_kwargs)
+                metrics.update(more)
+                samples += [{**sample, "id": f"{name}/{sample['id']}"} for sample in shown]
+            # the whole validation set's cross-entropy (the corpora's, weighted by their clips): what the curves, the
+            # fit summary and the over-fitting warning read
+            losses = [(metrics.get(f"{metric_key_prefix}_{n}_loss"), len(c)) for n, c in clips.items()]
+            if all(loss is not None for loss, _ in losses):
+                loss = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+                metrics[f"{metric_key_prefix}_loss"] = loss
+                metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
+        else:
+            metrics, samples = self._evaluate_clips(clips, ignore_keys, metric_key_prefix, gen_kwargs)
+        if "epoch" not in metrics and self.state.epoch is not None:
+            metrics["epoch"] = self.state.epoch
+        self.log(metrics)
+        # `on_evaluate` (not a bare `call_event`) also clears `control.should_evaluate`: otherwise the flag set at the
+        # last step survives into the epoch-end check and the same evaluation runs twice.
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics, samples=samples)
+        return metrics
+
+    def _evaluate_clips(self, clips, ignore_keys, metric_key_prefix: str, gen_kwargs: dict) -> tuple[dict, list]:
+        """One split's metrics (prefixed) and sample captions; its predictions kept as `last_predictions`."""
         start = time.time()
 
         # 1. Teacher forcing on every reference caption: validation loss and perplexity.
@@ -383,14 +408,8 @@ class AudioCapTrainer(Seq2SeqTrainer):
                     metrics[f"{metric_key_prefix}_{key}"] = float(value)
 
         metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(clips)))
-        if "epoch" not in metrics and self.state.epoch is not None:
-            metrics["epoch"] = self.state.epoch
         self.last_predictions = predictions
-        self.log(metrics)
-        # `on_evaluate` (not a bare `call_event`) also clears `control.should_evaluate`: otherwise the flag set at the
-        # last step survives into the epoch-end check and the same evaluation runs twice.
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics, samples=samples)
-        return metrics
+        return metrics, samples
 
     def generate_captions(self, clips, ignore_keys=None, **gen_kwargs) -> list[str]:
         """Generate one caption per clip with the recipe's generation settings (beams, max length)."""

@@ -1,0 +1,281 @@
+"""Several corpora in one run (`corpora`) and style tokens (`styles`): the recipe's checks, the weighted draw, the
+leak check, the collator's style rows, and a tiny two-corpus run whose saved folder captions in each style (also in a
+fresh interpreter from its copied code, without hf_audiocap)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from recipe_helpers import REPO_ROOT, make_synthcaps, recipe_main, tiny_run_args
+
+from hf_audiocap.data.mixture import check_no_leak, mixture_datasets, parse_corpora
+from hf_audiocap.training.arguments import DataArguments
+from hf_audiocap.training.builders import load_recipe_datasets
+
+
+def corpora_yaml(entries: list[dict]) -> str:
+    return json.dumps(entries)  # JSON is YAML: what a recipe or `--corpora` gives
+
+
+@functools.cache
+def two_corpora() -> tuple[Path, Path]:
+    """Two SynthCaps folders of different seeds and sizes (the second has no validation split)."""
+    import atexit
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="hf_audiocap_mix_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    from hf_audiocap.data.synthcaps import generate_synthcaps
+
+    make_synthcaps(root / "a", num_train=12, num_validation=4, num_test=4)
+    generate_synthcaps(root / "b", seed=1, num_train=6, num_validation=4, num_test=4)
+    return root / "a", root / "b"
+
+
+def corpora(weights=(1, 1), **extra) -> list[dict]:
+    a, b = two_corpora()
+    return [
+        {"name": "a", "dataset": "synthcaps", "dataset_path": str(a), "weight": weights[0]},
+        {"name": "b", "dataset": "synthcaps", "dataset_path": str(b), "weight": weights[1], **extra},
+    ]
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([{"name": "a", "dataset_path": "x"}], "at least two corpora"),
+        ([{"name": "a", "dataset_path": "x", "weight": -1}, {"name": "b", "dataset_path": "y"}], "weight must be"),
+        ([{"name": "a", "dataset_path": "x", "weight": 0}, {"name": "b", "dataset_path": "y"}], "weight must be"),
+        ([{"name": "a", "dataset_path": "x"}, {"name": "a", "dataset_path": "y"}], "used twice"),
+        (
+            [{"name": "a", "dataset_path": "x", "split": "t"}, {"name": "b", "dataset_path": "y"}],
+            "unknown key(s) split",
+        ),
+        ([{"name": "a b", "dataset_path": "x"}, {"name": "b", "dataset_path": "y"}], "must be a word"),
+        ([{"name": "a"}, {"name": "b", "dataset_path": "y"}], "needs dataset_path"),
+    ],
+)
+def test_corpora_refused_in_one_line(entries, message):
+    with pytest.raises(ValueError, match=None) as err:
+        parse_corpora(entries)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_recipe_checks_before_loading(tmp_path):
+    with pytest.raises(ValueError, match="styles: true names one style per corpus"):
+        DataArguments(styles=True)
+    with pytest.raises(ValueError, match="mixture_stopping_strategy must be one of"):
+        DataArguments(corpora=corpora(), mixture_stopping_strategy="never")
+    with pytest.raises(ValueError, match="mixup would mix two"):
+        DataArguments(corpora=corpora(), styles=True, mixup_prob=0.5)
+
+
+def test_training_draws_by_weight_and_held_out_splits_stay_per_corpus():
+    clips = load_recipe_datasets(DataArguments(corpora=corpora((1, 3)), mixture_stopping_strategy="all_exhausted"))
+    assert set(clips) == {"train", "a/validation", "a/test", "b/validation", "b/test"}
+    assert set(clips["a/test"]["style"]) == {"a"} and set(clips["b/test"]["style"]) == {"b"}
+    train = clips["train"]
+    assert train.column_names == ["id", "audio", "captions", "style"]
+    counts = Counter(train["style"])
+    # all_exhausted: every clip of each corpus is drawn at least once; the weights set the shares of the draws
+    a_paths = {row["audio"]["path"] for row in train if row["style"] == "a"}
+    assert len(a_paths) == 12 and len({row["audio"]["path"] for row in train if row["style"] == "b"}) == 6
+    assert counts["b"] > 2 * counts["a"], counts
+    first = load_recipe_datasets(DataArguments(corpora=corpora((1, 1)), mixture_stopping_strategy="first_exhausted"))
+    assert Counter(first["train"]["style"])["b"] <= 7  # ends when the small corpus runs out
+
+
+def test_a_held_out_clip_that_another_corpus_trains_on_is_refused(tmp_path):
+    a, b = two_corpora()
+    leaky = tmp_path / "b"
+    shutil.copytree(b, leaky)
+    # b's first training clip replaced by a copy of a's first test clip (same audio, another name)
+    victim = sorted((leaky / "train").glob("*.wav"))[0]
+    shutil.copyfile(sorted((a / "test").glob("*.wav"))[0], victim)
+    entries = corpora()
+    entries[1]["dataset_path"] = str(leaky)
+    with pytest.raises(ValueError, match=r"held-out clips that another corpus trains on: a/test synthcaps_test_00000\.wav "
+                       r"\(same audio as b training clip " + victim.name):  # fmt: skip
+        mixture_datasets(DataArguments(corpora=entries), load_recipe_datasets)
+    # and by id alone, whatever the audio
+    train = load_recipe_datasets(DataArguments(dataset_path=str(b)))["train"]
+    held = load_recipe_datasets(DataArguments(dataset_path=str(a)))["test"].select([0])
+    held = held.map(lambda row: {"id": train[0]["id"]})
+    with pytest.raises(ValueError, match=r"a/test synthcaps_train_00000\.wav \(id of a b training clip\)"):
+        check_no_leak(parse_corpora(corpora()), [train.select([]), train], {"a/test": held})
+
+
+def test_collator_gives_the_style_first_and_never_trains_it():
+    from hf_audiocap.data.collator import AudioCaptionCollator
+    from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+    from hf_audiocap.processing_audiocap import AudioCapProcessor
+    from hf_audiocap.tokenization import build_word_tokenizer
+
+    tok = build_word_tokenizer(["a dog barks", "rain falls on a roof"])
+    tok.add_tokens(["<style:a>", "<style:b>"], special_tokens=True)
+    styles = {"a": tok.convert_tokens_to_ids("<style:a>"), "b": tok.convert_tokens_to_ids("<style:b>")}
+    processor = AudioCapProcessor(feature_extractor=AudioCapFeatureExtractor(), tokenizer=tok)
+    collate = AudioCaptionCollator(processor, text_column="captions", style_token_ids=styles, decoder_start_token_id=2)
+    wave = {"array": np.zeros(8000, dtype=np.float32), "sampling_rate": 16000}
+    examples = [
+        {"id": "x", "audio": wave, "captions": ["a dog barks", "rain falls"], "style": "b"},
+        {"id": "y", "audio": wave, "captions": ["rain falls on a roof"], "style": "a"},
+    ]
+    batch = collate(examples)
+    plain = processor(text=["a dog barks", "rain falls", "rain falls on a roof"], return_tensors="pt")["labels"]
+    assert batch["encoder_index"].tolist() == [0, 0, 1]
+    assert batch["decoder_input_ids"][:, :2].tolist() == [[2, styles["b"]], [2, styles["b"]], [2, styles["a"]]]
+    assert (batch["labels"][:, 0] == -100).all() and torch.equal(batch["labels"][:, 1:], plain)
+    # from position 1 on, each input is the previous label (teacher forcing behind the style)
+    words = plain[:, :-1].masked_fill(plain[:, :-1] == -100, tok.pad_token_id)
+    assert torch.equal(batch["decoder_input_ids"][:, 2:], words)
+    prompt = collate([{k: v for k, v in ex.items() if k != "captions"} for ex in examples])
+    assert prompt["decoder_input_ids"].tolist() == [[2, styles["b"]], [2, styles["a"]]] and "labels" not in prompt
+    with pytest.raises(ValueError, match="clip 'x': style 'c' is not one of the model's \\(a, b\\)"):
+        collate([{**examples[0], "style": "c"}])
+
+
+@functools.cache
+def styled_run() -> Path:
+    """A tiny two-corpus run with styles, validated per corpus, the best checkpoint chosen on corpus a."""
+    out = two_corpora()[0].parent / "run"
+    without_validation = {**corpora()[1], "eval_split": None}
+    argv = tiny_run_args(
+        two_corpora()[0], out, corpora=corpora_yaml([corpora()[0], without_validation]), styles="true", max_steps=4,
+        eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2, metric_for_best_model="a_cider_d",
+        load_best_model_at_end="true",
+    )  # fmt: skip
+    recipe_main()(argv)
+    return out
+
+
+def test_run_reports_each_corpus_and_saves_its_styles():
+    out = styled_run()
+    config = json.loads((out / "config.json").read_text())
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert config["styles"] == {
+        "a": tok.convert_tokens_to_ids("<style:a>"),
+        "b": tok.convert_tokens_to_ids("<style:b>"),
+    }
+    evals = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "eval_a_cider_d" in e]
+    assert evals and all("eval_b_cider_d" not in e and "eval_loss" in e for e in evals)  # b has no validation split
+    results = json.loads((out / "test_metrics.json").read_text())
+    assert {"a_cider_d", "b_cider_d", "a_source_recall", "b_loss"} <= set(results)
+    for name in ("a", "b"):
+        rows = [json.loads(line) for line in (out / name / "test_predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == 4 and all(r["prediction"] and "<style" not in r["prediction"] for r in rows)
+    card = (out / "README.md").read_text()
+    assert "on 2 corpora" in card and "| metric | a | b |" in card and 'style="a"' in card
+
+
+def test_recipe_refuses_a_metric_without_its_corpus_or_validation(tmp_path):
+    base = tiny_run_args(two_corpora()[0], tmp_path / "out", corpora=corpora_yaml(corpora()), styles="true",
+                         eval_strategy="steps", eval_steps=2)  # fmt: skip
+    with pytest.raises(ValueError, match="metric_for_best_model: cider_d names no corpus: .* e.g. a_cider_d"):
+        recipe_main()(base + ["--metric_for_best_model", "cider_d"])
+    no_val = corpora_yaml([*corpora()[:1], {**corpora()[1], "eval_split": None}])
+    with pytest.raises(ValueError, match="watches b, which has no validation split"):
+        recipe_main()(base + ["--metric_for_best_model", "b_cider_d", "--corpora", no_val])
+
+
+def test_generate_with_each_style_and_one_line_errors():
+    from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
+
+    out = styled_run()
+    model = AudioCapForConditionalGeneration.from_pretrained(out).eval()
+    processor = transformers.AutoProcessor.from_pretrained(out)
+    inputs = processor(audio=[np.random.default_rng(0).standard_normal(16000).astype(np.float32)] * 2,
+                       sampling_rate=16000, return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        default = model.generate(**inputs)
+        by_style = {s: model.generate(**inputs, style=s) for s in ("a", "b")}
+    for style, ids in by_style.items():
+        assert ids[:, 1].tolist() == [model.config.styles[style]] * 2
+    assert torch.equal(default, by_style["a"])  # the first style is the default
+    with pytest.raises(ValueError, match=r"^unknown style 'c'; this model's styles: a, b$"):
+        model.generate(**inputs, style="c")
+
+
+def test_a_model_without_styles_refuses_style(tmp_path):
+    from hf_audiocap.configuration_audiocap import resolve_style
+
+    with pytest.raises(ValueError, match="trained without styles"):
+        resolve_style(None, "a")
+    assert resolve_style(None, None) is None
+
+
+def test_fine_tuning_a_styled_model_on_one_corpus_names_its_style(tmp_path):
+    out, (a, _) = styled_run(), two_corpora()
+    base = tiny_run_args(a, tmp_path / "ft", model_name_or_path=str(out), config_overrides="{}", max_steps=1)
+    with pytest.raises(ValueError, match=r"trained with styles \(a, b\): set `style: NAME`"):
+        recipe_main()(base)
+    recipe_main()(base + ["--style", "clotho"])  # a new style: its token added to the vocabulary
+    styles = json.loads((tmp_path / "ft" / "config.json").read_text())["styles"]
+    assert (
+        list(styles) == ["a", "b", "clotho"]
+        and len(transformers.AutoTokenizer.from_pretrained(tmp_path / "ft")) > styles["clotho"]
+    )
+
+
+def test_prefix_model_refuses_styles(tmp_path):
+    argv = tiny_run_args(two_corpora()[0], tmp_path / "p", corpora=corpora_yaml(corpora()), styles="true",
+                         model_kind="prefix", config_overrides="{}")  # fmt: skip
+    with pytest.raises(ValueError, match="styles are made for the encoder-decoder model"):
+        recipe_main()(argv)
+
+
+def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
+    """The saved folder alone (no hf_audiocap): AutoModelForSpeechSeq2Seq with trust_remote_code captions with each
+    style exactly as the library does."""
+    out = styled_run()
+    audio = np.random.default_rng(1).standard_normal(16000).astype(np.float32)
+    np.save(tmp_path / "audio.npy", audio)
+    processor = transformers.AutoProcessor.from_pretrained(out)
+    model = transformers.AutoModelForSpeechSeq2Seq.from_pretrained(out).eval()
+    inputs = processor(audio=audio, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        expected = {s: processor.batch_decode(model.generate(**inputs, style=s), skip_special_tokens=True)[0]
+                    for s in ("a", "b")}  # fmt: skip
+    site = os.path.dirname(os.path.dirname(transformers.__file__))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
+        try:
+            import hf_audiocap
+            sys.exit("hf_audiocap must not be importable here")
+        except ImportError:
+            pass
+        import json
+        import numpy as np
+        import torch
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained({str(out)!r}, trust_remote_code=True)
+        model = AutoModelForSpeechSeq2Seq.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
+        inputs = processor(audio=np.load({str(tmp_path / "audio.npy")!r}), sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            said = {{s: processor.batch_decode(model.generate(**inputs, style=s), skip_special_tokens=True)[0]
+                    for s in model.config.styles}}
+        print("CAPTIONS:" + json.dumps(said))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout.split("CAPTIONS:", 1)[1]) == expected
