@@ -279,3 +279,38 @@ def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout.split("CAPTIONS:", 1)[1]) == expected
+
+
+@pytest.mark.parametrize(
+    "recipe, names",
+    [
+        ("synthcaps/mixture.yaml", ["synthcaps", "realsounds"]),
+        ("clotho/pretrain_mixture.yaml", ["audiocaps", "macs", "wavcaps"]),
+        ("clotho/finetune_clotho.yaml", []),
+    ],
+)
+def test_mixture_recipes_parse(recipe, names):
+    """The shipped mixture recipes pass every check before data loading (bf16 off: a CPU machine refuses it)."""
+    from hf_audiocap.training.arguments import parse_recipe
+
+    model_args, data_args, _ = parse_recipe([str(REPO_ROOT / "recipes" / recipe), "--bf16", "false"])
+    assert [c["name"] for c in data_args.corpora] == names
+    if recipe.startswith("clotho/finetune"):  # stage 2 starts from stage 1's folder, under a new style
+        _, _, pretrain = parse_recipe([str(REPO_ROOT / "recipes/clotho/pretrain_mixture.yaml"), "--bf16", "false"])
+        assert data_args.style == "clotho" and model_args.model_name_or_path == pretrain.output_dir
+
+
+def test_streamed_corpora_are_interleaved_as_a_stream():
+    """`streaming: true` applies to every corpus: the training streams are interleaved, each row keeps its style."""
+    import itertools
+
+    from transformers import Seq2SeqTrainingArguments
+
+    from hf_audiocap.training.builders import training_dataset
+
+    data_args = DataArguments(corpora=corpora((1, 1)), streaming=True, group_captions=True)
+    clips = load_recipe_datasets(data_args)
+    training = Seq2SeqTrainingArguments(str(two_corpora()[0].parent / "stream"), max_steps=5, report_to="none")
+    rows = list(itertools.islice(iter(training_dataset(clips["train"], data_args, training)), 40))
+    assert {r["style"] for r in rows} == {"a", "b"} and all(r["captions"] for r in rows)
+    assert len(clips["a/test"]) == 4  # held-out splits stay in memory

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Iterable
 
 from datasets import Dataset, DatasetDict, IterableDataset, interleave_datasets
@@ -151,6 +152,15 @@ def _with_style(ds, name: str):
     return ds.add_column("style", [name] * len(ds))
 
 
+def _audio_size(audio) -> int | None:
+    """A clip's audio size in bytes (a stat, not a read); None for a file that is not there."""
+    data = audio.get("bytes") if isinstance(audio, dict) else None
+    if data is not None:
+        return len(data)
+    path = audio.get("path") if isinstance(audio, dict) else audio
+    return os.path.getsize(path) if path and os.path.isfile(path) else None
+
+
 def audio_digest(audio) -> str:
     """SHA-1 of a clip's audio: its file's bytes, or the bytes it carries."""
     data = audio.get("bytes") if isinstance(audio, dict) else None
@@ -163,26 +173,31 @@ def audio_digest(audio) -> str:
 
 def check_no_leak(corpora: list[Corpus], trains: list, held_out: dict) -> None:
     """Refuse (one line naming the clips) a held-out clip of one corpus that is a training clip of another, by id or
-    by audio content. A streamed training split cannot be read ahead: it is checked by the ids it shows while
-    training, not here (said in docs/mixtures.md)."""
+    by audio content (SHA-1; only the training files of a held-out file's exact size are read, so a corpus of
+    WavCaps' size costs a stat per file). A streamed training split cannot be read ahead: it is not checked here
+    (docs/mixtures.md)."""
+    held = []  # (split key, owner, clip id, audio, size)
+    for key, ds in held_out.items():
+        owner = key.split("/", 1)[0]
+        held += [(key, owner, i, a, _audio_size(a)) for i, a in zip(ds["id"], _audio(ds))]
+    sizes = {size for *_, size in held if size is not None}
     by_id, by_digest = {}, {}
     for corpus, train in zip(corpora, trains):
         if isinstance(train, IterableDataset):
             continue
         for clip_id, audio in zip(train["id"], _audio(train)):
             by_id.setdefault(clip_id, corpus.name)
-            by_digest.setdefault(audio_digest(audio), (corpus.name, clip_id))
+            if _audio_size(audio) in sizes:
+                by_digest.setdefault(audio_digest(audio), (corpus.name, clip_id))
     leaks = []
-    for key, ds in held_out.items():
-        owner = key.split("/", 1)[0]
-        for clip_id, audio in zip(ds["id"], _audio(ds)):
-            other = by_id.get(clip_id)
-            if other is not None and other != owner:
-                leaks.append(f"{key} {clip_id} (id of a {other} training clip)")
-                continue
-            hit = by_digest.get(audio_digest(audio))
-            if hit is not None and hit[0] != owner:
-                leaks.append(f"{key} {clip_id} (same audio as {hit[0]} training clip {hit[1]})")
+    for key, owner, clip_id, audio, size in held:
+        other = by_id.get(clip_id)
+        if other is not None and other != owner:
+            leaks.append(f"{key} {clip_id} (id of a {other} training clip)")
+            continue
+        hit = by_digest.get(audio_digest(audio)) if size is not None and by_digest else None
+        if hit is not None and hit[0] != owner:
+            leaks.append(f"{key} {clip_id} (same audio as {hit[0]} training clip {hit[1]})")
     if leaks:
         more = f" and {len(leaks) - 3} more" if len(leaks) > 3 else ""
         raise ValueError(f"corpora: held-out clips that another corpus trains on: {'; '.join(leaks[:3])}{more}")
