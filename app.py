@@ -72,13 +72,21 @@ def build_app(
     trust_remote_code: bool = False,
     captioner=None,
     examples_dir: str | os.PathLike | None = EXAMPLES_DIR,
+    rerank: str | None = None,
 ):
-    """The Blocks app (queue configured); loads the model unless a `captioner` is given."""
+    """The Blocks app (queue configured); loads the model unless a `captioner` is given. `rerank`: caption by
+    reranking candidates (hf_audiocap.rerank; default: the model's saved setting)."""
     import gradio as gr
     from gradio.utils import get_upload_folder
 
     if captioner is None:
         captioner = load_captioner(model_path, batch_size=MAX_BATCH_SIZE, trust_remote_code=trust_remote_code)
+    if rerank is not None:  # every caption and the n-best table follow it; the /caption inputs stay as they are
+        from hf_audiocap.rerank import RerankSettings
+
+        asked = {**captioner.generate_kwargs, "rerank": rerank}
+        RerankSettings.pop_from(dict(asked), captioner.model.generation_config)  # one line now, not at the first event
+        captioner.generate_kwargs = asked
     service = CaptionService(captioner, max_duration_s=max_duration_s, upload_dirs=[get_upload_folder()])
     d = service.defaults
     ratings_dir = Path(ratings_dir)
@@ -115,12 +123,14 @@ def build_app(
                 with gr.Column():
                     caption = gr.Textbox(label="Caption", interactive=False, elem_id="caption")
                     error = gr.Textbox(label="Error", visible=False)
+                    reranking = service.reranking()
+                    headers = service.nbest_headers()
                     nbest = gr.Dataframe(
-                        headers=["caption", "score"],
-                        label="n-best (beam search)",
+                        headers=headers,
+                        label="n-best (beam search)" if reranking is None else "candidates (reranked; ✓ chosen)",
                         interactive=False,
                         wrap=True,
-                        column_widths=["82%", "18%"],
+                        column_widths=["82%", "18%"] if reranking is None else None,
                     )
                     spectrogram = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False)
                     decoding = gr.Textbox(label="Decoding", visible=False)
@@ -270,6 +280,13 @@ def parse_args(argv=None):
     p.add_argument("--max-file-size", default=MAX_FILE_SIZE, help="largest upload accepted (default: 20mb)")
     p.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest clip accepted, in seconds")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a Hub repository's code to run")
+    p.add_argument(
+        "--rerank",
+        default=None,
+        metavar="SPEC",
+        help="caption by reranking candidates: logprob, mbr, clap or 'logprob:0.5,mbr:0.5' (default: the model's "
+        "saved setting; 'none' turns it off); the n-best table then shows every candidate with its scores",
+    )
     return p.parse_args(argv)
 
 
@@ -277,7 +294,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     bound_native_memory()
     try:
-        demo = build_app(args.model, args.ratings, args.max_duration, args.trust_remote_code)
+        demo = build_app(args.model, args.ratings, args.max_duration, args.trust_remote_code, rerank=args.rerank)
     except (FileNotFoundError, ValueError) as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2

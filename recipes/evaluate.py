@@ -34,6 +34,18 @@ def parse_args(argv=None):
         type=lambda v: {"true": True, "false": False}[v.lower()],
         help="true/false: forbid repeating a content word while generating (default: the model's saved setting)",
     )
+    p.add_argument(
+        "--rerank",
+        default=None,
+        help="generate candidates and pick one (hf_audiocap.rerank): logprob, mbr, clap or weighted, e.g. "
+        "'logprob:0.5,mbr:0.5'; 'none' turns off a model's saved setting. Candidates go to the predictions file and "
+        "SPIDEr-max is reported beside SPIDEr",
+    )
+    p.add_argument("--rerank_candidates", type=int, default=None, help="candidates per clip (default: 5)")
+    p.add_argument(
+        "--rerank_sampling", default=None, help="true/false or a top_p: sample the candidates instead of beam n-best"
+    )
+    p.add_argument("--rerank_clap_model", default=None, help="CLAP folder or Hub id for the 'clap' scorer")
     p.add_argument("--max_clips", type=int, default=None)
     p.add_argument("--max_duration", type=float, default=60.0)
     p.add_argument("--skip_missing", action="store_true")

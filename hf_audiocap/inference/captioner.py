@@ -20,6 +20,7 @@ from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
 from hf_audiocap.feature_extraction_audiocap import too_short_for
 from hf_audiocap.generation import apply_repetition_control
 from hf_audiocap.hub import PretrainedUnavailableError, check_pretrained
+from hf_audiocap.rerank import Reranked, RerankSettings, generate_candidates, rerank_candidates
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
 
@@ -70,6 +71,12 @@ class Captioner:
             inputs = self.processor(audio=chunk, sampling_rate=self.sampling_rate, return_tensors="pt")
             inputs = {k: v.to(self.model.device) for k, v in inputs.items() if k != "labels"}
             kwargs = self._generate_kwargs(generate_kwargs)  # a fresh repetition processor per call
+            settings = RerankSettings.pop_from(kwargs, self.model.generation_config)
+            if settings is not None:  # k candidates per clip, one picked (hf_audiocap.rerank)
+                reranked = self._rerank(chunk, inputs, settings, kwargs)
+                captions.extend(r.caption for r in reranked)
+                scores.extend(r.total[r.chosen] for r in reranked)
+                continue
             if return_scores:
                 out = self.model.generate(**inputs, return_dict_in_generate=True, output_scores=True, **kwargs)
                 sequences = out.sequences
@@ -82,6 +89,24 @@ class Captioner:
             texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
             captions.extend(t.strip() for t in texts)
         return (captions, scores) if return_scores else captions
+
+    @torch.inference_mode()
+    def caption_candidates(self, waves: Sequence[np.ndarray], **generate_kwargs) -> list[Reranked]:
+        """Every clip's candidates with each scorer's scores and the chosen one (:class:`hf_audiocap.rerank.Reranked`),
+        by the call's `rerank*` settings, else the model's saved ones, else `rerank="logprob"` (the beam n-best)."""
+        results = []
+        for start in range(0, len(waves), self.batch_size):
+            chunk = list(waves[start : start + self.batch_size])
+            inputs = self.processor(audio=chunk, sampling_rate=self.sampling_rate, return_tensors="pt")
+            inputs = {k: v.to(self.model.device) for k, v in inputs.items() if k != "labels"}
+            kwargs = self._generate_kwargs(generate_kwargs)
+            settings = RerankSettings.pop_from(kwargs, self.model.generation_config, default="logprob")
+            results.extend(self._rerank(chunk, inputs, settings, kwargs))
+        return results
+
+    def _rerank(self, waves: list[np.ndarray], inputs: dict, settings: RerankSettings, kwargs: dict) -> list[Reranked]:
+        batch = generate_candidates(self.model, inputs, settings, kwargs, self.processor.tokenizer)
+        return rerank_candidates(batch.texts, settings, batch.logprobs, waves, self.sampling_rate)
 
     def caption_sources(self, sources: Iterable, max_duration: float | None = None, **generate_kwargs) -> list[str]:
         """Captions for audio references (paths, bytes, {path, bytes} dicts), decoded by `data.audio` one
@@ -156,10 +181,22 @@ class Captioner:
 
     @torch.inference_mode()
     def caption_nbest(
-        self, wave: np.ndarray, num_return_sequences: int = 5, **generate_kwargs
-    ) -> list[tuple[str, float]]:
+        self, wave: np.ndarray, num_return_sequences: int = 5, return_candidates: bool = False, **generate_kwargs
+    ) -> list[tuple[str, float]] | Reranked:
         """The n best `(caption, score)` of one waveform by beam search (score: length-normalised log-probability,
-        as beam search ranks them), best first; duplicates after decoding are merged."""
+        as beam search ranks them), best first; duplicates after decoding are merged.
+
+        With reranking (the call's `rerank*` settings or the model's saved ones, :mod:`hf_audiocap.rerank`), the
+        reranker's candidates by combined score, the chosen one first. `return_candidates=True` returns the
+        :class:`~hf_audiocap.rerank.Reranked` itself: every candidate, each scorer's scores and the chosen one
+        (without reranking asked: `rerank="logprob"` over `num_return_sequences` beam candidates, at least 2)."""
+        if return_candidates or RerankSettings.pop_from(dict(generate_kwargs), self.model.generation_config):
+            generate_kwargs.setdefault("rerank_candidates", max(2, int(num_return_sequences)))
+            (reranked,) = self.caption_candidates([wave], **generate_kwargs)
+            if return_candidates:
+                return reranked
+            order = sorted(range(len(reranked.candidates)), key=lambda i: (i != reranked.chosen, -reranked.total[i]))
+            return [(reranked.candidates[i], reranked.total[i]) for i in order]
         kwargs = self._generate_kwargs(generate_kwargs)
         num_beams = max(int(kwargs.pop("num_beams", None) or self.model.generation_config.num_beams or 1), 1)
         n = max(1, min(int(num_return_sequences), num_beams))

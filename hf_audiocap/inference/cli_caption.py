@@ -75,6 +75,23 @@ def add_arguments(p) -> None:
         help="turn off a model's saved no_repeat_content_words",
     )
     p.add_argument(
+        "--rerank",
+        default=None,
+        metavar="SPEC",
+        help="generate candidates and pick one by a scorer (logprob, mbr, clap) or a weighted sum "
+        "('logprob:0.5,clap:0.5'); 'none' turns off a model's saved setting (default: the model's; hf_audiocap.rerank)",
+    )
+    p.add_argument("--rerank-candidates", type=int, default=None, metavar="K", help="candidates per clip (default: 5)")
+    p.add_argument(
+        "--rerank-sampling",
+        nargs="?",
+        const="true",
+        default=None,
+        metavar="TOP_P",
+        help="sample the candidates (nucleus sampling, top_p 0.95 or TOP_P) instead of the beam search's k best",
+    )
+    p.add_argument("--rerank-clap-model", default=None, metavar="M", help="CLAP folder or Hub id for 'clap'")
+    p.add_argument(
         "--max-duration",
         type=float,
         default=DEFAULT_MAX_DURATION_S,
@@ -92,6 +109,7 @@ def main_from_args(args) -> int:
         raise ValueError(f"--hop must be > 0 seconds, got {args.hop:g}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    rerank = rerank_kwargs(args)
     output = _check_output(args.output)
     errors: list[str] = []
     files = collect_audio_files(args.paths, errors)
@@ -107,6 +125,11 @@ def main_from_args(args) -> int:
         generate_kwargs["max_length"] = args.max_length
     if args.no_repeat_content_words is not None:
         generate_kwargs["no_repeat_content_words"] = args.no_repeat_content_words
+    generate_kwargs.update(rerank)
+    if rerank:  # completed by the model's saved settings (e.g. its CLAP folder): checked before any file is captioned
+        from hf_audiocap.rerank import RerankSettings
+
+        RerankSettings.pop_from(dict(generate_kwargs), captioner.model.generation_config)
 
     results, failed = caption_files(
         captioner,
@@ -128,6 +151,31 @@ def main_from_args(args) -> int:
     else:
         write_atomic(output, text)
     return 1 if (failed or errors) else 0
+
+
+def rerank_kwargs(args) -> dict:
+    """The `rerank*` keywords of the command line, checked before the model is loaded (one-line ValueError)."""
+    from hf_audiocap.rerank import RerankSettings
+
+    asked = {
+        "rerank": getattr(args, "rerank", None),
+        "rerank_candidates": getattr(args, "rerank_candidates", None),
+        "rerank_sampling": getattr(args, "rerank_sampling", None),
+        "rerank_clap_model": getattr(args, "rerank_clap_model", None),
+    }
+    asked = {k: v for k, v in asked.items() if v is not None}
+    if asked.get("rerank") and str(asked["rerank"]).strip().lower() not in ("none", "off"):
+        # a CLAP folder not given here may be the model's saved one: that one is checked when captioning
+        RerankSettings(
+            asked["rerank"],
+            asked.get("rerank_candidates", 5),
+            asked.get("rerank_sampling"),
+            asked.get("rerank_clap_model", "(the model's)"),
+        )
+    elif "rerank_candidates" in asked and asked["rerank_candidates"] < 2:
+        k = asked["rerank_candidates"]
+        raise ValueError(f"--rerank-candidates: reranking needs at least 2 candidates, got {k}")
+    return asked
 
 
 def collect_audio_files(paths: list[str], errors: list[str]) -> list[str]:

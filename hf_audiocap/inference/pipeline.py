@@ -9,6 +9,7 @@
     captioner("recording.wav", window_s=10, hop_s=5)        # one segment per window, with start/end seconds
     captioner("clip.wav", num_beams=5, max_length=20)       # any generate() argument
     captioner("clip.wav", no_repeat_content_words=True)     # never repeat a content word (hf_audiocap.generation)
+    captioner("clip.wav", rerank="mbr", rerank_candidates=5)  # 5 candidates, the consensus one (hf_audiocap.rerank)
 
 Everything runs through the shared :class:`~hf_audiocap.inference.captioner.Captioner` and its windowing, so a clip
 gets the same caption here as with `hf-audiocap caption` and in the app: audio up to `window_s` seconds (default 30) is
@@ -38,7 +39,8 @@ class AudioCaptioningPipeline(Pipeline):
     captions (consecutive repeats merged) with "; " (`join_captions`, as the app does). Parameters (at construction or
     per call): `window_s` (seconds, or None to caption the audio whole), `hop_s` (default: `window_s`), `max_duration`
     (refuse longer audio, checked from the header), `windows_per_batch`, and any `generate()` argument (`num_beams`,
-    `max_length`, ...), or `no_repeat_content_words` (:mod:`hf_audiocap.generation`).
+    `max_length`, ...), or `no_repeat_content_words` (:mod:`hf_audiocap.generation`), or `rerank`,
+    `rerank_candidates`, `rerank_sampling`, `rerank_clap_model` (:mod:`hf_audiocap.rerank`).
     """
 
     _load_processor = True

@@ -152,18 +152,48 @@ class CaptionService:
         n_best,
         wave=None,
         no_repeat_content_words=None,
+        rerank=None,
     ):
         """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings (of
-        `wave` when the upload is already decoded)."""
+        `wave` when the upload is already decoded). With reranking (`rerank`, else the Captioner's or the model's
+        setting), every candidate as `[chosen mark, caption, each scorer's score..., total]` (`nbest_headers`)."""
         wave = self.load(path) if wave is None else wave
         kwargs = self.generate_kwargs(
             num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words
         )
+        if rerank is not None:
+            kwargs["rerank"] = rerank
+        if self.reranking(rerank) is not None:
+            with self.lock:
+                reranked = self.captioner.caption_nbest(
+                    wave, num_return_sequences=int(n_best), return_candidates=True, **kwargs
+                )
+            rows = [
+                ["✓" if i == reranked.chosen else "", text]
+                + [round(s[i], 4) for s in reranked.scores.values()]
+                + [round(reranked.total[i], 4)]
+                for i, text in enumerate(reranked.candidates)
+            ]
+            return rows, self.spectrogram(wave), json.dumps({**self.defaults, **kwargs}, sort_keys=True, default=str)
         with self.lock:
             nbest = self.captioner.caption_nbest(wave, num_return_sequences=int(n_best), **kwargs)
         rows = [[text, round(score, 4)] for text, score in nbest]
         settings = {**self.defaults, **kwargs}
         return rows, self.spectrogram(wave), json.dumps(settings, sort_keys=True)
+
+    def reranking(self, rerank=None):
+        """The reranking settings the n-best table shows (`rerank`, else the Captioner's or the model's), or None."""
+        from hf_audiocap.rerank import RerankSettings
+
+        asked = {**self.captioner.generate_kwargs, **({} if rerank is None else {"rerank": rerank})}
+        return RerankSettings.pop_from(asked, self.captioner.model.generation_config)
+
+    def nbest_headers(self, rerank=None) -> list[str]:
+        """The n-best table's columns: `caption, score`, or with reranking `chosen, caption, <scorer>..., total`."""
+        settings = self.reranking(rerank)
+        if settings is None:
+            return ["caption", "score"]
+        return ["chosen", "caption", *[name for name, w in settings.weights.items() if w > 0], "total"]
 
     def spectrogram(self, wave: np.ndarray) -> np.ndarray:
         """The model's own log-mel input as an image: low frequencies at the bottom, magma colours."""

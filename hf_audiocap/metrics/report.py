@@ -94,19 +94,24 @@ def write_report(
     *,
     per_clip: dict | None = None,
     corpus: str = "",
+    candidates: list[list[str]] | None = None,
 ) -> tuple[Path, Path]:
     """`<stem>_predictions.jsonl` (id, prediction, references per clip), `<stem>_per_caption.csv` (:func:`per_caption_csv`,
     from `per_clip`: `{metric: [score per clip]}`, the scorers' own per-clip values; `corpus`: the dataset's name) and
     `<stem>_metrics.json` (the numeric metrics) in `output_dir`, each written whole or not at all (a temporary file
     beside it, then a rename), the metrics last: an interrupted run leaves the previous report intact. Returns the
-    paths of the predictions and the metrics."""
+    paths of the predictions and the metrics. `candidates`: each clip's candidates (reranking), written as its
+    `candidates` list, which `--predictions` reads back for SPIDEr-max."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictions_path, metrics_path = out / f"{stem}_predictions.jsonl", out / f"{stem}_metrics.json"
-    lines = [
-        json.dumps({"id": clip_id, "prediction": pred, "references": refs}, ensure_ascii=False) + "\n"
+    rows = [
+        {"id": clip_id, "prediction": pred, "references": refs}
         for clip_id, pred, refs in zip(clips["id"], predictions, clips["captions"])
     ]
+    for row, cands in zip(rows, candidates or []):
+        row["candidates"] = cands
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     write_atomic(predictions_path, "".join(lines))
     write_atomic(out / f"{stem}_per_caption.csv", per_caption_csv(clips, predictions, per_clip or {}, corpus))
@@ -198,6 +203,9 @@ def load_captioner_for(args):
     gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
     if getattr(args, "no_repeat_content_words", None) is not None:
         gen["no_repeat_content_words"] = args.no_repeat_content_words
+    for key in ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model"):  # hf_audiocap.rerank
+        if getattr(args, key, None) is not None:
+            gen[key] = getattr(args, key)
     return Captioner.from_pretrained(
         args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
     )
@@ -212,8 +220,19 @@ def evaluate_main(args) -> dict:
     clips = load_split(args)
     candidates = None  # an n-best list per clip, from a predictions file's `candidates`
     if args.model:
+        from hf_audiocap.data.audio import load_audio
+        from hf_audiocap.rerank import RerankSettings
+
         captioner = load_captioner_for(args)
-        predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
+        if RerankSettings.pop_from(dict(captioner.generate_kwargs), captioner.model.generation_config) is None:
+            predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
+        else:  # reranked: the candidates go to the predictions file, and SPIDEr-max is scored from them
+            sources, sr, reranked = list(clips["audio"]), captioner.sampling_rate, []
+            for start in range(0, len(sources), captioner.batch_size):
+                batch = sources[start : start + captioner.batch_size]
+                waves = [load_audio(a, sr, max_duration=args.max_duration) for a in batch]
+                reranked += captioner.caption_candidates(waves)
+            predictions, candidates = [r.caption for r in reranked], [r.candidates for r in reranked]
     else:
         by_id, candidates_by_id = read_prediction_file(args.predictions)
         missing = [i for i in clips["id"] if i not in by_id]
@@ -245,7 +264,7 @@ def evaluate_main(args) -> dict:
     out = Path(args.output_dir or args.model or Path(args.predictions).parent)
     stem = "evaluate_" + re.sub(r"[^\w.-]", "_", args.split).lstrip(".")
     predictions_path, metrics_path = write_report(
-        out, stem, clips, predictions, metrics, per_clip=per_clip, corpus=args.dataset
+        out, stem, clips, predictions, metrics, per_clip=per_clip, corpus=args.dataset, candidates=candidates
     )
     width = max(len(k) for k in metrics)
     print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))

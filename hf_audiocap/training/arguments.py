@@ -258,7 +258,9 @@ class DataArguments:
                     f"{self.mixture_stopping_strategy!r}."
                 )
             if self.styles and self.mixup_prob > 0:
-                raise ValueError("styles: true gives each clip its corpus's style: mixup would mix two; set mixup_prob: 0.")
+                raise ValueError(
+                    "styles: true gives each clip its corpus's style: mixup would mix two; set mixup_prob: 0."
+                )
             if self.style is not None:
                 raise ValueError("style names a single corpus's style; with corpora, each corpus's style is its name.")
         elif self.styles:
@@ -320,6 +322,17 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
             "setting `no_repeat_content_words`, which every entry point (CLI, pipeline, app, evaluate.py) applies."
         },
     )
+    generation_rerank: str | None = field(
+        default=None,
+        metadata={
+            "help": "Validation captions by reranking candidates (hf_audiocap.rerank): logprob, mbr, or weighted such as "
+            "'logprob:0.5,mbr:0.5' (clap needs the audio, which validation does not see: give it at inference). Saved "
+            "in generation_config.json as the plain setting `rerank`, which every entry point applies."
+        },
+    )
+    generation_rerank_candidates: int = field(
+        default=5, metadata={"help": "Candidates per clip for generation_rerank (>= 2); saved as `rerank_candidates`."}
+    )
 
     scst: bool = field(
         default=False,
@@ -341,6 +354,15 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
     )
 
     def __post_init__(self):
+        if self.generation_rerank:
+            from hf_audiocap.rerank import RerankSettings
+
+            rerank = RerankSettings(self.generation_rerank, self.generation_rerank_candidates, clap_model="-")
+            if rerank.weights.get("clap", 0) > 0:
+                raise ValueError(
+                    "generation_rerank: 'clap' needs the audio, which validation does not see; use logprob and/or mbr "
+                    "here and pass --rerank with clap at inference"
+                )
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # `torchrun --nproc_per_node N` on a machine without an accelerator: accelerate would initialise the process
             # group yet report no distributed type, so every rank trained alone (and each wrote the model card).

@@ -293,6 +293,9 @@ def build_model(
         gen.num_beams = training_args.generation_num_beams
     if getattr(training_args, "generation_no_repeat_content_words", False):
         gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
+    if getattr(training_args, "generation_rerank", None):  # plain settings, read by hf_audiocap.rerank
+        gen.rerank = training_args.generation_rerank
+        gen.rerank_candidates = int(training_args.generation_rerank_candidates)
     return model
 
 

@@ -44,6 +44,7 @@ from transformers.trainer_utils import speed_metrics
 from hf_audiocap.generation import apply_repetition_control
 from hf_audiocap.modeling_audiocap import AudioCapForConditionalGeneration
 from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
+from hf_audiocap.rerank import RerankSettings, generate_candidates, rerank_candidates
 from hf_audiocap.training.checkpoints import CheckpointCompletionCallback, resolve_checkpoint
 from hf_audiocap.training.scst import scst_loss
 
@@ -358,7 +359,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
         if isinstance(clips, dict):  # several corpora: each scored under its own prefix, reported as one evaluation
             metrics, samples = {}, []
             for name, corpus_clips in clips.items():
-                more, shown = self._evaluate_clips(corpus_clips, ignore_keys, f"{metric_key_prefix}_{name}", gen_kwargs)
+                more, shown = self._evaluate_clips(
+                    corpus_clips, ignore_keys, f"{metric_key_prefix}_{name}", gen_kwargs
+                )
                 metrics.update(more)
                 samples += [{**sample, "id": f"{name}/{sample['id']}"} for sample in shown]
             # the whole validation set's cross-entropy (the corpora's, weighted by their clips): what the curves, the
@@ -447,7 +450,28 @@ class AudioCapTrainer(Seq2SeqTrainer):
             tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
             generation_config = self.accelerator.unwrap_model(model).generation_config
             gen_kwargs = apply_repetition_control(gen_kwargs, generation_config, tokenizer)
+            # `rerank` (the generation config's): k candidates per clip, the chosen one's ids (hf_audiocap.rerank)
+            rerank = RerankSettings.pop_from(gen_kwargs, generation_config)
+            if rerank is not None:
+                return self._reranked_prediction_step(model, inputs, rerank, gen_kwargs, tokenizer)
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+
+    @torch.no_grad()
+    def _reranked_prediction_step(self, model, inputs, rerank, gen_kwargs, tokenizer):
+        """(None, chosen caption ids padded with -100, labels) for a generation pass with reranking; no loss (the
+        generation pass's batches carry no captions)."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        labels = inputs.get("labels")
+        # a styled model's prompt (`[start, style]`, no captions) is kept: the candidates continue it
+        skip = ("labels", "decoder_attention_mask") + (("decoder_input_ids",) if labels is not None else ())
+        generation_inputs = {
+            k: v.to(unwrapped.device) if torch.is_tensor(v) else v for k, v in inputs.items() if k not in skip
+        }
+        batch = generate_candidates(unwrapped, generation_inputs, rerank, gen_kwargs, tokenizer)
+        chosen = rerank_candidates(batch.texts, rerank, batch.logprobs)
+        rows = [seqs[texts.index(r.caption)] for seqs, texts, r in zip(batch.sequences, batch.texts, chosen)]
+        tokens = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=-100)
+        return None, tokens, labels
 
     def create_model_card(self, *args, **kwargs):
         # override: recipes/train.py writes the project's own card (metrics, data, usage) before pushing: keep it.
