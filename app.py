@@ -110,6 +110,10 @@ def build_app(
                         )
                         no_repeat = gr.Slider(0, 5, value=d["no_repeat_ngram_size"], step=1, label="No-repeat n-gram")
                         n_best = gr.Slider(1, 10, value=5, step=1, label="n-best list size")
+                    # a model trained on several corpora writes in the style of the one chosen (docs/mixtures.md)
+                    style = gr.Dropdown(
+                        captioner.styles, value=d["style"], label="Style", visible=bool(captioner.styles)
+                    )
                     caption_btn = gr.Button("Caption", variant="primary")
                     examples = sorted(Path(examples_dir).glob("*.wav"))[::4][:8] if examples_dir else []
                     if examples:
@@ -174,10 +178,10 @@ def build_app(
 
         # The model's saved no_repeat_content_words applies: a toggle here would add an input to the public /caption
         # API and break its clients' five-value requests.
-        def details(path, beams, length, penalty, ngram, n):
+        def details(path, beams, length, penalty, ngram, n, style=None):
             try:
                 wave = service.load(path)
-                shown = service.details(path, beams, length, penalty, ngram, n, wave=wave)
+                shown = service.details(path, beams, length, penalty, ngram, n, wave=wave, style=style)
             except ValueError as err:
                 raise refuse(str(err)) from None
             if float(np.abs(wave).max()) < SILENCE_PEAK:
@@ -185,12 +189,16 @@ def build_app(
                            "describes no sound in it", title="Silent clip")  # fmt: skip
             return shown
 
+        # /caption takes the style last (optional: one-value and five-value clients keep working)
+        def caption_in_style(path, beams, length, penalty, ngram, style=None):
+            return service.caption(path, beams, length, penalty, ngram, style=style)
+
         decoding_inputs = [num_beams, max_length, repetition_penalty, no_repeat]
         (
             caption_btn.click(check_upload, [audio], None, api_visibility="private")
             .success(
-                service.caption,
-                [audio, *decoding_inputs],
+                caption_in_style,
+                [audio, *decoding_inputs, style],
                 [caption, error],
                 api_name="caption",
                 concurrency_limit=MAX_BATCH_SIZE,  # decoded in parallel, then batched by service.batcher
@@ -199,7 +207,7 @@ def build_app(
             .then(show_error, [error], None, api_visibility="private")
             .success(
                 details,
-                [audio, *decoding_inputs, n_best],
+                [audio, *decoding_inputs, n_best, style],
                 [nbest, spectrogram, decoding],
                 api_visibility="private",
             )

@@ -46,6 +46,7 @@ def parse_args(argv=None):
         "--rerank_sampling", default=None, help="true/false or a top_p: sample the candidates instead of beam n-best"
     )
     p.add_argument("--rerank_clap_model", default=None, help="CLAP folder or Hub id for the 'clap' scorer")
+    p.add_argument("--style", default=None, help="the corpus style to caption in (a model trained with styles)")
     p.add_argument("--max_clips", type=int, default=None)
     p.add_argument("--max_duration", type=float, default=60.0)
     p.add_argument("--skip_missing", action="store_true")

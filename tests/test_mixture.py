@@ -314,3 +314,53 @@ def test_streamed_corpora_are_interleaved_as_a_stream():
     rows = list(itertools.islice(iter(training_dataset(clips["train"], data_args, training)), 40))
     assert {r["style"] for r in rows} == {"a", "b"} and all(r["captions"] for r in rows)
     assert len(clips["a/test"]) == 4  # held-out splits stay in memory
+
+
+def test_every_entry_point_captions_in_a_style(tmp_path, capsys):
+    """Captioner, pipeline, CLI (--style), the app's service and recipes/evaluate.py (--style) caption as
+    `generate(style=...)` does; an unknown style or a style for a model without styles is one line, before any clip."""
+    import runpy
+
+    import soundfile as sf
+    from transformers import pipeline
+
+    from hf_audiocap.cli import main
+    from hf_audiocap.inference.captioner import Captioner
+    from hf_audiocap.inference.service import CaptionService
+    from hf_audiocap.metrics.report import evaluate_main
+
+    out, (a, _) = styled_run(), two_corpora()
+    clip = sorted((a / "test").glob("*.wav"))[0]
+    audio, sr = sf.read(clip, dtype="float32")
+    captioner = Captioner.from_pretrained(str(out))
+    assert captioner.styles == ["a", "b"]
+    model, processor = captioner.model, captioner.processor
+    inputs = processor(audio=audio, sampling_rate=sr, return_tensors="pt")
+    with torch.no_grad():
+        expected = {s: processor.batch_decode(model.generate(**inputs, style=s), skip_special_tokens=True)[0].strip()
+                    for s in ("a", "b")}  # fmt: skip
+    for style in ("a", "b"):
+        assert captioner.caption_arrays([audio], style=style) == [expected[style]]
+        assert pipeline("audio-captioning", model=str(out))(str(clip), style=style)["caption"] == expected[style]
+        assert main(["caption", str(clip), "--model", str(out), "--style", style, "--quiet"]) == 0
+        assert capsys.readouterr().out.strip().endswith(expected[style])
+        service = CaptionService(captioner)
+        assert service.caption(str(clip), style=style) == (expected[style], "")
+    assert service.defaults["style"] == "a"
+    assert service.caption(str(clip), style="c")[1] == "unknown style 'c'; this model's styles: a, b"
+    with pytest.raises(ValueError, match=r"^unknown style 'c'; this model's styles: a, b$"):
+        captioner.caption_arrays([audio], style="c")
+    assert main(["caption", str(clip), "--model", str(out), "--style", "c", "--quiet"]) != 0
+    assert (
+        capsys.readouterr().err.strip() == "hf-audiocap caption: error: unknown style 'c'; this model's styles: a, b"
+    )
+    parse = runpy.run_path(str(REPO_ROOT / "recipes" / "evaluate.py"), run_name="recipes_evaluate")["parse_args"]
+    argv = ["--model", str(out), "--dataset", "synthcaps", "--dataset_path", str(a), "--split", "test", "--style", "b",
+            "--output_dir", str(tmp_path / "ev")]  # fmt: skip
+    evaluate_main(parse(argv))
+    rows = [json.loads(line) for line in next((tmp_path / "ev").glob("*predictions.jsonl")).read_text().splitlines()]
+    assert rows[0]["prediction"] == expected["b"]
+    plain = Captioner.from_pretrained(str(two_corpora()[0].parent / "run"))  # the styled one again: the check is
+    plain.model.config.styles = None  # about the model's config, so a model without styles is one without it
+    with pytest.raises(ValueError, match=r"^style='a': this model was trained without styles"):
+        plain.caption_arrays([audio], style="a")

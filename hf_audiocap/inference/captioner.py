@@ -58,9 +58,28 @@ class Captioner:
 
     def _generate_kwargs(self, generate_kwargs: dict) -> dict:
         """The Captioner's settings, then the call's, with `no_repeat_content_words` (the call's, else the model's
-        generation config's) turned into its logits processor (:mod:`hf_audiocap.generation`)."""
+        generation config's) turned into its logits processor (:mod:`hf_audiocap.generation`) and `style` checked
+        against the model's (:meth:`check_style`)."""
         kwargs = {**self.generate_kwargs, **generate_kwargs}
+        if kwargs.get("style") is None:
+            kwargs.pop("style", None)
+        else:
+            self.check_style(kwargs["style"])
         return apply_repetition_control(kwargs, self.model.generation_config, self.processor.tokenizer)
+
+    @property
+    def styles(self) -> list[str]:
+        """The styles the model was trained with (docs/mixtures.md), the default first; empty without styles."""
+        return list(getattr(self.model.config, "styles", None) or [])
+
+    def check_style(self, style: str | None) -> None:
+        """One-line ValueError for a style the model does not have (or any style, for a model without styles)."""
+        if style is None:
+            return
+        if not self.styles:
+            raise ValueError(f"style={style!r}: this model was trained without styles (it has none to choose from)")
+        if style not in self.styles:
+            raise ValueError(f"unknown style {style!r}; this model's styles: {', '.join(self.styles)}")
 
     @torch.inference_mode()
     def caption_arrays(self, waves: Sequence[np.ndarray], return_scores: bool = False, **generate_kwargs):

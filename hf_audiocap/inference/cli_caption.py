@@ -98,6 +98,9 @@ def add_arguments(p) -> None:
         metavar="S",
         help=f"refuse files longer than S seconds (default: {DEFAULT_MAX_DURATION_S:g})",
     )
+    p.add_argument(
+        "--style", default=None, metavar="NAME", help="the corpus style to caption in (a model trained with styles)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a Hub repository's code to run")
 
@@ -126,6 +129,9 @@ def main_from_args(args) -> int:
     if args.no_repeat_content_words is not None:
         generate_kwargs["no_repeat_content_words"] = args.no_repeat_content_words
     generate_kwargs.update(rerank)
+    if args.style is not None:  # checked against the model's styles before any file is captioned
+        captioner.check_style(args.style)
+        generate_kwargs["style"] = args.style
     if rerank:  # completed by the model's saved settings (e.g. its CLAP folder): checked before any file is captioned
         from hf_audiocap.rerank import RerankSettings
 

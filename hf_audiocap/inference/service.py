@@ -46,6 +46,7 @@ class CaptionService:
             "repetition_penalty": float(gen.repetition_penalty or 1.0),
             "no_repeat_ngram_size": int(gen.no_repeat_ngram_size or 0),
             "no_repeat_content_words": bool(getattr(gen, "no_repeat_content_words", False)),
+            "style": (captioner.styles or [None])[0],
         }
         self.lock = threading.Lock()  # one forward pass at a time: the CPU is shared between the tabs' events
         self.batcher = _Batcher(self._run_group, max_batch=captioner.batch_size or MAX_BATCH_SIZE)
@@ -58,9 +59,12 @@ class CaptionService:
         repetition_penalty=None,
         no_repeat_ngram_size=None,
         no_repeat_content_words=None,
+        style=None,
     ):
         """Only the settings that differ from the model's own, so defaults give the CLI's and pipeline's caption."""
+        self.captioner.check_style(style or None)
         asked = {
+            "style": style or None,
             "num_beams": None if num_beams is None else int(num_beams),
             "max_length": None if max_length is None else int(max_length),
             "repetition_penalty": None if repetition_penalty is None else float(repetition_penalty),
@@ -114,6 +118,7 @@ class CaptionService:
         repetition_penalty=None,
         no_repeat_ngram_size=None,
         no_repeat_content_words=None,
+        style=None,
     ):
         """The `/caption` event: one upload in, `(caption, error)` out. The upload is decoded in the request's own
         thread; its windows then join the next forward pass (`_Batcher`): requests that arrive while one runs share
@@ -125,11 +130,11 @@ class CaptionService:
         its batch; here each request stands alone until its waveform is ready."""
         try:
             waves = self.windows(path)
+            kwargs = self.generate_kwargs(
+                num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words, style
+            )
         except ValueError as err:
             return "", str(err)
-        kwargs = self.generate_kwargs(
-            num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words
-        )
         return _joined(self.batcher.submit(waves, tuple(sorted(kwargs.items()))))
 
     def _run_group(self, waves: list[np.ndarray], key: tuple) -> list[tuple[str, str]]:
@@ -153,13 +158,14 @@ class CaptionService:
         wave=None,
         no_repeat_content_words=None,
         rerank=None,
+        style=None,
     ):
         """n-best rows `[caption, score]`, the log-mel spectrogram as an RGB image, and the decoding settings (of
         `wave` when the upload is already decoded). With reranking (`rerank`, else the Captioner's or the model's
         setting), every candidate as `[chosen mark, caption, each scorer's score..., total]` (`nbest_headers`)."""
         wave = self.load(path) if wave is None else wave
         kwargs = self.generate_kwargs(
-            num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words
+            num_beams, max_length, repetition_penalty, no_repeat_ngram_size, no_repeat_content_words, style
         )
         if rerank is not None:
             kwargs["rerank"] = rerank

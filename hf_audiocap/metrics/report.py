@@ -197,18 +197,20 @@ def load_split(args):
 
 def load_captioner_for(args):
     """The shared `Captioner` of `args.model` with the generation options given (num_beams, max_length,
-    no_repeat_content_words; the model's own where absent)."""
+    no_repeat_content_words, rerank*, style; the model's own where absent)."""
     from hf_audiocap.inference.captioner import Captioner
 
     gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
     if getattr(args, "no_repeat_content_words", None) is not None:
         gen["no_repeat_content_words"] = args.no_repeat_content_words
-    for key in ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model"):  # hf_audiocap.rerank
-        if getattr(args, key, None) is not None:
+    for key in ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model", "style"):
+        if getattr(args, key, None) is not None:  # reranking (hf_audiocap.rerank), a style (docs/mixtures.md)
             gen[key] = getattr(args, key)
-    return Captioner.from_pretrained(
+    captioner = Captioner.from_pretrained(
         args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
     )
+    captioner.check_style(gen.get("style"))  # one line before any clip is captioned
+    return captioner
 
 
 def evaluate_main(args) -> dict:
