@@ -75,6 +75,8 @@ MATRIX_TESTS = tests/test_modeling.py tests/test_pretrained_parts.py tests/test_
 	tests/test_version_matrix.py tests/test_hub_folder.py tests/test_pipeline.py tests/test_train_recipe.py tests/test_scst.py \
 	tests/test_prefix_model.py tests/test_prefix_recipe.py tests/test_fsdp.py  # the audio-prefix model (issue 17)
 MATRIX_TESTS += tests/test_encoder_cache.py  # a frozen pretrained encoder's cached states (issue 26)
+MATRIX_TESTS += tests/test_mixture.py  # several corpora and styles; a styled folder captions from its own code (issue 27)
+MATRIX_TESTS += tests/test_rerank.py  # candidates and reranking, both model kinds (issue 27)
 test-oldest: $(STAMP) $(OLDEST_STAMP) system-deps
 	AUDIOCAP_OTHER_PYTHON=$(abspath $(PY)) $(OLDEST_PY) -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 
