@@ -80,14 +80,14 @@ def style_token(name: str) -> str:
     return f"<style:{name}>"
 
 
-def resolve_style(styles: dict | None, style: str | None):
-    """`styles[style]` (the first style's value for None), or one line saying why not."""
+def resolve_style(styles: dict | None, style: str | None, default: str | None = None):
+    """`styles[style]` (for None, the default's: `default`, else the first style's), or one line saying why not."""
     if not styles:
         if style is None:
             return None
         raise ValueError(f"style={style!r}: this model was trained without styles (it has none to choose from)")
     if style is None:
-        return next(iter(styles.values()))
+        style = default if default in styles else next(iter(styles))
     if style not in styles:
         raise ValueError(f"unknown style {style!r}; this model's styles: {', '.join(styles)}")
     return styles[style]
@@ -287,8 +287,10 @@ class AudioCapConfig(PretrainedConfig):
         pad_token_id / bos_token_id / eos_token_id / decoder_start_token_id: special ids (`<pad>`=0, `<sos>`=2,
             `<eos>`=3 for the word-level tokenizer).
         styles (`dict[str, int]`, *optional*): the corpus styles the model was trained with (docs/mixtures.md): each
-            name and the id of its token, which the decoder sees right after the start token; the first is the
-            default. `generate(style=NAME)` picks one. None: a model trained without styles.
+            name and the id of its token, which the decoder sees right after the start token. `generate(style=NAME)`
+            picks one. None: a model trained without styles.
+        default_style (`str`, *optional*): the style `generate` uses when none is asked for (default: the first of
+            `styles`; saved by name, as `config.json` sorts its keys).
         audiocap_format (`int`): the layout of the saved weights and fields; a folder of another format is refused
             with one line instead of loading with silently missing weights.
     """
@@ -316,6 +318,7 @@ class AudioCapConfig(PretrainedConfig):
         use_cache: bool = True,
         is_encoder_decoder: bool = True,
         styles: dict[str, int] | None = None,
+        default_style: str | None = None,
         audiocap_format: int = AUDIOCAP_FORMAT,
         **kwargs: Any,
     ):
@@ -351,13 +354,14 @@ class AudioCapConfig(PretrainedConfig):
         self.decoder_start_token_id = decoder_start_token_id
         self.use_cache = use_cache
         self.styles = {str(k): int(v) for k, v in styles.items()} if styles else None
+        self.default_style = default_style or (next(iter(self.styles)) if self.styles else None)
         self.audiocap_format = audiocap_format
         super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
         self.sync_sub_configs()
 
     def style_token_id(self, style: str | None) -> int:
-        """The token id of a style (None: the default, the first), in one line if the model has none or not this one."""
-        return resolve_style(self.styles, style)
+        """The token id of a style (None: `default_style`), in one line if the model has none or not this one."""
+        return resolve_style(self.styles, style, self.default_style)
 
     @property
     def uses_builtin_encoder(self) -> bool:

@@ -208,6 +208,15 @@ def test_generate_with_each_style_and_one_line_errors():
         model.generate(**inputs, style="c")
 
 
+def test_the_default_style_survives_saving(tmp_path):
+    """config.json sorts its keys: the default is saved by name, not by the order of `styles`."""
+    from hf_audiocap.configuration_audiocap import AudioCapConfig
+
+    AudioCapConfig(styles={"zeta": 9, "alpha": 8}).save_pretrained(tmp_path)
+    config = AudioCapConfig.from_pretrained(tmp_path)
+    assert config.default_style == "zeta" and config.style_token_id(None) == 9 and config.style_token_id("alpha") == 8
+
+
 def test_a_model_without_styles_refuses_style(tmp_path):
     from hf_audiocap.configuration_audiocap import resolve_style
 
@@ -222,11 +231,10 @@ def test_fine_tuning_a_styled_model_on_one_corpus_names_its_style(tmp_path):
     with pytest.raises(ValueError, match=r"trained with styles \(a, b\): set `style: NAME`"):
         recipe_main()(base)
     recipe_main()(base + ["--style", "clotho"])  # a new style: its token added to the vocabulary
-    styles = json.loads((tmp_path / "ft" / "config.json").read_text())["styles"]
-    assert (
-        list(styles) == ["a", "b", "clotho"]
-        and len(transformers.AutoTokenizer.from_pretrained(tmp_path / "ft")) > styles["clotho"]
-    )
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    styles = config["styles"]
+    assert set(styles) == {"a", "b", "clotho"} and config["default_style"] == "clotho"
+    assert len(transformers.AutoTokenizer.from_pretrained(tmp_path / "ft")) > styles["clotho"]
 
 
 def test_prefix_model_refuses_styles(tmp_path):

@@ -70,7 +70,9 @@ class Captioner:
     @property
     def styles(self) -> list[str]:
         """The styles the model was trained with (docs/mixtures.md), the default first; empty without styles."""
-        return list(getattr(self.model.config, "styles", None) or [])
+        styles = list(getattr(self.model.config, "styles", None) or [])
+        default = getattr(self.model.config, "default_style", None)
+        return [default, *(s for s in styles if s != default)] if default in styles else styles
 
     def check_style(self, style: str | None) -> None:
         """One-line ValueError for a style the model does not have (or any style, for a model without styles)."""

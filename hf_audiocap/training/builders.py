@@ -300,8 +300,8 @@ def build_model(
 
 
 def _add_styles(model, tokenizer, styles) -> None:
-    """`config.styles` gains the recipe's styles (a model fine-tuned from a styled one keeps its own, first), the
-    vocabulary grows to hold their tokens."""
+    """`config.styles` gains the recipe's styles (a model fine-tuned from a styled one keeps its own), the vocabulary
+    grows to hold their tokens, and the recipe's first style becomes the default."""
     from hf_audiocap.configuration_audiocap import style_token
 
     if len(tokenizer) > model.config.vocab_size:
@@ -309,6 +309,7 @@ def _add_styles(model, tokenizer, styles) -> None:
     known = dict(model.config.styles or {})
     known.update({s: tokenizer.convert_tokens_to_ids(style_token(s)) for s in styles if s not in known})
     model.config.styles = known
+    model.config.default_style = styles[0]  # the recipe's first corpus, or the style it fine-tunes in
 
 
 def _default_keyword_weight(tok) -> float:

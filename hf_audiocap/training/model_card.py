@@ -119,11 +119,13 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         if any(v is not None for v in values):
             rows.append(f"| {metric} | " + " | ".join("" if v is None else f"{v:.4f}" for v in values) + " |")
     styles = getattr(getattr(model, "config", None), "styles", None) if model is not None else None
+    default_style = getattr(getattr(model, "config", None), "default_style", None) if model is not None else None
     if model is None:  # either model kind: hf_audiocap registers both with the Auto class
         from transformers import AutoModelForSpeechSeq2Seq
 
         model = AutoModelForSpeechSeq2Seq.from_pretrained(output_dir)
         styles = getattr(model.config, "styles", None)
+        default_style = getattr(model.config, "default_style", None)
     gen = model.generation_config
     card = TEMPLATE.format(
         card_data=card_data.to_yaml(),
@@ -133,7 +135,7 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         test_split=split,
         styles_note=(
             f"\n\nStyles ({', '.join(styles)}): the model writes in the style of the corpus it is asked for, "
-            f'`captioner(clip, style="{next(iter(styles))}")` (the first is the default).'
+            f'`captioner(clip, style="{next(iter(styles))}")` (default: {default_style}).'
             if styles
             else ""
         ),
