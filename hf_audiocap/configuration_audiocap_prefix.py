@@ -26,6 +26,8 @@ from .configuration_audiocap import (
     SUPPORTED_ENCODER_TYPES,
     AudioCapConfigError,
     AudioCapEncoderConfig,
+    resolve_style,
+    style_token,
 )
 
 AUDIO_PLACEHOLDER = "<audio>"
@@ -91,6 +93,10 @@ class AudioCapPrefixConfig(PretrainedConfig):
             `from_pretrained` reads them from `lm_name_or_path` again: a checkpoint of a LoRA run then holds the
             adapters, the projector and the encoder only (needs `freeze_lm` and `lm_name_or_path`).
         pad_token_id / bos_token_id / eos_token_id: the LM tokenizer's special ids (eos ends every caption).
+        styles (`dict[str, list[int]]`, *optional*): the corpus styles the model was trained with (docs/mixtures.md):
+            each name and the token ids of its text, `"NAME > "`, which the LM reads right after the prompt, before
+            the caption (as MU-NLPC's "clotho > caption:"); rendered by `set_styles(tokenizer, names)`.
+        default_style (`str`, *optional*): the style used when none is asked for.
     """
 
     model_type = "audiocap_prefix"
@@ -121,6 +127,8 @@ class AudioCapPrefixConfig(PretrainedConfig):
         pad_token_id: int | None = None,
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
+        styles: dict[str, list[int]] | None = None,
+        default_style: str | None = None,
         **kwargs: Any,
     ):
         self.encoder = _resolve(encoder, "encoder", AUDIOCAP_ENCODER_TYPE, AudioCapEncoderConfig)
@@ -173,6 +181,8 @@ class AudioCapPrefixConfig(PretrainedConfig):
                 "lm_name_or_path), whose weights can be read again from where they came from"
             )
         self.save_lm_weights = save_lm_weights
+        self.styles = {str(k): [int(i) for i in v] for k, v in styles.items()} if styles else None
+        self.default_style = default_style or (next(iter(self.styles)) if self.styles else None)
         ids = {"pad_token_id": pad_token_id, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
         for name, value in ids.items():  # default to the LM's own
             setattr(self, name, value if value is not None else getattr(self.lm, name, None))
@@ -231,6 +241,28 @@ class AudioCapPrefixConfig(PretrainedConfig):
         self.eos_token_id = tokenizer.eos_token_id
         self.bos_token_id = tokenizer.bos_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def set_styles(self, tokenizer, names: list[str]) -> None:
+        """Adds the styles `names` (styles already known keep their ids) and makes the first the default. A style is
+        its token `<style:NAME>` when the tokenizer has it within the LM's vocabulary (a word-level LM trained from
+        scratch, sized with it), else its text `"NAME > "` rendered with the LM's `tokenizer`."""
+        styles = dict(self.styles or {})
+        vocab = tokenizer.get_vocab()
+        for name in names:
+            token = vocab.get(style_token(name))
+            text = [token] if token is not None and token < self.vocab_size else None
+            styles.setdefault(name, text or tokenizer(f"{name} > ", add_special_tokens=False)["input_ids"])
+        self.styles, self.default_style = styles, names[0]
+
+    def style_prompt_ids(self, style: str | None) -> list[int]:
+        """The token ids of a style's text (None: `default_style`; [] for a model without styles), in one line if the
+        model has no styles or not this one."""
+        return resolve_style(self.styles, style, self.default_style) or []
+
+    @property
+    def style_order(self) -> list[str]:
+        """The styles in the order of a batch's `style_index` (sorted by name, as `config.json` saves them)."""
+        return sorted(self.styles or {})
 
 
 __all__ = ["AUDIO_PLACEHOLDER", "AudioCapPrefixConfig"]

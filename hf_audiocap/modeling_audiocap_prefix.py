@@ -325,9 +325,13 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         embeds, mask = self.projector(states, mask)
         return embeds.to(self.get_input_embeddings().weight.dtype), mask
 
-    def prompt_rows(self, audio_embeds, audio_mask, captions=None, caption_lengths=None, padding_side="right"):
-        """The LM's input rows `[before][audio span][after][caption]`, padded on `padding_side`: `(inputs_embeds,
-        attention_mask, caption_starts)`, `caption_starts[i]` being where row i's caption begins (its prompt length)."""
+    def prompt_rows(
+        self, audio_embeds, audio_mask, captions=None, caption_lengths=None, padding_side="right", style_index=None
+    ):
+        """The LM's input rows `[before][audio span][after][style][caption]`, padded on `padding_side`:
+        `(inputs_embeds, attention_mask, caption_starts)`, `caption_starts[i]` being where row i's caption begins (its
+        prompt length). `style_index[i]`: row i's style in `config.style_order` (a model trained with styles; without
+        it, the default style)."""
         config = self.config
         if not (config.prompt_before_ids or config.prompt_after_ids) and config.prompt_template.strip() != (
             config.audio_placeholder
@@ -339,9 +343,10 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         after = embed(torch.tensor(config.prompt_after_ids, dtype=torch.long, device=device)).to(audio_embeds.dtype)
         span = audio_mask.long().sum(-1).tolist()
         caption_embeds = embed(captions).to(audio_embeds.dtype) if captions is not None else None
+        styles = self._style_embeds(style_index, len(span), device, audio_embeds.dtype)
         rows = []
         for i, n in enumerate(span):
-            parts = [before, audio_embeds[i, :n], after]
+            parts = [before, audio_embeds[i, :n], after, styles[i]]
             if caption_embeds is not None:
                 parts.append(caption_embeds[i, : int(caption_lengths[i])])
             rows.append(torch.cat(parts))
@@ -357,8 +362,21 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         for i, row in enumerate(rows):
             where = slice(0, len(row)) if padding_side == "right" else slice(width - len(row), width)
             inputs[i, where], mask[i, where] = row, 1
-        starts = torch.tensor([len(before) + n + len(after) for n in span], device=device)
+        starts = torch.tensor(
+            [len(before) + n + len(after) + len(styles[i]) for i, n in enumerate(span)], device=device
+        )
         return inputs, mask, starts
+
+    def _style_embeds(self, style_index, rows: int, device, dtype) -> list[torch.Tensor]:
+        """Each row's style text, embedded (empty for a model without styles)."""
+        config, embed = self.config, self.get_input_embeddings()
+        if style_index is None:
+            names = [config.default_style] * rows
+        else:
+            names = [config.style_order[int(i)] for i in style_index]
+        return [
+            embed(torch.tensor(config.style_prompt_ids(n), dtype=torch.long, device=device)).to(dtype) for n in names
+        ]
 
     # ------------------------------------------------------------------------------------------------------------------
     # forward, loss, generate
@@ -373,6 +391,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         smoothing: float = 0.0,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        style_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> AudioCapPrefixOutput | tuple:
         r"""
@@ -382,6 +401,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
             Trainer passes it, as `caption_loss` computes it for both model kinds.
         encoder_index (`torch.LongTensor` of shape `(rows,)`, *optional*): for each caption row, the clip it describes.
         smoothing (`float`): label-smoothing epsilon of that cross-entropy (training batches only, in the recipes).
+        style_index (`torch.LongTensor` of shape `(rows,)`, *optional*): each row's style in `config.style_order`.
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         if kwargs.get("decoder_input_ids") is not None:
@@ -399,7 +419,7 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
             # up to the last labelled token (padding is -100 at the end); ignored tokens inside are embedded as pad
             lengths = torch.where(labelled.any(-1), labels.shape[1] - labelled.flip(-1).long().argmax(-1), 0)
             captions = labels.masked_fill(~labelled, self.config.pad_token_id or 0)
-        inputs, mask, starts = self.prompt_rows(rows_audio, rows_mask, captions, lengths)
+        inputs, mask, starts = self.prompt_rows(rows_audio, rows_mask, captions, lengths, style_index=style_index)
         out = self.lm(
             inputs_embeds=inputs,
             attention_mask=mask,
@@ -428,12 +448,15 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         input_values: torch.Tensor | None = None,
         encoder_index: torch.LongTensor | None = None,
         generation_config: GenerationConfig | None = None,
+        style: str | None = None,
+        style_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> torch.LongTensor:
         """Captions of the clips (one row per clip, or per `encoder_index` row): the prompt rows left-padded and handed
         to the LM's own `generate(inputs_embeds=..., attention_mask=...)` with this model's generation config (or the
         one given) and any of its keyword arguments (num_beams, do_sample, logits processors, ...); `max_length` counts
-        caption tokens, as `max_new_tokens` (the prompt is not counted). Returns the caption ids only."""
+        caption tokens, as `max_new_tokens` (the prompt is not counted). Returns the caption ids only. A model trained
+        with styles captions in `style` (a name; None: the default), or per row by `style_index`."""
         for name in ("labels", "decoder_input_ids", "decoder_attention_mask"):  # what a Trainer batch may carry
             kwargs.pop(name, None)
         if "max_length" in kwargs and "max_new_tokens" not in kwargs:
@@ -443,7 +466,10 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         if encoder_index is not None:
             encoder_index = encoder_index.to(audio.device)
             audio, audio_mask = audio.index_select(0, encoder_index), audio_mask.index_select(0, encoder_index)
-        inputs, mask, _ = self.prompt_rows(audio, audio_mask, padding_side="left")
+        if style_index is None and style is not None:  # one style for every row (one line if it is not the model's)
+            self.config.style_prompt_ids(style)
+            style_index = torch.full((audio.shape[0],), self.config.style_order.index(style))
+        inputs, mask, _ = self.prompt_rows(audio, audio_mask, padding_side="left", style_index=style_index)
         # the call's generation arguments folded into a copy of the config, as GenerationMixin does for its own model
         generation_config = copy.deepcopy(
             generation_config if generation_config is not None else self.generation_config

@@ -237,11 +237,43 @@ def test_fine_tuning_a_styled_model_on_one_corpus_names_its_style(tmp_path):
     assert len(transformers.AutoTokenizer.from_pretrained(tmp_path / "ft")) > styles["clotho"]
 
 
-def test_prefix_model_refuses_styles(tmp_path):
-    argv = tiny_run_args(two_corpora()[0], tmp_path / "p", corpora=corpora_yaml(corpora()), styles="true",
-                         model_kind="prefix", config_overrides="{}")  # fmt: skip
-    with pytest.raises(ValueError, match="styles are made for the encoder-decoder model"):
-        recipe_main()(argv)
+def test_prefix_model_trains_and_captions_with_styles(tmp_path):
+    """The audio prefix + LM: each row's style (its token, for a word-level LM trained from scratch) sits between the
+    prompt and the caption, in training and in generate(style=...); the saved folder captions with each style."""
+    from hf_audiocap.inference.captioner import Captioner
+
+    out = tmp_path / "p"
+    argv = tiny_run_args(
+        two_corpora()[0], out, corpora=corpora_yaml(corpora()), styles="true", model_kind="prefix",
+        config_overrides="{encoder: {d_model: 32, encoder_layers: 1, encoder_attention_heads: 2, encoder_ffn_dim: 64}, "
+        "lm: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}}",
+        max_steps=2, eval_strategy="steps", eval_steps=2, metric_for_best_model="b_cider_d",
+    )  # fmt: skip
+    recipe_main()(argv)
+    config = json.loads((out / "config.json").read_text())
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert config["styles"] == {s: [tok.convert_tokens_to_ids(f"<style:{s}>")] for s in ("a", "b")}
+    assert config["default_style"] == "a"
+    assert {"a_cider_d", "b_cider_d"} <= set(json.loads((out / "test_metrics.json").read_text()))
+    captioner = Captioner.from_pretrained(str(out))
+    model, processor = captioner.model.eval(), captioner.processor
+    audio = np.random.default_rng(2).standard_normal(16000).astype(np.float32)
+    inputs = processor(audio=[audio, audio], sampling_rate=16000, return_tensors="pt")
+    # the style changes what the LM reads: the first step's logits differ between styles
+    rows = {
+        s: model.prompt_rows(*model.embed_audio(inputs["input_features"], inputs["attention_mask"]),
+                             style_index=torch.tensor([model.config.style_order.index(s)] * 2))[0]
+        for s in ("a", "b")
+    }  # fmt: skip
+    assert not torch.equal(rows["a"], rows["b"])
+    with torch.no_grad():
+        by_style = {s: model.generate(**inputs, style=s) for s in ("a", "b")}
+        assert torch.equal(model.generate(**inputs), by_style["a"])  # the default style
+    assert captioner.caption_arrays([audio], style="b") == [
+        processor.batch_decode(by_style["b"][:1], skip_special_tokens=True)[0].strip()
+    ]
+    with pytest.raises(ValueError, match=r"^unknown style 'c'; this model's styles: a, b$"):
+        model.generate(**inputs, style="c")
 
 
 def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):

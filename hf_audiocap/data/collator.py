@@ -33,7 +33,9 @@ class AudioCaptionCollator:
     With `style_token_ids` (a model trained with styles, docs/mixtures.md), each example's `style` is the token its
     decoder sees after the start token: the batch holds `decoder_input_ids` (`[start, style, caption...]`, or
     `[start, style]` for clips to caption, the prompt `generate` continues) and the labels gain a first position,
-    -100, where the style would be predicted: the style is given, never learnt as a guess.
+    -100, where the style would be predicted: the style is given, never learnt as a guess. With `style_order` (an
+    audio-prefix model trained with styles), the batch holds `style_index`, each row's style in that order: the
+    model puts the style's text before the caption.
     """
 
     processor: Any
@@ -48,6 +50,7 @@ class AudioCaptionCollator:
     return_references: bool = False
     style_token_ids: dict | None = None
     decoder_start_token_id: int | None = None
+    style_order: list | None = None
 
     @property
     def sampling_rate(self) -> int:
@@ -97,7 +100,7 @@ class AudioCaptionCollator:
                 labels = labels[:, : self.max_label_length].clone()
                 labels[too_long, -1] = self.processor.tokenizer.eos_token_id
                 batch["labels"] = labels
-        if self.style_token_ids is not None:
+        if self.style_token_ids is not None or self.style_order is not None:
             rows = encoder_index.tolist() if encoder_index is not None else range(len(examples))
             self._add_style(batch, [examples[i].get("style") for i in rows], [ex.get("id") for ex in examples])
         if self.return_clip_ids:
@@ -108,11 +111,15 @@ class AudioCaptionCollator:
 
     def _add_style(self, batch: dict, styles: list, clip_ids: list) -> None:
         """`decoder_input_ids` starting `[start, style]` and labels shifted one place right behind -100 (see above)."""
-        unknown = [(i, s) for i, s in zip(clip_ids, styles) if s not in self.style_token_ids]
+        known = self.style_order if self.style_order is not None else list(self.style_token_ids)
+        unknown = [(i, s) for i, s in zip(clip_ids, styles) if s not in known]
         if unknown:
             raise ValueError(
-                f"clip {unknown[0][0]!r}: style {unknown[0][1]!r} is not one of the model's ({', '.join(self.style_token_ids)})"
+                f"clip {unknown[0][0]!r}: style {unknown[0][1]!r} is not one of the model's ({', '.join(known)})"
             )
+        if self.style_order is not None:
+            batch["style_index"] = torch.tensor([self.style_order.index(s) for s in styles])
+            return
         labels = batch.get("labels")
         styles_ids = torch.tensor([self.style_token_ids[s] for s in styles]).unsqueeze(1)
         start = torch.full_like(styles_ids, self.decoder_start_token_id)

@@ -174,7 +174,11 @@ def build_processor(model_args: ModelArguments, train_clips, styles: list[str] =
     measured on training clips unless told otherwise) + a word-level tokenizer built from the training
     captions (or the named pretrained tokenizer); with `styles`, their tokens added to the tokenizer."""
     processor = _processor(model_args, train_clips)
-    if styles:
+    # a style is a token of the vocabulary, except for a pretrained LM (its text, hf_audiocap/configuration_audiocap_prefix)
+    pretrained_lm = model_args.model_kind == "prefix" and (
+        model_args.decoder_name_or_path or model_args.model_name_or_path
+    )
+    if styles and not pretrained_lm:
         from hf_audiocap.configuration_audiocap import style_token
 
         tokenizer = processor.tokenizer
@@ -240,13 +244,10 @@ def build_model(
     if model_args.model_kind == "prefix":
         from hf_audiocap.training.prefix import build_prefix_model
 
-        if styles:
-            raise ValueError(
-                "styles are made for the encoder-decoder model so far (a token its decoder sees first); train the prefix "
-                "model on the corpora without them (styles: false)"
-            )
-
-        return build_prefix_model(model_args, processor, training_args)
+        model = build_prefix_model(model_args, processor, training_args)
+        if styles:  # each style's text goes before the caption (docs/mixtures.md)
+            model.config.set_styles(tok, list(styles))
+        return model
     if model_args.model_name_or_path:
         model = AudioCapForConditionalGeneration.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
@@ -417,6 +418,8 @@ def _style_settings(model, train_clips, scst: bool) -> dict:
     if scst:
         raise ValueError("scst: true samples captions without a style prompt so far: fine-tune a styled model with "
                          "cross-entropy")  # fmt: skip
+    if model.config.model_type == "audiocap_prefix":
+        return {"style_order": model.config.style_order}
     return {"style_token_ids": dict(styles), "decoder_start_token_id": model.config.decoder_start_token_id}
 
 
