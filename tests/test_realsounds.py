@@ -225,3 +225,38 @@ def test_train_recipe_reports_classes_and_the_single_recordings(tmp_path, monkey
     assert "| class | clips | recall |" in (out / "test_classes.md").read_text()
     assert len((out / "test_single_predictions.jsonl").read_text().splitlines()) == 4
     assert "tiny-games 2.0-1: CC0" in (out / "README.md").read_text()
+
+
+def test_training_recordings_alone_leave_every_other_clip_as_it_was(tmp_path, monkeypatch, server):
+    """train_single_share: that share of the training clips is one training recording alone (no noise, no other
+    source); every other training clip, the validation and both test sets are byte-identical to a corpus without."""
+    import json
+
+    server.files = _tiny_corpus(monkeypatch)
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    prepare(_config(plain, server, num_train=30))
+    prepare(_config(mixed, server, num_train=30, train_single_share=0.4))
+
+    def truth(root, split):
+        return [
+            json.loads(line) for line in (root / f"realsounds_ground_truth_{split}.jsonl").read_text().splitlines()
+        ]
+
+    alone = [r for r in truth(mixed, "train") if r["noise"] is None]  # a scene always has background noise
+    assert 5 <= len(alone) <= 20 and all(len(r["sources"]) == 1 for r in alone)
+    assert all(r["noise"] is not None for r in truth(plain, "train"))
+    train_ids = {r["id"] for splits in split_recordings([r for r in prepare(_config(mixed, server, num_train=30,
+                 train_single_share=0.4)).recordings if "file" in r])[0].values() for r in splits["train"]}  # fmt: skip
+    assert {r["sources"][0]["recording"] for r in alone} <= train_ids
+    for a, b in zip(truth(plain, "train"), truth(mixed, "train")):
+        if b["noise"] is not None:
+            assert (
+                a == b
+                and (plain / "train" / a["file_name"]).read_bytes() == (mixed / "train" / b["file_name"]).read_bytes()
+            )
+    for split in ("validation", "test", "test_single"):
+        for f in sorted((plain / split).glob("*.wav")):
+            assert f.read_bytes() == (mixed / split / f.name).read_bytes()
+    info = json.loads((mixed / "realsounds_info.json").read_text())
+    assert info["arguments"]["train_single_share"] == 0.4
+    assert "train_single_share" not in json.loads((plain / "realsounds_info.json").read_text())["arguments"]
