@@ -56,6 +56,9 @@ class AudioCapProcessor(ProcessorMixin):
         else:
             feature_extractor = AudioCapFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if "from_dict" in vars(ProcessorMixin):  # newer releases: keyword-only, from_args_and_dict deprecated
+            parts = {"feature_extractor": feature_extractor, "tokenizer": tokenizer}
+            return cls.from_dict({**processor_dict, **parts}, **instantiation_kwargs)
         return cls.from_args_and_dict([feature_extractor, tokenizer], processor_dict, **instantiation_kwargs)
 
     def _labels(self, text: str | list[str], return_tensors: str | None) -> Any:
