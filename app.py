@@ -189,21 +189,23 @@ def build_app(
                            "describes no sound in it", title="Silent clip")  # fmt: skip
             return shown
 
-        # /caption takes the style last (optional: one-value and five-value clients keep working)
         def caption_in_style(path, beams, length, penalty, ngram, style=None):
             return service.caption(path, beams, length, penalty, ngram, style=style)
 
+        # The public /caption API keeps its five inputs (raw HTTP clients send exactly those) and captions in the
+        # model's default style; /caption_in_style, what the page's button calls, takes the style as a sixth.
         decoding_inputs = [num_beams, max_length, repetition_penalty, no_repeat]
+        batched = {"concurrency_limit": MAX_BATCH_SIZE, "concurrency_id": "caption"}  # decoded in parallel, then
+        # batched by service.batcher
         (
             caption_btn.click(check_upload, [audio], None, api_visibility="private")
             .success(
                 caption_in_style,
                 [audio, *decoding_inputs, style],
                 [caption, error],
-                api_name="caption",
-                concurrency_limit=MAX_BATCH_SIZE,  # decoded in parallel, then batched by service.batcher
-                concurrency_id="caption",
-            )
+                api_name="caption_in_style",
+                **batched,
+            )  # fmt: skip
             .then(show_error, [error], None, api_visibility="private")
             .success(
                 details,
@@ -212,6 +214,8 @@ def build_app(
                 api_visibility="private",
             )
         )
+        api_only = gr.Button(visible=False)
+        api_only.click(service.caption, [audio, *decoding_inputs], [caption, error], api_name="caption", **batched)
 
         flagger = gr.CSVLogger(dataset_file_name="ratings.csv", verbose=False)
         flagger.setup([audio, caption, corrected, model_box, decoding], ratings_dir)

@@ -82,6 +82,8 @@ def test_caption_api_on_a_synthcaps_clip(served, model_dir, synthcaps_clips):
     # Decoding settings are optional inputs of the same endpoint.
     caption3, _ = client.predict(handle_file(str(clip)), 1, 4, 1.0, 0, api_name="/caption")
     assert len(caption3.split()) <= 3
+    # what the page's button calls: the same, with the style last (this model has none: the default, None)
+    assert client.predict(handle_file(str(clip)), api_name="/caption_in_style") == (caption, "")
 
 
 def test_bad_uploads_get_clear_errors_and_app_keeps_serving(served, synthcaps_clips, tmp_path):
