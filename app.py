@@ -85,7 +85,9 @@ def build_app(
         from hf_audiocap.rerank import RerankSettings
 
         asked = {**captioner.generate_kwargs, "rerank": rerank}
-        RerankSettings.pop_from(dict(asked), captioner.model.generation_config)  # one line now, not at the first event
+        settings = RerankSettings.pop_from(dict(asked), captioner.model.generation_config)
+        if settings is not None:  # one line now (a bad CLAP folder too), not at the first event
+            settings.load()
         captioner.generate_kwargs = asked
     service = CaptionService(captioner, max_duration_s=max_duration_s, upload_dirs=[get_upload_folder()])
     d = service.defaults

@@ -140,6 +140,13 @@ class RerankSettings:
                 "e.g. laion/clap-htsat-unfused)"
             )
 
+    def load(self) -> RerankSettings:
+        """Loads what the scorers need (the CLAP model and processor, kept for the captions to come), so that a
+        folder that is not a CLAP model is one line before any clip is captioned."""
+        if self.weights.get("clap", 0) > 0:
+            _load_clap(self.clap_model)
+        return self
+
     @classmethod
     def pop_from(cls, kwargs: dict, generation_config=None, default: str | None = None) -> RerankSettings | None:
         """The settings of a call: its `rerank*` keywords (taken out of `kwargs`), else the generation config's plain
@@ -234,9 +241,13 @@ def consensus_cider_d(candidates: list[str]) -> list[float]:
 
 @lru_cache(maxsize=2)
 def _load_clap(name_or_path: str):
-    from transformers import ClapModel, ClapProcessor
+    from transformers import AutoConfig, ClapModel, ClapProcessor
 
     try:
+        # the config first: ClapModel would load another model's folder with random weights and fail at its first clip
+        model_type = AutoConfig.from_pretrained(name_or_path).model_type
+        if model_type != "clap":
+            raise ValueError(f"its model_type is {model_type!r}, not 'clap'")
         model = ClapModel.from_pretrained(name_or_path).eval()
         processor = ClapProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError, TypeError, KeyError) as err:

@@ -232,6 +232,11 @@ def test_pipeline_and_cli_rerank(kind, model_dirs, clip, capsys, tmp_path):
     assert cli_main(["caption", str(clip), "--model", str(folder), "--rerank", "clap"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'clap' needs a CLAP model folder" in err and "\n" not in err, err
+    # a folder that is no CLAP model (the captioner's own): one line, and no caption printed
+    assert cli_main(["caption", str(clip), "--model", str(folder), "--quiet", "--rerank", "clap",
+                     "--rerank-clap-model", str(folder)]) == 2  # fmt: skip
+    out, err = capsys.readouterr()
+    assert out == "" and "is not a loadable CLAP model" in err and "\n" not in err.strip(), err
 
 
 def test_saved_setting_stays_plain_and_the_pipeline_applies_it(model_dirs, clip, tmp_path):

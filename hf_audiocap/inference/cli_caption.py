@@ -135,7 +135,9 @@ def main_from_args(args) -> int:
     if rerank:  # completed by the model's saved settings (e.g. its CLAP folder): checked before any file is captioned
         from hf_audiocap.rerank import RerankSettings
 
-        RerankSettings.pop_from(dict(generate_kwargs), captioner.model.generation_config)
+        settings = RerankSettings.pop_from(dict(generate_kwargs), captioner.model.generation_config)
+        if settings is not None:
+            settings.load()
 
     results, failed = caption_files(
         captioner,

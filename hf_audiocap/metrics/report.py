@@ -226,9 +226,11 @@ def evaluate_main(args) -> dict:
         from hf_audiocap.rerank import RerankSettings
 
         captioner = load_captioner_for(args)
-        if RerankSettings.pop_from(dict(captioner.generate_kwargs), captioner.model.generation_config) is None:
+        settings = RerankSettings.pop_from(dict(captioner.generate_kwargs), captioner.model.generation_config)
+        if settings is None:
             predictions = captioner.caption_sources(clips["audio"], max_duration=args.max_duration)
         else:  # reranked: the candidates go to the predictions file, and SPIDEr-max is scored from them
+            settings.load()  # a folder that is not a CLAP model: one line before any clip
             sources, sr, reranked = list(clips["audio"]), captioner.sampling_rate, []
             for start in range(0, len(sources), captioner.batch_size):
                 batch = sources[start : start + captioner.batch_size]
