@@ -95,3 +95,35 @@ def shared_tiny_run() -> tuple[Path, Path]:
         )
     )
     return data, out
+
+
+def run_without_hf_audiocap(body: str, cwd: Path, marker: str) -> str:
+    """Runs `body` (Python source, dedented) in a fresh interpreter where hf_audiocap cannot be imported (only
+    transformers' site-packages on the path; -I -S: no user site, no .pth hooks such as the editable install's),
+    offline, with its own remote-code module cache under `cwd`; asserts it succeeds and returns what it printed after
+    `marker`."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import transformers
+
+    site = os.path.dirname(os.path.dirname(transformers.__file__))
+    guard = f"""
+import sys
+sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
+try:
+    import hf_audiocap
+    sys.exit("hf_audiocap must not be importable here")
+except ImportError:
+    pass
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(Path(cwd) / "modules"))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", guard + textwrap.dedent(body)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.split(marker, 1)[1].strip()

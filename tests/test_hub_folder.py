@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import transformers
-from recipe_helpers import REPO_ROOT, shared_tiny_run
+from recipe_helpers import run_without_hf_audiocap, shared_tiny_run
 
 CODE_FILES = (
     "configuration_audiocap.py",
@@ -64,16 +60,8 @@ def test_loads_and_captions_in_a_fresh_interpreter_without_hf_audiocap(folder, t
         ids = model.generate(**processor(audio=audio, sampling_rate=sr, return_tensors="pt"))
     expected = processor.batch_decode(ids, skip_special_tokens=True)[0]
 
-    site = os.path.dirname(os.path.dirname(transformers.__file__))
-    script = textwrap.dedent(
+    printed = run_without_hf_audiocap(
         f"""
-        import sys
-        sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
-        try:
-            import hf_audiocap
-            sys.exit("hf_audiocap must not be importable here")
-        except ImportError:
-            pass
         import numpy as np
         import torch
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
@@ -89,14 +77,9 @@ def test_loads_and_captions_in_a_fresh_interpreter_without_hf_audiocap(folder, t
         with torch.no_grad():
             ids = model.generate(**inputs)
         print("CAPTION:" + processor.batch_decode(ids, skip_special_tokens=True)[0])
-        """
+        """,
+        tmp_path,
+        "CAPTION:",
     )
-    # -I -S: no user site, no site processing (the editable install's .pth hook never runs), cwd outside the repo
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    caption = proc.stdout.split("CAPTION:", 1)[1].strip()
+    caption = printed
     assert caption == expected.strip() and caption

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from recipe_helpers import REPO_ROOT, make_synthcaps, recipe_main, tiny_run_args
+from recipe_helpers import REPO_ROOT, make_synthcaps, recipe_main, run_without_hf_audiocap, tiny_run_args
 
 from hf_audiocap.data.mixture import check_no_leak, mixture_datasets, parse_corpora
 from hf_audiocap.training.arguments import DataArguments
@@ -288,16 +284,8 @@ def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
     with torch.no_grad():
         expected = {s: processor.batch_decode(model.generate(**inputs, style=s), skip_special_tokens=True)[0]
                     for s in ("a", "b")}  # fmt: skip
-    site = os.path.dirname(os.path.dirname(transformers.__file__))
-    script = textwrap.dedent(
+    printed = run_without_hf_audiocap(
         f"""
-        import sys
-        sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
-        try:
-            import hf_audiocap
-            sys.exit("hf_audiocap must not be importable here")
-        except ImportError:
-            pass
         import json
         import numpy as np
         import torch
@@ -310,15 +298,11 @@ def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
             said = {{s: processor.batch_decode(model.generate(**inputs, style=s), skip_special_tokens=True)[0]
                     for s in model.config.styles}}
         print("CAPTIONS:" + json.dumps(said))
-        """
+        """,
+        tmp_path,
+        "CAPTIONS:",
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout.split("CAPTIONS:", 1)[1]) == expected
+    assert json.loads(printed) == expected
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,12 @@ trust_remote_code in a fresh interpreter), LoRA, four LM families, and the bad-i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 import transformers
 from model_helpers import batch
-from recipe_helpers import REPO_ROOT
+from recipe_helpers import run_without_hf_audiocap
 from transformers import AutoConfig
 
 from hf_audiocap.configuration_audiocap import AudioCapConfigError
@@ -286,16 +283,8 @@ def test_loads_in_a_fresh_interpreter_without_hf_audiocap(tokenizer, tmp_path):
     torch.save({"feats": feats, "mask": mask}, tmp_path / "inputs.pt")
     with torch.no_grad():
         expected = model.generate(feats, mask, max_new_tokens=5).tolist()
-    site = os.path.dirname(os.path.dirname(transformers.__file__))
-    script = textwrap.dedent(
+    printed = run_without_hf_audiocap(
         f"""
-        import sys
-        sys.path[:] = [p for p in sys.path if not p.startswith({str(REPO_ROOT)!r})] + [{site!r}]
-        try:
-            import hf_audiocap
-            sys.exit("hf_audiocap must not be importable here")
-        except ImportError:
-            pass
         import torch
         from transformers import AutoModelForSpeechSeq2Seq
 
@@ -304,15 +293,11 @@ def test_loads_in_a_fresh_interpreter_without_hf_audiocap(tokenizer, tmp_path):
         inputs = torch.load({str(tmp_path / "inputs.pt")!r})
         with torch.no_grad():
             print("IDS:" + repr(model.generate(inputs["feats"], inputs["mask"], max_new_tokens=5).tolist()))
-        """
+        """,
+        tmp_path,
+        "IDS:",
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.split("IDS:", 1)[1].strip() == repr(expected)
+    assert printed == repr(expected)
 
 
 def test_bad_inputs_fail_in_one_line(tokenizer):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from hf_audiocap.configuration_audiocap import resolve_style
 from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
 from hf_audiocap.feature_extraction_audiocap import too_short_for
 from hf_audiocap.generation import apply_repetition_control
@@ -76,12 +77,8 @@ class Captioner:
 
     def check_style(self, style: str | None) -> None:
         """One-line ValueError for a style the model does not have (or any style, for a model without styles)."""
-        if style is None:
-            return
-        if not self.styles:
-            raise ValueError(f"style={style!r}: this model was trained without styles (it has none to choose from)")
-        if style not in self.styles:
-            raise ValueError(f"unknown style {style!r}; this model's styles: {', '.join(self.styles)}")
+        if style is not None:  # the check the model's own config makes (either model kind)
+            resolve_style(getattr(self.model.config, "styles", None), style)
 
     @torch.inference_mode()
     def caption_arrays(self, waves: Sequence[np.ndarray], return_scores: bool = False, **generate_kwargs):
