@@ -152,6 +152,11 @@ def test_prepare_realsounds_from_tiny_packages(tmp_path, monkeypatch, server, ca
     prepare(_config(root, server))
     assert len(server.gets()) == gets
     assert (root / "train" / "realsounds_train_00000.wav").stat().st_mtime_ns == before
+    # the archives are not needed once their recordings are in place: deleted, they are not fetched again
+    prepare(_config(root, server, keep_archives=False))
+    assert not list((root / "downloads").iterdir())
+    prepare(_config(root, server, keep_archives=False))
+    assert len(server.gets()) == gets
 
 
 def test_dry_run_lists_packages_and_fetches_nothing(tmp_path, monkeypatch, server, capsys):

@@ -54,17 +54,20 @@ def prepare_realsounds(config) -> CorpusCard | None:
     check_same_corpus(root, CORPUS, VERSION, {})
     downloads = root / "downloads"
     downloads.mkdir(exist_ok=True)
-    missing = [p for p in packages if not (downloads / p.file_name).is_file()]
+    # a package whose recordings are all in place needs no archive (kept or not)
+    extracted = {p.name for p in packages if (root / "recordings" / f"{p.name}.json").is_file()}
+    missing = [p for p in packages if p.name not in extracted and not (downloads / p.file_name).is_file()]
     check_free_space(root, sum(p.size for p in missing) + SCENE_BYTES_PER_CLIP * sum(sizes.values()), "realsounds")
     records, fetched = [], 0
     for package in packages:
-        fetched += fetch_package(
-            package, downloads, url=config.url, progress=config.progress, timeout=config.timeout,
-            retries=config.retries, backoff=config.backoff,
-        )  # fmt: skip
+        if package.name not in extracted:
+            fetched += fetch_package(
+                package, downloads, url=config.url, progress=config.progress, timeout=config.timeout,
+                retries=config.retries, backoff=config.backoff,
+            )  # fmt: skip
         records += extract_package(package, downloads / package.file_name, root)
         if not config.keep_archives:
-            (downloads / package.file_name).unlink()
+            (downloads / package.file_name).unlink(missing_ok=True)
     by_class, dropped = split_recordings(records, seed=config.seed)
     if not by_class:
         raise PrepareError(f"{root}: no class has enough recordings ({', '.join(dropped)})")
