@@ -524,3 +524,28 @@ def test_keyword_term_scale_does_not_grow_with_the_vocabulary():
         labels = labels_for(3)
         out = model(input_features=feats, attention_mask=mask, labels=labels)
         assert out.keyword_loss.item() == pytest.approx(2 * math.log(2), abs=1e-5), vocab
+
+
+def test_encoder_learning_rate_puts_the_encoder_weights_in_groups_of_their_own(tmp_path):
+    from hf_audiocap.training.arguments import AudioCapTrainingArguments
+    from hf_audiocap.training.trainer import AudioCapTrainer, audio_encoder
+
+    model = tiny_model()
+    args = AudioCapTrainingArguments(
+        output_dir=str(tmp_path), learning_rate=1e-3, encoder_learning_rate=2e-5, weight_decay=0.01, warmup_steps=2,
+        report_to=[], use_cpu=True,
+    )  # fmt: skip
+    trainer = AudioCapTrainer(model=model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    groups = trainer.optimizer.param_groups
+    encoder = {id(p) for p in audio_encoder(model).parameters()}
+    placed = [id(p) for g in groups for p in g["params"]]
+    assert sorted(placed) == sorted(id(p) for p in model.parameters() if p.requires_grad)  # each weight once
+    for g in groups:
+        in_encoder = {id(p) in encoder for p in g["params"]}
+        assert len(in_encoder) == 1 and g["initial_lr"] == (2e-5 if in_encoder.pop() else 1e-3)
+    assert {g["weight_decay"] for g in groups} == {0.0, 0.01}  # transformers' decay split is kept
+    for _ in range(5):  # one schedule for all: the rates keep their ratio
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    assert {round(g["lr"] / g["initial_lr"], 9) for g in groups} == {round(trainer.lr_scheduler.get_last_lr()[0] / 1e-3, 9)}

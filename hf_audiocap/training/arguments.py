@@ -295,6 +295,23 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         },
     )
 
+    predict_with_generate: bool = field(
+        default=True,
+        metadata={
+            "help": "Validation generates a caption per clip and scores it with `metrics` (false: validation loss and "
+            "perplexity only, faster; metric_for_best_model must then watch loss). The test report always captions."
+        },
+    )
+    encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the audio encoder's own weights when they train (not frozen); the adapter, "
+            "keyword head and decoder keep learning_rate, and both follow the same schedule. A pretrained encoder "
+            "(Whisper) fine-tunes at a small fraction of a new decoder's rate (1e-5 to 5e-5 against 5e-4): at the "
+            "decoder's rate it forgets what it knew in the first epoch. None: learning_rate for every weight."
+        },
+    )
+
     checkpoint_total_limit: int | None = field(
         default=None,
         init=False,
@@ -388,6 +405,12 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         if self.nonfinite_loss == "skip" and self.world_size > 1:
             # a process that skips its backward would leave the others waiting in the gradient all-reduce
             raise ValueError("nonfinite_loss: skip is single-process only; use stop with several processes.")
+        watched = (self.metric_for_best_model or "loss").removeprefix("eval_")
+        if not self.predict_with_generate and not watched.endswith(("loss", "perplexity")):
+            raise ValueError(
+                f"metric_for_best_model: {self.metric_for_best_model} scores generated captions, and validation "
+                "generates none without predict_with_generate: true (or watch loss)."
+            )
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise ValueError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}.")
@@ -465,6 +488,11 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
                 "cache_encoder_outputs keeps one set of states per clip: set spec_augment: false and mixup_prob: 0 "
                 "(each masks or mixes the features anew every time)."
             )
+    if training_args.encoder_learning_rate is not None:
+        if model_args.freeze_encoder:
+            raise ValueError("encoder_learning_rate: the encoder is frozen (freeze_encoder: true); drop one of the two.")
+        if not training_args.encoder_learning_rate > 0:
+            raise ValueError(f"encoder_learning_rate must be > 0, got {training_args.encoder_learning_rate}")
     return model_args, data_args, training_args
 
 

@@ -512,13 +512,13 @@ def evaluate_test_split(trainer, clips, data_args: DataArguments, output_dir: st
     (from `all_clips`) likewise, its keys prefixed with its name, its files `<split>_predictions.jsonl` and so on. Returns the prefixed metrics."""
     # training is over: early stopping watches `eval_` metrics and would report those of a `test_` evaluation missing
     trainer.pop_callback(EarlyStoppingCallback)
-    metrics = trainer.evaluate(clips, metric_key_prefix="test")
+    metrics = trainer.evaluate(clips, metric_key_prefix="test", generate=True)
     predictions = trainer.last_predictions
     per_clip = getattr(getattr(trainer, "metrics_fn", None), "last_per_clip", None)  # the per-caption file's scores
     extra = split_scores(predictions, clips, data_args.dataset, data_args.dataset_path, data_args.test_split)
     metrics.update({f"test_{k}": v for k, v in extra.items()})
     for split in data_args.extra_test_splits:  # each further split: its metrics prefixed with its name
-        more = trainer.evaluate(all_clips[split], metric_key_prefix=split)
+        more = trainer.evaluate(all_clips[split], metric_key_prefix=split, generate=True)
         more.update(
             {f"{split}_{k}": v for k, v in split_scores(trainer.last_predictions, all_clips[split], data_args.dataset,
                                                         data_args.dataset_path, split).items()}

@@ -107,6 +107,13 @@ class TiedWeightsFilter(logging.Filter):
         return not loaded_twin
 
 
+def audio_encoder(model) -> torch.nn.Module:
+    """The audio encoder proper of either model kind (not the adapter or projector after it)."""
+    if isinstance(model, AudioCapPrefixForConditionalGeneration):
+        return model.encoder
+    return model.model.encoder.model
+
+
 class AudioCapTrainer(Seq2SeqTrainer):
     def __init__(
         self,
@@ -151,6 +158,24 @@ class AudioCapTrainer(Seq2SeqTrainer):
         self.last_predictions: list[str] | None = None
         self.skipped_batches = 0
         self._generation_kwargs: dict | None = None  # set during the generation pass of evaluate
+
+    def create_optimizer(self, model=None):
+        """transformers' optimizer, with the audio encoder's weights in groups of their own at
+        `encoder_learning_rate` (the scheduler then scales every group by the same factor)."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        rate = getattr(self.args, "encoder_learning_rate", None)
+        if rate is None or not fresh:
+            return optimizer
+        encoder = audio_encoder(self.model if model is None else model)
+        in_encoder = {id(p) for p in encoder.parameters()}
+        groups, optimizer.param_groups = optimizer.param_groups, []
+        for group in groups:
+            for lr, wanted in ((group["lr"], False), (rate, True)):
+                params = [p for p in group["params"] if (id(p) in in_encoder) == wanted]
+                if params:
+                    optimizer.add_param_group({**group, "params": params, "lr": lr})
+        return optimizer
 
     # --- training: resume from complete checkpoints only, augment, stop (or skip) on a non-finite loss ----------
 
@@ -350,7 +375,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
     # --- evaluation: loss and perplexity, then generated captions scored ---------------------------------------
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
-        # override: two passes (teacher-forced loss over every caption, generation once per clip) reported as one
+        # override: two passes (teacher-forced loss over every caption, generation once per clip) reported as one.
+        # `generate`: whether the second pass runs (default: predict_with_generate; the test report always captions)
+        gen_kwargs["generate"] = gen_kwargs.get("generate", self.args.predict_with_generate)
         if isinstance(eval_dataset, str):
             eval_dataset = self.eval_dataset[eval_dataset]
         clips = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -399,6 +426,11 @@ class AudioCapTrainer(Seq2SeqTrainer):
             metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
 
         # 2. Generation once per clip, scored against all of its references.
+        gen_kwargs = dict(gen_kwargs)
+        if not gen_kwargs.pop("generate", True):
+            metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(clips)))
+            self.last_predictions = None
+            return metrics, []
         predictions = self.generate_captions(clips, ignore_keys=ignore_keys, **gen_kwargs)
         references = clips["captions"]
         samples = [
@@ -425,6 +457,9 @@ class AudioCapTrainer(Seq2SeqTrainer):
             [c for c in ("caption", "captions", "caption_index") if c in clips.column_names]
         )
         self._generation_kwargs = {k: v for k, v in gen_kwargs.items() if v is not None}
+        # Seq2SeqTrainer.prediction_step generates only under predict_with_generate (else it runs a teacher-forced
+        # forward pass, which clips without captions cannot): set for this pass, whatever validation does
+        validation_generates, self.args.predict_with_generate = self.args.predict_with_generate, True
         try:
             output = self.evaluation_loop(
                 self.get_eval_dataloader(without_captions),
@@ -435,6 +470,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
             )
         finally:
             self._generation_kwargs = None
+            self.args.predict_with_generate = validation_generates
         tokens = np.where(output.predictions == -100, self.processing_class.tokenizer.pad_token_id, output.predictions)
         return [c.strip() for c in self.processing_class.batch_decode(tokens, skip_special_tokens=True)]
 
