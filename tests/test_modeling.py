@@ -548,4 +548,6 @@ def test_encoder_learning_rate_puts_the_encoder_weights_in_groups_of_their_own(t
     for _ in range(5):  # one schedule for all: the rates keep their ratio
         trainer.optimizer.step()
         trainer.lr_scheduler.step()
-    assert {round(g["lr"] / g["initial_lr"], 9) for g in groups} == {round(trainer.lr_scheduler.get_last_lr()[0] / 1e-3, 9)}
+    assert {round(g["lr"] / g["initial_lr"], 9) for g in groups} == {
+        round(trainer.lr_scheduler.get_last_lr()[0] / 1e-3, 9)
+    }

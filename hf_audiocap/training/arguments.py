@@ -490,7 +490,9 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
             )
     if training_args.encoder_learning_rate is not None:
         if model_args.freeze_encoder:
-            raise ValueError("encoder_learning_rate: the encoder is frozen (freeze_encoder: true); drop one of the two.")
+            raise ValueError(
+                "encoder_learning_rate: the encoder is frozen (freeze_encoder: true); drop one of the two."
+            )
         if not training_args.encoder_learning_rate > 0:
             raise ValueError(f"encoder_learning_rate must be > 0, got {training_args.encoder_learning_rate}")
     return model_args, data_args, training_args
