@@ -265,3 +265,20 @@ def test_training_recordings_alone_leave_every_other_clip_as_it_was(tmp_path, mo
     info = json.loads((mixed / "realsounds_info.json").read_text())
     assert info["arguments"]["train_single_share"] == 0.4
     assert "train_single_share" not in json.loads((plain / "realsounds_info.json").read_text())["arguments"]
+
+
+def test_evaluate_recipe_scores_realsounds_predictions_with_their_class_table(tmp_path, monkeypatch, server, capsys):
+    from tests.test_evaluate_recipe import run_evaluate
+
+    server.files = _tiny_corpus(monkeypatch)
+    root = tmp_path / "rs"
+    prepare(_config(root, server))
+    truth = [json.loads(x) for x in (root / "realsounds_ground_truth_test.jsonl").read_text().splitlines()]
+    preds = tmp_path / "preds.jsonl"  # each clip named by its first class
+    preds.write_text("".join(json.dumps({"id": t["file_name"], "prediction": f"a {t['sources'][0]['name']}"}) + "\n"
+                             for t in truth))  # fmt: skip
+    args = ["--predictions", str(preds), "--dataset", "realsounds", "--dataset_path", str(root), "--split", "test"]
+    metrics = run_evaluate(args + ["--metrics", "cider_d"])
+    assert metrics["class_precision"] == 1.0 and 0 < metrics["class_recall"] <= 1.0
+    assert "class_recall" in capsys.readouterr().out
+    assert (tmp_path / "evaluate_test_classes.md").is_file()

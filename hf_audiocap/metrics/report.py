@@ -270,7 +270,8 @@ def evaluate_main(args) -> dict:
     predictions_path, metrics_path = write_report(
         out, stem, clips, predictions, metrics, per_clip=per_clip, corpus=args.dataset, candidates=candidates
     )
-    width = max(len(k) for k in metrics)
-    print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())))
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}  # the class table is text
+    width = max(len(k) for k in numbers)
+    print("\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(numbers.items())))
     print(f"\nWrote {predictions_path} and {metrics_path}")
     return metrics
