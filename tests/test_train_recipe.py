@@ -333,3 +333,31 @@ def test_group_by_length_reads_durations_from_headers(synth, tmp_path):
     assert len(train_losses(out)) == 3
     ids = [json.loads(line)["id"] for line in (out / "test_predictions.jsonl").read_text().splitlines()]
     assert ids == load_caption_dataset("clotho", synth)["test"]["id"]
+
+
+def test_validation_without_generation_reports_loss_and_the_test_report_still_captions(synth, tmp_path):
+    out = tmp_path / "loss_only"
+    recipe_main()(
+        tiny_run_args(
+            synth,
+            out,
+            predict_with_generate="false",
+            eval_strategy="steps",
+            eval_steps=3,
+            save_strategy="steps",
+            save_steps=3,
+            load_best_model_at_end="true",
+            metric_for_best_model="loss",
+            encoder_learning_rate="1e-4",
+        )  # fmt: skip
+    )
+    evals = [e for e in log_history(out) if "eval_loss" in e]
+    assert len(evals) == 2 and all("eval_perplexity" in e and "eval_cider_d" not in e for e in evals)
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert "cider_d" in test and (out / "test_predictions.jsonl").is_file()
+    with pytest.raises(ValueError, match=r"metric_for_best_model: cider_d scores generated captions"):
+        recipe_main()(
+            tiny_run_args(synth, tmp_path / "no", predict_with_generate="false", metric_for_best_model="cider_d")
+        )
+    with pytest.raises(ValueError, match=r"encoder_learning_rate: the encoder is frozen"):
+        recipe_main()(tiny_run_args(synth, tmp_path / "no", freeze_encoder="true", encoder_learning_rate="1e-5"))
