@@ -5,9 +5,9 @@
 
 Tabs:
 - "Caption a clip": upload or record; the caption, the n-best list with scores (beam search), the log-mel spectrogram,
-  decoding controls, examples (held-out real recordings of `make demo`'s corpus when present), and a rating (good / wrong + an optional corrected
-  caption) saved with a copy of the audio by Gradio's flagging (CSV) under `--ratings`
-  (summarise with `python recipes/evaluate.py --ratings DIR`).
+  decoding controls and style, examples (held-out real recordings of `make demo`'s corpus when present), and a rating
+  (good / wrong + an optional corrected caption) saved with a copy of the audio by Gradio's flagging (CSV) under
+  `--ratings` (summarise with `python recipes/evaluate.py --ratings DIR`).
 - "Live": streaming microphone; every hop (~1 s) the last window (~5 s) of a rolling buffer is captioned; the current
   caption and a timestamped history are shown.
 
@@ -54,15 +54,16 @@ from hf_audiocap.inference.service import (  # noqa: E402
     LIVE_WINDOW_S,
     MAX_BATCH_SIZE,
     MAX_DURATION_S,
+    MAX_FILE_SIZE,
     SILENCE_PEAK,
     CaptionService,
     bound_native_memory,
+    launch,
 )
 
 DEFAULT_RATINGS_DIR = "outputs/ratings"
 # each held-out test recording of the real-sounds corpus alone: sounds the default model never heard in training
 EXAMPLES_DIR = Path(__file__).resolve().parent / "data" / "realsounds" / "test_single"
-MAX_FILE_SIZE = "20mb"
 
 
 def build_app(
@@ -82,13 +83,8 @@ def build_app(
     if captioner is None:
         captioner = load_captioner(model_path, batch_size=MAX_BATCH_SIZE, trust_remote_code=trust_remote_code)
     if rerank is not None:  # every caption and the n-best table follow it; the /caption inputs stay as they are
-        from hf_audiocap.rerank import RerankSettings
-
-        asked = {**captioner.generate_kwargs, "rerank": rerank}
-        settings = RerankSettings.pop_from(dict(asked), captioner.model.generation_config)
-        if settings is not None:  # one line now (a bad CLAP folder too), not at the first event
-            settings.load()
-        captioner.generate_kwargs = asked
+        captioner.generate_kwargs = {**captioner.generate_kwargs, "rerank": rerank}
+        captioner.check_rerank()  # one line now (a bad CLAP folder too), not at the first event
     service = CaptionService(captioner, max_duration_s=max_duration_s, upload_dirs=[get_upload_folder()])
     d = service.defaults
     ratings_dir = Path(ratings_dir)
@@ -197,8 +193,8 @@ def build_app(
         # The public /caption API keeps its five inputs (raw HTTP clients send exactly those) and captions in the
         # model's default style; /caption_in_style, what the page's button calls, takes the style as a sixth.
         decoding_inputs = [num_beams, max_length, repetition_penalty, no_repeat]
-        batched = {"concurrency_limit": MAX_BATCH_SIZE, "concurrency_id": "caption"}  # decoded in parallel, then
-        # batched by service.batcher
+        # decoded in parallel, then batched by the service
+        batched = {"concurrency_limit": MAX_BATCH_SIZE, "concurrency_id": "caption"}
         (
             caption_btn.click(check_upload, [audio], None, api_visibility="private")
             .success(
@@ -229,9 +225,7 @@ def build_app(
                     return "Nothing rated yet."
                 path = audio_payload.get("path") if isinstance(audio_payload, dict) else None
                 if not path or not service.is_upload(path):  # flagging copies this file into the ratings folder
-                    raise gr.Error(
-                        "Only an uploaded clip can be rated.", title="Cannot rate this audio", print_exception=False
-                    )
+                    raise gr.Error("Only an uploaded clip can be rated.", title="Cannot rate", print_exception=False)
                 flagger.flag(
                     [audio_payload, caption_text, corrected_text, model_name, decoding_json], flag_option=label
                 )
@@ -269,21 +263,6 @@ def build_app(
     return demo
 
 
-def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs):
-    """Launches with the safe defaults: loopback, no share link, a maximum upload size."""
-    return demo.launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        max_file_size=kwargs.pop("max_file_size", MAX_FILE_SIZE),
-        ssr_mode=False,
-        show_error=True,
-        # Gradio keeps every browser/client session's state in memory, 10,000 sessions by default: 1,000 here
-        state_session_capacity=kwargs.pop("state_session_capacity", 1000),
-        **kwargs,
-    )
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"local folder or Hub id (default: {DEFAULT_MODEL})")
@@ -294,13 +273,9 @@ def parse_args(argv=None):
     p.add_argument("--max-file-size", default=MAX_FILE_SIZE, help="largest upload accepted (default: 20mb)")
     p.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest clip accepted, in seconds")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a Hub repository's code to run")
-    p.add_argument(
-        "--rerank",
-        default=None,
-        metavar="SPEC",
-        help="caption by reranking candidates: logprob, mbr, clap or 'logprob:0.5,mbr:0.5' (default: the model's "
-        "saved setting; 'none' turns it off); the n-best table then shows every candidate with its scores",
-    )
+    p.add_argument("--rerank", default=None, metavar="SPEC", help="caption by reranking candidates: logprob, mbr, "
+                   "clap or 'logprob:0.5,mbr:0.5' (default: the model's setting; 'none': off); the n-best table then "
+                   "shows every candidate with its scores")  # fmt: skip
     return p.parse_args(argv)
 
 

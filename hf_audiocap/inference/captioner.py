@@ -80,6 +80,14 @@ class Captioner:
         if style is not None:  # the check the model's own config makes (either model kind)
             resolve_style(getattr(self.model.config, "styles", None), style)
 
+    def check_rerank(self, generate_kwargs: dict | None = None) -> None:
+        """Loads what reranking with these settings (else the Captioner's, completed by the model's saved ones) needs,
+        a CLAP model say: a bad folder is one line before any clip, not at the first caption."""
+        kwargs = {**self.generate_kwargs, **(generate_kwargs or {})}
+        settings = RerankSettings.pop_from(kwargs, self.model.generation_config)
+        if settings is not None:
+            settings.load()
+
     @torch.inference_mode()
     def caption_arrays(self, waves: Sequence[np.ndarray], return_scores: bool = False, **generate_kwargs):
         """Captions for mono float waveforms at `self.sampling_rate`, in order."""

@@ -133,11 +133,7 @@ def main_from_args(args) -> int:
         captioner.check_style(args.style)
         generate_kwargs["style"] = args.style
     if rerank:  # completed by the model's saved settings (e.g. its CLAP folder): checked before any file is captioned
-        from hf_audiocap.rerank import RerankSettings
-
-        settings = RerankSettings.pop_from(dict(generate_kwargs), captioner.model.generation_config)
-        if settings is not None:
-            settings.load()
+        captioner.check_rerank(generate_kwargs)
 
     results, failed = caption_files(
         captioner,

@@ -1,5 +1,6 @@
 """What the app's events call (`CaptionService`): decoding checks, batched captions, n-best, spectrogram, live windows;
-and the process-wide memory settings of a long-running server (`bound_native_memory`).
+the process-wide memory settings of a long-running server (`bound_native_memory`) and its launch with safe defaults
+(`launch`).
 
 Every caption goes through the shared `Captioner`, as in the CLI and the pipeline: the same decoding checks and windows
 (`Captioner.open_windows`: a recording longer than 30 s is captioned window by window and the windows' captions joined,
@@ -21,6 +22,7 @@ import numpy as np
 from hf_audiocap.inference.captioner import DEFAULT_WINDOW_S, join_captions
 
 MAX_DURATION_S = 120.0
+MAX_FILE_SIZE = "20mb"
 MAX_BATCH_SIZE = 16
 LIVE_WINDOW_S = 5.0
 LIVE_HOP_S = 1.0
@@ -334,3 +336,18 @@ def bound_native_memory(trim_every_s: float = MALLOC_TRIM_EVERY_S) -> dict:
         threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
         done["malloc_trim_every_s"] = trim_every_s
     return done
+
+
+def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs):
+    """Launches with the safe defaults: loopback, no share link, a maximum upload size."""
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=kwargs.pop("max_file_size", MAX_FILE_SIZE),
+        ssr_mode=False,
+        show_error=True,
+        # Gradio keeps every browser/client session's state in memory, 10,000 sessions by default: 1,000 here
+        state_session_capacity=kwargs.pop("state_session_capacity", 1000),
+        **kwargs,
+    )
