@@ -233,6 +233,48 @@ def test_fine_tuning_a_styled_model_on_one_corpus_names_its_style(tmp_path):
     assert len(transformers.AutoTokenizer.from_pretrained(tmp_path / "ft")) > styles["clotho"]
 
 
+def test_scst_samples_each_clip_in_its_style_and_never_rewards_the_style(monkeypatch, tmp_path):
+    """Self-critical fine-tuning of a styled model on one corpus: the captions it samples start with the corpus's style
+    token (the decoder prompt `[start, style]`), whose position carries no gradient."""
+    from hf_audiocap.training import scst
+
+    out, (a, _) = styled_run(), two_corpora()
+    seen = []
+    generate = transformers.GenerationMixin.generate
+
+    def spy(self, *args, **kwargs):
+        sequences = generate(self, *args, **kwargs)
+        seen.append((kwargs.get("decoder_input_ids"), sequences))
+        return sequences
+
+    monkeypatch.setattr(transformers.GenerationMixin, "generate", spy)
+    labels_seen = []
+    sampled_labels = scst.sampled_labels
+    monkeypatch.setattr(scst, "sampled_labels", lambda *a: labels_seen.append(sampled_labels(*a)) or labels_seen[-1])
+    recipe_main()(
+        tiny_run_args(
+            a,
+            tmp_path / "scst",
+            model_name_or_path=str(out),
+            config_overrides="{}",
+            style="b",
+            scst="true",
+            scst_samples=2,
+            max_steps=2,
+            learning_rate="1e-3",
+            test_split="null",
+        )  # fmt: skip
+    )
+    styles = json.loads((out / "config.json").read_text())["styles"]
+    assert len(seen) == 2
+    for prompt, sequences in seen:
+        assert (prompt[:, 1] == styles["b"]).all() and (sequences[:, 1] == styles["b"]).all()
+    assert labels_seen and all((labels[:, 0] == -100).all() for labels in labels_seen)
+    rewards = [e["scst_reward"] for e in json.loads((tmp_path / "scst" / "trainer_state.json").read_text())
+               ["log_history"] if "scst_reward" in e]  # fmt: skip
+    assert len(rewards) == 2
+
+
 def test_prefix_model_trains_and_captions_with_styles(tmp_path):
     """The audio prefix + LM: each row's style (its token, for a word-level LM trained from scratch) sits between the
     prompt and the caption, in training and in generate(style=...); the saved folder captions with each style."""
@@ -270,6 +312,19 @@ def test_prefix_model_trains_and_captions_with_styles(tmp_path):
     ]
     with pytest.raises(ValueError, match=r"^unknown style 'c'; this model's styles: a, b$"):
         model.generate(**inputs, style="c")
+
+    # self-critical training samples each clip in its style (the collator's style_index), scored in the same one
+    from hf_audiocap.training.scst import scst_loss
+
+    def reward(candidates, references):
+        return np.array([len(c.split()) for c in candidates], dtype=float)
+
+    def decode(ids):
+        return processor.batch_decode(ids, skip_special_tokens=True)
+
+    batch = {**inputs, "style_index": torch.tensor([1, 1])}
+    loss, _ = scst_loss(model.train(), batch, [["x"], ["y"]], reward, decode, num_samples=3, max_length=6)
+    assert torch.isfinite(loss) and loss.requires_grad
 
 
 def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
@@ -311,6 +366,7 @@ def test_styles_caption_in_a_fresh_interpreter_from_the_copied_code(tmp_path):
         ("synthcaps/mixture.yaml", ["synthcaps", "realsounds"]),
         ("clotho/pretrain_mixture.yaml", ["audiocaps", "macs", "wavcaps"]),
         ("clotho/finetune_clotho.yaml", []),
+        ("clotho/finetune_clotho_scst.yaml", []),
     ],
 )
 def test_mixture_recipes_parse(recipe, names):
@@ -319,9 +375,10 @@ def test_mixture_recipes_parse(recipe, names):
 
     model_args, data_args, _ = parse_recipe([str(REPO_ROOT / "recipes" / recipe), "--bf16", "false"])
     assert [c["name"] for c in data_args.corpora] == names
-    if recipe.startswith("clotho/finetune"):  # stage 2 starts from stage 1's folder, under a new style
-        _, _, pretrain = parse_recipe([str(REPO_ROOT / "recipes/clotho/pretrain_mixture.yaml"), "--bf16", "false"])
-        assert data_args.style == "clotho" and model_args.model_name_or_path == pretrain.output_dir
+    if recipe.startswith("clotho/finetune"):  # each stage starts from the previous one's folder, in the clotho style
+        before = "finetune_clotho" if recipe.endswith("_scst.yaml") else "pretrain_mixture"
+        _, _, previous = parse_recipe([str(REPO_ROOT / f"recipes/clotho/{before}.yaml"), "--bf16", "false"])
+        assert data_args.style == "clotho" and model_args.model_name_or_path == previous.output_dir
 
 
 def test_streamed_corpora_are_interleaved_as_a_stream():

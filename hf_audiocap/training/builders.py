@@ -353,7 +353,7 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
         "max_duration": data_args.max_duration,
         "max_label_length": data_args.max_label_length,
         "input_name": input_name,
-        **_style_settings(model, clips[data_args.train_split], scst),
+        **_style_settings(model, clips[data_args.train_split]),
     }
     eval_dataset, watched = _eval_datasets(clips, data_args, training_args)
     train_collator = AudioCaptionCollator(
@@ -404,7 +404,7 @@ def build_trainer(model, processor, clips: DatasetDict, data_args: DataArguments
     return trainer
 
 
-def _style_settings(model, train_clips, scst: bool) -> dict:
+def _style_settings(model, train_clips) -> dict:
     """The collators' style settings for a model trained with styles (none otherwise); such a model's clips must
     each name one (`corpora` with `styles`, or `style`)."""
     styles = getattr(model.config, "styles", None)
@@ -415,9 +415,6 @@ def _style_settings(model, train_clips, scst: bool) -> dict:
             f"this model was trained with styles ({', '.join(styles)}): set `style: NAME` (one of them, or a new one) "
             "for this recipe's clips, or train on corpora with styles: true"
         )
-    if scst:
-        raise ValueError("scst: true samples captions without a style prompt so far: fine-tune a styled model with "
-                         "cross-entropy")  # fmt: skip
     if model.config.model_type == "audiocap_prefix":
         return {"style_order": model.config.style_order}
     return {"style_token_ids": dict(styles), "decoder_start_token_id": model.config.decoder_start_token_id}

@@ -57,6 +57,23 @@ def sampled_labels(sequences: torch.Tensor, eos_token_id: int | list[int]) -> to
     return labels.masked_fill(after_eos, -100)
 
 
+def clip_styles(inputs: dict, clips: int) -> dict:
+    """Each clip's style as the collator gave it to the clip's caption rows (a model trained with styles): the
+    encoder-decoder's decoder prompt `[start, style]` (`decoder_input_ids`), or the audio-prefix model's
+    `style_index`, one row per clip; {} for a model without styles."""
+    given = inputs.get("style_index")
+    name = "style_index"
+    if given is None and inputs.get("decoder_input_ids") is not None:
+        given, name = inputs["decoder_input_ids"][:, :2], "decoder_input_ids"
+    if given is None:
+        return {}
+    rows = inputs.get("encoder_index")
+    if rows is None:
+        return {name: given}
+    first = [rows.tolist().index(c) for c in range(clips)]
+    return {name: given[torch.tensor(first, device=given.device)]}
+
+
 def scst_loss(
     model,
     inputs: dict,
@@ -72,7 +89,9 @@ def scst_loss(
     `inputs`: the clips' encoder inputs (`input_features`/`input_values` and `attention_mask`, one row per clip; the
     training batch's caption rows are not used); `references[c]`: clip c's captions; `decode`: token ids -> captions.
     Sampling runs without gradients and without dropout; the log-probabilities of the sampled tokens are then computed
-    by a teacher-forced forward in the model's training mode, each clip encoded once for its `num_samples` rows.
+    by a teacher-forced forward in the model's training mode, each clip encoded once for its `num_samples` rows. A
+    model trained with styles samples each clip's captions in the clip's style (:func:`clip_styles`), which is given,
+    not sampled: it earns no reward and gets no gradient.
     `sampling="beam"`: the samples are the clip's `num_samples` best beams instead of random draws (the variant of
     Cornia et al. 2020, "Meshed-memory transformer"): the reward then ranks the captions beam search produces."""
     if num_samples < 2:
@@ -90,9 +109,11 @@ def scst_loss(
         search = {"do_sample": False, "num_beams": num_samples, "length_penalty": 1.0, "early_stopping": True}
     else:
         raise ValueError(f"sampling must be 'sample' or 'beam', got {sampling!r}")
+    styles = clip_styles(inputs, clips) if getattr(unwrapped.config, "styles", None) else {}
     with torch.no_grad():
         sequences = unwrapped.generate(
             **audio,
+            **styles,
             **search,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
@@ -110,10 +131,14 @@ def scst_loss(
     encoder_index = torch.arange(clips, device=sequences.device).repeat_interleave(num_samples)
     if getattr(unwrapped.config, "is_encoder_decoder", True):
         labels = sampled_labels(sequences, unwrapped.generation_config.eos_token_id)
+        if "decoder_input_ids" in styles:  # sequences start [start, style]: the style's position is not sampled
+            labels[:, : styles["decoder_input_ids"].shape[1] - 1] = -100
         logits = model(**audio, decoder_input_ids=sequences[:, :-1], encoder_index=encoder_index).logits
     else:  # the audio-prefix model: generate returns the caption tokens alone, and reads its caption from labels
         labels = sampled_labels(F.pad(sequences, (1, 0)), unwrapped.generation_config.eos_token_id)
-        logits = model(**audio, labels=labels, encoder_index=encoder_index).logits
+        if "style_index" in styles:
+            styles = {"style_index": styles["style_index"].repeat_interleave(num_samples)}
+        logits = model(**audio, **styles, labels=labels, encoder_index=encoder_index).logits
     valid = labels != -100
     token_logp = F.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     loss = -(advantage[:, None] * token_logp * valid).sum() / valid.sum().clamp(min=1)
