@@ -167,7 +167,8 @@ class AudioCapTrainer(Seq2SeqTrainer):
         rate = getattr(self.args, "encoder_learning_rate", None)
         if rate is None or not fresh:
             return optimizer
-        encoder = audio_encoder(self.model if model is None else model)
+        # the parameters themselves, as the wrapped model (DDP, FSDP) shares them with the model it wraps
+        encoder = audio_encoder(self.accelerator.unwrap_model(self.model if model is None else model))
         in_encoder = {id(p) for p in encoder.parameters()}
         groups, optimizer.param_groups = optimizer.param_groups, []
         for group in groups:
