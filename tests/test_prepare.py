@@ -178,6 +178,12 @@ def test_dry_run_lists_files_sizes_and_destinations_and_fetches_nothing(server, 
     assert f"{len(record_files['clotho_audio_validation.7z']) / 1000:.1f} KB" in out
     assert str(root / "downloads" / "clotho_audio_validation.7z") in out and "clotho_captions_validation.csv" in out
     assert server.gets() == [("md5sums.txt", None)] and not root.exists()
+    # a server that answers with an error (a proxy's 404): said once, naming it; the sizes are then unknown
+    del server.files["clotho_audio_validation.7z"], server.files["clotho_captions_validation.csv"]
+    prepare(clotho_config(server, root, dry_run=True, splits=["validation"]))
+    out = capsys.readouterr().out
+    host = server.url.split("/")[2]
+    assert out.count(f"{host}: answered 404") == 1 and "clotho_audio_validation.7z  size unknown" in out
 
 
 @pytest.mark.parametrize("host", ["closed port", "no-such-host.invalid"])

@@ -405,3 +405,21 @@ def test_config_overrides_of_pretrained_parts(tmp_path, whisper_dir):
         model_args, _, training_args = parse_recipe([*recipe, "{encoder: {bogus: 1}}", "--model_kind", kind])
         with pytest.raises(ValueError, match=unknown):
             build_model(model_args, _tiny_processor(), training_args)
+
+
+def test_either_name_of_activation_checkpointing_reaches_the_running_release(tmp_path, recwarn):
+    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (warning at every run on the old
+    name); 5.16 knows only the old one. A recipe may use either."""
+    import dataclasses
+
+    from transformers import Seq2SeqTrainingArguments
+
+    new = "activation_checkpointing" in {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)}
+    for key in ("gradient_checkpointing", "activation_checkpointing"):
+        _, _, training_args = parse_recipe([base(tmp_path, f"{key}: true\n")])
+        assert training_args.gradient_checkpointing is True
+        if new:
+            assert training_args.activation_checkpointing is True
+    assert not [w for w in recwarn if "gradient_checkpointing` is deprecated" in str(w.message)]
+    with pytest.raises(ValueError, match=r"are one setting: keep one"):
+        parse_recipe([base(tmp_path, "gradient_checkpointing: true\nactivation_checkpointing: false\n")])

@@ -454,6 +454,19 @@ def _parse_overrides(argv: list[str]) -> dict:
     return overrides
 
 
+def _checkpointing_names(values: dict) -> None:
+    """`gradient_checkpointing(_kwargs)` and its newer name `activation_checkpointing(_kwargs)` (transformers 5.2x,
+    which warns at every run given the old one) reach the running release under the name it reads, either way."""
+    fields = {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)}
+    for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                     ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):  # fmt: skip
+        given, read = (old, new) if new in fields else (new, old)
+        if given in values:
+            if read in values and values[read] != values[given]:
+                raise ValueError(f"recipe keys {given} and {read} are one setting: keep one")
+            values[read] = values.pop(given)
+
+
 def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, AudioCapTrainingArguments]:
     """Parse `[recipe.yaml] [--key value ...]` into the three argument dataclasses.
 
@@ -473,6 +486,7 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[ModelArguments, DataArg
         if not isinstance(values, dict):
             raise ValueError(f"{recipe}: a recipe is a YAML mapping of argument names to values")
     values.update(_parse_overrides(argv))
+    _checkpointing_names(values)
     parser = HfArgumentParser(RECIPE_DATACLASSES)
     known = {f.name for dc in RECIPE_DATACLASSES for f in dataclasses.fields(dc) if f.init}
     unknown = sorted(set(values) - known)

@@ -108,11 +108,13 @@ def _remote_size(url: str, timeout: float | tuple[float, float]) -> int | None:
 class PlanSizes:
     """The sizes a `--dry-run` plan shows, asked of each server with a connect timeout of at most
     `DRY_RUN_CONNECT_TIMEOUT_S` (a plan is a look, not a download worth waiting for): a server that cannot be reached
-    is said once, in one line naming its host, and not asked again; its files' sizes are unknown (None)."""
+    is said once, in one line naming its host, and not asked again; its files' sizes are unknown (None). A server that
+    answers with an error status (a 404 from a proxy, a moved file) is said once too."""
 
     def __init__(self, timeout: float):
         self.timeout = (min(DRY_RUN_CONNECT_TIMEOUT_S, timeout), timeout)
         self.unreachable: dict[str, str] = {}
+        self.refusing: set[str] = set()  # hosts that answered a request with an error status (said once)
 
     def __call__(self, url: str) -> int | None:
         import requests
@@ -129,6 +131,12 @@ class PlanSizes:
                 "needs it (or --url naming a mirror or a local folder)",
                 flush=True,
             )
+            return None
+        except requests.HTTPError as err:
+            if host not in self.refusing:  # a proxy or a moved file: say it, once per server
+                self.refusing.add(host)
+                status = err.response.status_code if err.response is not None else "an error"
+                print(f"{host}: answered {status} for {url.rsplit('/', 1)[-1]} (so its size is unknown)", flush=True)
             return None
         except requests.RequestException:
             return None
