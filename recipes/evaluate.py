@@ -47,6 +47,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--rerank_clap_model", default=None, help="CLAP folder or Hub id for the 'clap' scorer")
     p.add_argument("--style", default=None, help="the corpus style to caption in (a model trained with styles)")
+    p.add_argument(
+        "--train_split",
+        default=None,
+        help="the split whose references vocab_novel compares the captions with (default: development for clotho, "
+        "else train; 'none': skip)",
+    )
     p.add_argument("--max_clips", type=int, default=None)
     p.add_argument("--max_duration", type=float, default=60.0)
     p.add_argument("--skip_missing", action="store_true")

@@ -242,3 +242,19 @@ def test_evaluate_candidates_spider_max(trained, tmp_path, monkeypatch):
         rows = list(csv.DictReader(f))
     assert {r["best_candidate"] for r in rows} == {"1"} and {r["prediction"] for r in rows} == {"a sound"}
     assert sum(float(r["spider_max"]) for r in rows) / 6 == pytest.approx(metrics["spider_max"], abs=1e-9)
+
+
+def test_vocab_novel_reads_the_training_split(trained, tmp_path):
+    """vocab_novel (the dcase2024 set) compares the captions with the training split's references: the dataset's usual
+    one by default, another by --train_split, none with --train_split none."""
+    data, _ = trained
+    preds = tmp_path / "preds.jsonl"
+    rows = [json.loads(line) for line in (trained[1] / "test_predictions.jsonl").read_text().splitlines()]
+    preds.write_text("".join(json.dumps({"id": r["id"], "prediction": "zyzzyva " + r["prediction"]}) + "\n"
+                             for r in rows))  # fmt: skip
+    args = ["--predictions", str(preds), "--dataset", "synthcaps", "--dataset_path", str(data), "--split", "test",
+            "--output_dir", str(tmp_path), "--metrics", "cider_d,vocab_novel"]  # fmt: skip
+    assert run_evaluate(args)["vocab_novel"] >= 1  # "zyzzyva" is in no training caption
+    assert "vocab_novel" not in run_evaluate(args + ["--train_split", "none"])
+    with pytest.raises(ValueError, match=r"^--train_split nope: "):
+        run_evaluate(args + ["--train_split", "nope"])

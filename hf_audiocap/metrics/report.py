@@ -5,6 +5,7 @@ the end of training (:func:`format_report`), and `recipes/evaluate.py`'s whole r
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -195,6 +196,22 @@ def load_split(args):
     return load_recipe_datasets(data_args)[args.split]
 
 
+def training_references(args) -> list[list[str]] | None:
+    """The training split's references, which `vocab_novel` compares the captions with (when the metrics ask for it):
+    `args.train_split`, by default the dataset's usual one; None without one (the metric is then said unavailable)."""
+    if "vocab_novel" not in resolve_metrics(getattr(args, "metrics", None)):
+        return None
+    split = getattr(args, "train_split", None) or ("development" if args.dataset == "clotho" else "train")
+    if split.lower() == "none" or split == args.split:
+        return None
+    try:
+        return list(load_split(argparse.Namespace(**{**vars(args), "split": split, "max_clips": None}))["captions"])
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        if getattr(args, "train_split", None):  # asked for by name: its problem is the user's to know
+            raise ValueError(f"--train_split {split}: {err}") from None
+        return None
+
+
 def load_captioner_for(args):
     """The shared `Captioner` of `args.model` with the generation options given (num_beams, max_length,
     no_repeat_content_words, rerank*, style; the model's own where absent)."""
@@ -254,7 +271,9 @@ def evaluate_main(args) -> dict:
                 )
             candidates = [candidates_by_id[i] for i in clips["id"]]
     # logs what is unavailable; the per-clip scores are the corpus scores' by-products
-    scores = compute_caption_metrics(predictions, clips["captions"], metrics=selection, per_clip=True)
+    scores = compute_caption_metrics(
+        predictions, clips["captions"], metrics=selection, per_clip=True, training_references=training_references(args)
+    )
     per_clip = scores.get("per_clip", {})
     metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     if candidates is not None and "spider" in resolve_metrics(selection):  # SPIDEr-max goes with SPIDEr
