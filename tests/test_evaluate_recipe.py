@@ -98,8 +98,11 @@ def test_evaluate_with_selected_metrics(trained, tmp_path, caplog, monkeypatch):
     monkeypatch.setattr("hf_audiocap.metrics.core._WARNED", set())  # said once per process: maybe by an earlier test
     with caplog.at_level(logging.WARNING, logger="hf_audiocap.metrics"):
         metrics = run_evaluate([*argv, "--metrics", "cider_d,vocab"])
-    assert {"cider_d", "vocab_size", "vocab_references", "vocab_ratio"} <= set(metrics)
+    assert {"cider_d", "vocab_size", "vocab_references", "vocab_ratio", "vocab_novel"} <= set(metrics)
     assert "bleu_4" not in metrics and "meteor" not in metrics
+    assert not [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="hf_audiocap.metrics"):  # no training split: said, once
+        run_evaluate([*argv, "--metrics", "cider_d,vocab", "--train_split", "none"])
     said = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
     assert said == ["vocab_novel unavailable: needs the training references (training_references=...)"]
     saved = json.loads((tmp_path / "evaluate_test_metrics.json").read_text())
@@ -202,7 +205,7 @@ def test_train_test_report_goes_through_the_report_writer(tmp_path, monkeypatch)
     class Trainer:
         last_predictions = ["a dog barks", "wind"]
 
-        def evaluate(self, clips, metric_key_prefix):
+        def evaluate(self, clips, metric_key_prefix, generate=True):
             assert metric_key_prefix == "test"
             return {"test_cider_d": 2.5, "test_loss": 1.25}
 
