@@ -27,6 +27,7 @@ from hf_audiocap.training.builders import (
 from hf_audiocap.training.callbacks import fit_summary
 from hf_audiocap.training.checkpoints import exit_on_interrupt
 from hf_audiocap.training.model_card import write_model_card
+from hf_audiocap.training.trainer import end_distributed
 
 logger = logging.getLogger("hf_audiocap.train")
 
@@ -85,6 +86,7 @@ def main(argv=None):
         trainer.push_to_hub()
     if trainer.is_world_process_zero():
         print(f"\nSaved to {training_args.output_dir}. Try it: make app MODEL={training_args.output_dir}")
+    end_distributed()
     return metrics
 
 

@@ -203,6 +203,11 @@ def _two_process_worker(out: Path) -> None:
     stream = toy_trainer(out / "stream", train_clips=part, max_steps=2, trainer_kwargs={"train_split_by_node": True})
     stream.train()
     (out / f"rank{rank}.json").write_text(json.dumps(seen))
+    # as recipes/train.py ends, then without interpreter finalisation (see test_fsdp's worker)
+    trainer_module.end_distributed()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -653,6 +653,7 @@ PUBLIC_OVERRIDES = {
     "evaluate",
     "prediction_step",
     "create_model_card",
+    "create_optimizer",  # its docstring: "subclass and override this method" (encoder_learning_rate)
 }
 OWN_ATTRIBUTES = {
     "scst_reward",

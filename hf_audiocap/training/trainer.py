@@ -107,6 +107,15 @@ class TiedWeightsFilter(logging.Filter):
         return not loaded_twin
 
 
+def end_distributed() -> None:
+    """Ends a multi-process run together: each rank waits for the others, then closes the process group before the
+    interpreter shuts down (otherwise gloo can abort a rank in C++ after all its work is written, "terminate called
+    without an active exception", and torchrun reports the run as failed). Nothing to do in a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def audio_encoder(model) -> torch.nn.Module:
     """The audio encoder proper of either model kind (not the adapter or projector after it)."""
     if isinstance(model, AudioCapPrefixForConditionalGeneration):
