@@ -25,11 +25,6 @@ from .core import (
 )
 
 
-def read_predictions(path: str | Path) -> dict[str, str]:
-    """`id -> caption` from a JSON-lines file (`prediction` or `caption` per line; see :func:`read_prediction_file`)."""
-    return read_prediction_file(path)[0]
-
-
 def read_prediction_file(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     """`id -> caption` and `id -> candidates` from a JSON-lines file: one object per clip with `id` and `prediction`
     (or `caption`), and optionally `candidates`, a non-empty list of captions (an n-best list) scored by SPIDEr-max;

@@ -52,28 +52,6 @@ def deb_members(deb_path, select: Callable[[str], bool] | None = None) -> Iterat
                 yield path, tar.extractfile(info).read()
 
 
-def deb_control(deb_path) -> dict[str, str]:
-    """The fields of the package's ``control`` file (``Package``, ``Version``, ...), to check a download is the one
-    asked for."""
-    with _member_tar(deb_path, "control.tar") as tar:
-        for info in tar:
-            if info.isfile() and info.name.removeprefix("./") == "control":
-                return _control_fields(tar.extractfile(info).read().decode("utf-8", "replace"))
-    raise PrepareError(f"'{deb_path}': no control file in its control.tar")
-
-
-def _control_fields(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    key = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t") and key:  # a continuation line of a multi-line field (Description)
-            fields[key] += "\n" + line[1:]
-        elif ":" in line:
-            key, value = line.split(":", 1)
-            fields[key] = value.strip()
-    return fields
-
-
 @contextmanager
 def _member_tar(deb_path, stem: str):
     """The ar member ``stem`` (+ any compression suffix) of the package, open as a streamed tar."""
