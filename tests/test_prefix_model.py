@@ -465,3 +465,18 @@ def test_resize_token_embeddings_resizes_the_lm_and_reloads(tokenizer, tmp_path)
         logits = model(feats, mask, labels=labels).logits
         assert logits.shape[-1] == len(tokenizer) + 3
         assert (loaded(feats, mask, labels=labels).logits - logits).abs().max().item() <= 1e-5
+
+
+def test_encoder_learning_rate_reaches_the_prefix_models_encoder(tokenizer, tmp_path):
+    """`encoder_learning_rate` on the audio prefix + LM: the encoder's weights, and only they, get that rate."""
+    from hf_audiocap.training.arguments import AudioCapTrainingArguments
+    from hf_audiocap.training.trainer import AudioCapTrainer
+
+    model = make_model(tokenizer, freeze_lm=False)
+    args = AudioCapTrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, encoder_learning_rate=1e-5,
+                                     report_to=[], use_cpu=True)  # fmt: skip
+    optimizer = AudioCapTrainer(model=model, args=args).create_optimizer()
+    rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert {rate[id(p)] for p in model.encoder.parameters()} == {1e-5}
+    assert {rate[id(p)] for n, p in model.named_parameters() if not n.startswith("encoder.")} == {1e-3}
+    assert len(rate) == sum(p.requires_grad for p in model.parameters())
