@@ -387,7 +387,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
         # override: two passes (teacher-forced loss over every caption, generation once per clip) reported as one.
         # `generate`: whether the second pass runs (default: predict_with_generate; the test report always captions)
-        gen_kwargs["generate"] = gen_kwargs.get("generate", self.args.predict_with_generate)
+        generate = gen_kwargs.pop("generate", self.args.predict_with_generate)
         if isinstance(eval_dataset, str):
             eval_dataset = self.eval_dataset[eval_dataset]
         clips = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -397,7 +397,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
             metrics, samples = {}, []
             for name, corpus_clips in clips.items():
                 more, shown = self._evaluate_clips(
-                    corpus_clips, ignore_keys, f"{metric_key_prefix}_{name}", gen_kwargs
+                    corpus_clips, ignore_keys, f"{metric_key_prefix}_{name}", gen_kwargs, generate
                 )
                 metrics.update(more)
                 samples += [{**sample, "id": f"{name}/{sample['id']}"} for sample in shown]
@@ -409,7 +409,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
                 metrics[f"{metric_key_prefix}_loss"] = loss
                 metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
         else:
-            metrics, samples = self._evaluate_clips(clips, ignore_keys, metric_key_prefix, gen_kwargs)
+            metrics, samples = self._evaluate_clips(clips, ignore_keys, metric_key_prefix, gen_kwargs, generate)
         if "epoch" not in metrics and self.state.epoch is not None:
             metrics["epoch"] = self.state.epoch
         self.log(metrics)
@@ -418,8 +418,11 @@ class AudioCapTrainer(Seq2SeqTrainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics, samples=samples)
         return metrics
 
-    def _evaluate_clips(self, clips, ignore_keys, metric_key_prefix: str, gen_kwargs: dict) -> tuple[dict, list]:
-        """One split's metrics (prefixed) and sample captions; its predictions kept as `last_predictions`."""
+    def _evaluate_clips(
+        self, clips, ignore_keys, metric_key_prefix: str, gen_kwargs: dict, generate: bool = True
+    ) -> tuple[dict, list]:
+        """One split's metrics (prefixed) and sample captions; its predictions kept as `last_predictions` (with
+        `generate` false: the loss pass alone, no captions)."""
         start = time.time()
 
         # 1. Teacher forcing on every reference caption: validation loss and perplexity.
@@ -436,8 +439,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
             metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
 
         # 2. Generation once per clip, scored against all of its references.
-        gen_kwargs = dict(gen_kwargs)
-        if not gen_kwargs.pop("generate", True):
+        if not generate:
             metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(clips)))
             self.last_predictions = None
             return metrics, []
