@@ -5,8 +5,9 @@ Run: nice -n 10 .venv/bin/python benchmarks/rerank.py --model outputs/realsounds
 
 Captions every clip of the split once per decoding through the shared Captioner (the model's generation settings plus
 the options given): plain beam search with the model's beams, plain beam search with `--candidates` beams, and
-`rerank` = logprob, mbr, logprob:0.5,mbr:0.5 over the beam's `--candidates` best, and mbr over `--candidates` nucleus
-samples (top_p 0.95, seeded). Prints a markdown table (CIDEr-D, SPIDEr, class recall/precision on realsounds, seconds
+`rerank` = logprob, mbr, logprob:0.5,mbr:0.5 over the beam's `--candidates` best, mbr over `--candidates` nucleus
+samples (top_p 0.95), and mbr of the beam's `--candidates` best against N sampled captions for each N of `--evidence`
+(`rerank_evidence`); every row with sampling once per seed of `--seeds`. Prints a markdown table (CIDEr-D, SPIDEr, class recall/precision on realsounds, seconds
 per clip) and one JSON object. The audio is decoded once, before timing; the data is loaded as recipes/evaluate.py
 loads it.
 """
@@ -33,7 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--candidates", type=int, default=5, help="k, the candidates per clip of every reranker")
     p.add_argument("--no_sampling", action="store_true", help="leave out the sampling + mbr row")
     p.add_argument("--metrics", default="cider_d,spider", help="caption metrics (SPIDEr needs Java for SPICE)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evidence", default="20,80", help="sampled pseudo-references of the mbr rows: N,N,... ('' none)")
+    p.add_argument("--seeds", default="0", help="the seeds of every row that samples: S,S,...")
     p.add_argument("--trust_remote_code", action="store_true")
     return p.parse_args(argv)
 
@@ -48,10 +50,18 @@ def decodings(args, model_beams: int) -> list[tuple[str, dict]]:
         (f"mbr, beam {k}-best", {"rerank": "mbr", "rerank_candidates": k}),
         (f"logprob:0.5,mbr:0.5, beam {k}-best", {"rerank": "logprob:0.5,mbr:0.5", "rerank_candidates": k}),
     ]
+    sampled = []
     if not args.no_sampling:
-        rows.append(
+        sampled.append(
             (f"mbr, {k} samples (top_p 0.95)", {"rerank": "mbr", "rerank_candidates": k, "rerank_sampling": True})
         )
+    for n in (int(x) for x in args.evidence.split(",") if x.strip()):
+        sampled.append(
+            (f"mbr, beam {k}-best vs {n} samples", {"rerank": "mbr", "rerank_candidates": k, "rerank_evidence": n})
+        )
+    seeds = [int(x) for x in args.seeds.split(",")]
+    for name, kwargs in sampled:
+        rows += [(name + (f" (seed {seed})" if len(seeds) > 1 else ""), {**kwargs, "seed": seed}) for seed in seeds]
     return rows
 
 
@@ -70,13 +80,20 @@ def main(argv=None) -> dict:
     captioner.caption_arrays(waves[: captioner.batch_size])  # warm-up, untimed
     rows = []
     for name, kwargs in decodings(args, model_beams):
-        torch.manual_seed(args.seed)
+        kwargs = dict(kwargs)
+        seed = kwargs.pop("seed", 0)
+        torch.manual_seed(seed)
         start = time.perf_counter()
         captions = captioner.caption_arrays(waves, **kwargs)
         seconds = time.perf_counter() - start
         scores = compute_caption_metrics(captions, clips["captions"], metrics=args.metrics)
         extra = split_scores(captions, clips, args.dataset, args.dataset_path, args.split)
-        row = {"decoding": name, "settings": kwargs, "s_per_clip": round(seconds / max(len(waves), 1), 4)}
+        row = {
+            "decoding": name,
+            "settings": kwargs,
+            "seed": seed,
+            "s_per_clip": round(seconds / max(len(waves), 1), 4),
+        }
         for key in ("cider_d", "spider", "class_recall", "class_precision", "source_recall", "source_precision"):
             value = {**scores, **extra}.get(key)
             if isinstance(value, (int, float)):

@@ -5,20 +5,25 @@ keyword, a CLI flag (`--rerank`), an app field, an `evaluate.py` option and a re
 plain attributes of `generation_config.json`, so a saved folder stays loadable by plain transformers). Its value is a
 scorer name (``"mbr"``), weighted names (``"logprob:0.5,clap:0.5"``) or a dict (``{"logprob": 0.5, "clap": 0.5}``).
 Companion settings: `rerank_candidates` (k >= 2, default 5), `rerank_sampling` (False: the beam search's k best;
-True or a float: nucleus sampling of k captions with that top_p, 0.95 for True) and `rerank_clap_model` (a
-transformers CLAP folder or Hub id, needed by `clap`; e.g. ``laion/clap-htsat-unfused``).
+True or a float: nucleus sampling of k captions with that top_p, 0.95 for True), `rerank_evidence` (what `mbr`
+measures the candidates against: 0, the default, the other candidates; N, N captions sampled from the model) and
+`rerank_clap_model` (a transformers CLAP folder or Hub id, needed by `clap`; e.g. ``laion/clap-htsat-unfused``).
 
 The scorers (higher is better):
 
 - ``logprob``: the model's own length-normalised log-probability of the caption (beam search's `sequences_scores`;
   for sampled captions the mean log-probability of their tokens under the model's unwarped distribution). What the
   model believes; it favours short, generic captions.
-- ``mbr``: minimum Bayes risk, the candidate's mean CIDEr-D against the clip's other candidates (the project's CIDEr-D,
-  :func:`hf_audiocap.metrics.scorers.cider_d`, on the words of :func:`~hf_audiocap.metrics.text.normalize_caption`).
-  The candidate the others agree with most, an estimate of the caption that maximises expected CIDEr-D against
-  unseen references; no extra model. The idf weights are uniform: counted over one clip's candidates they would be
-  zero for exactly the n-grams the candidates share, and counted over a batch they would make a clip's caption depend
-  on the other clips of its batch.
+- ``mbr``: minimum Bayes risk, the candidate's mean CIDEr-D against pseudo-references (the project's CIDEr-D,
+  :func:`hf_audiocap.metrics.scorers.cider_d`, on the words of :func:`~hf_audiocap.metrics.text.normalize_caption`):
+  an estimate of the caption that maximises expected CIDEr-D against unseen references; no extra model. By default
+  the pseudo-references are the clip's other candidates (the candidate the others agree with most). With
+  `rerank_evidence=N` they are N captions sampled from the model (nucleus sampling, the top_p of `rerank_sampling`
+  or 0.95), duplicates kept, so a caption the model draws often weighs as often: the expectation is then taken under
+  the model's own distribution rather than over a beam's near-paraphrases (the hypotheses stay the k candidates;
+  benchmarks/RESULTS.md measures both). The idf weights are uniform: counted over one clip's captions they would be
+  zero for exactly the n-grams they share, and counted over a batch they would make a clip's caption depend on the
+  other clips of its batch.
 - ``clap``: cosine similarity of the clip's audio and the caption in a CLAP model's joint embedding (``ClapModel`` +
   ``ClapProcessor``; the audio is resampled to the CLAP extractor's rate by :func:`hf_audiocap.data.audio.load_audio`).
   An independent judge of whether the caption describes this audio, as in SLAM-AAC and the DCASE 2023 winner.
@@ -58,7 +63,7 @@ DEFAULT_CANDIDATES = 5
 DEFAULT_TOP_P = 0.95
 SCORERS = ("logprob", "mbr", "clap")
 # the generate()/Captioner keywords and generation_config attributes that carry the setting
-KEYS = ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model")
+KEYS = ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model", "rerank_evidence")
 
 
 def parse_rerank(spec) -> dict[str, float]:
@@ -118,12 +123,14 @@ def _parse_sampling(value) -> float | None:
 
 @dataclass
 class RerankSettings:
-    """What a reranked generation needs: the scorers' weights, k, beam search or sampling, the CLAP folder."""
+    """What a reranked generation needs: the scorers' weights, k, beam search or sampling, the CLAP folder, and
+    how many sampled captions `mbr` measures the candidates against (0: the candidates themselves)."""
 
     weights: dict[str, float]
     candidates: int = DEFAULT_CANDIDATES
     top_p: float | None = None  # None: the beam search's k best; else nucleus sampling with this top_p
     clap_model: str | None = None
+    evidence: int = 0
 
     def __post_init__(self):
         self.weights = parse_rerank(self.weights)
@@ -134,6 +141,16 @@ class RerankSettings:
         if self.candidates < 2:
             raise ValueError(f"rerank_candidates: reranking needs at least 2 candidates, got {self.candidates}")
         self.top_p = _parse_sampling(self.top_p)
+        try:
+            self.evidence = int(self.evidence or 0)
+        except (TypeError, ValueError):
+            raise ValueError(f"rerank_evidence: expected an integer >= 0, got {self.evidence!r}") from None
+        if self.evidence < 0:
+            raise ValueError(f"rerank_evidence: expected an integer >= 0, got {self.evidence}")
+        if self.evidence and not self.weights.get("mbr", 0) > 0:
+            raise ValueError(
+                "rerank_evidence: only the 'mbr' scorer reads sampled pseudo-references; add mbr to rerank"
+            )
         if self.weights.get("clap", 0) > 0 and not self.clap_model:
             raise ValueError(
                 "rerank: 'clap' needs a CLAP model folder or Hub id (rerank_clap_model / --rerank-clap-model, "
@@ -163,6 +180,7 @@ class RerankSettings:
             candidates=DEFAULT_CANDIDATES if asked["rerank_candidates"] is None else asked["rerank_candidates"],
             top_p=asked["rerank_sampling"],
             clap_model=asked["rerank_clap_model"],
+            evidence=asked["rerank_evidence"],
         )
 
     def generate_kwargs(self, kwargs: dict, generation_config=None) -> dict:
@@ -176,6 +194,13 @@ class RerankSettings:
             kwargs.update(num_beams=1, do_sample=True, top_p=self.top_p)
         kwargs.update(num_return_sequences=k, return_dict_in_generate=True, output_scores=True, output_logits=True)
         return kwargs
+
+    def evidence_kwargs(self, kwargs: dict) -> dict:
+        """The call's generate() keywords, changed to sample `evidence` captions per clip for `mbr`."""
+        kwargs = {k: v for k, v in kwargs.items() if k != "num_beams"}
+        top_p = DEFAULT_TOP_P if self.top_p is None else self.top_p
+        kwargs.update(num_beams=1, do_sample=True, top_p=top_p, num_return_sequences=self.evidence)
+        return {**kwargs, "return_dict_in_generate": True}
 
 
 @dataclass
@@ -226,15 +251,20 @@ def sequence_logprobs(out, generation_config) -> torch.Tensor:
     return token_logp.sum(-1) / keep.sum(-1).clamp(min=1)
 
 
-def consensus_cider_d(candidates: list[str]) -> list[float]:
-    """Each candidate's CIDEr-D against the other candidates (uniform idf: module doc); all 0 below two."""
+def consensus_cider_d(candidates: list[str], evidence: list[str] | None = None) -> list[float]:
+    """Each candidate's CIDEr-D against `evidence` (sampled captions, duplicates kept), else against the other
+    candidates (all 0 below two); uniform idf (module doc)."""
     from hf_audiocap.metrics.scorers import CorpusNgrams, DocumentFrequencies, cider_d
     from hf_audiocap.metrics.text import normalize_caption
 
-    if len(candidates) < 2:
+    if not candidates or (not evidence and len(candidates) < 2):
         return [0.0] * len(candidates)
     words = [normalize_caption(c) for c in candidates]
-    refs = [[w for j, w in enumerate(words) if j != i] for i in range(len(words))]
+    if evidence:
+        sampled = [normalize_caption(e) for e in evidence]
+        refs = [sampled] * len(words)
+    else:
+        refs = [[w for j, w in enumerate(words) if j != i] for i in range(len(words))]
     uniform = DocumentFrequencies(counts=({}, {}, {}, {}), log_num_clips=1.0)  # idf = 1 - log(max(1, 0)) = 1
     return [float(s) for s in cider_d(CorpusNgrams(words, refs), document_frequencies=uniform)[1]]
 
@@ -306,9 +336,11 @@ def rerank_candidates(
     logprobs: list[list[float]] | None = None,
     waves: list[np.ndarray] | None = None,
     sampling_rate: int | None = None,
+    evidence: list[list[str]] | None = None,
 ) -> list[Reranked]:
     """Scores and picks one candidate per clip. `candidates[i]`: clip i's captions (duplicates merged, the first
-    kept); `logprobs[i]`: their log-probabilities (for `logprob`); `waves[i]` at `sampling_rate` (for `clap`)."""
+    kept); `logprobs[i]`: their log-probabilities (for `logprob`); `waves[i]` at `sampling_rate` (for `clap`);
+    `evidence[i]`: captions sampled for the clip, `mbr`'s pseudo-references (none: the candidates themselves)."""
     clips, clip_logprobs = [], []
     for i, cands in enumerate(candidates):
         kept: dict[str, float] = {}
@@ -324,7 +356,7 @@ def rerank_candidates(
                 raise ValueError("rerank: 'logprob' needs the candidates' log-probabilities")
             per_scorer[name] = clip_logprobs
         elif name == "mbr":
-            per_scorer[name] = [consensus_cider_d(c) for c in clips]
+            per_scorer[name] = [consensus_cider_d(c, evidence[i] if evidence else None) for i, c in enumerate(clips)]
         else:
             if waves is None or sampling_rate is None:
                 raise ValueError("rerank: 'clap' needs the audio; it cannot rerank without it (use logprob or mbr)")
@@ -345,15 +377,18 @@ def rerank_candidates(
 
 @dataclass
 class CandidateBatch:
-    """What one reranked generate() call gave: per clip, its candidates' texts, ids and log-probabilities."""
+    """What a reranked generation gave: per clip, its candidates' texts, ids and log-probabilities, and the captions
+    sampled as `mbr`'s pseudo-references (empty without `rerank_evidence`)."""
 
     texts: list[list[str]] = field(default_factory=list)
     sequences: list[torch.Tensor] = field(default_factory=list)
     logprobs: list[list[float]] = field(default_factory=list)
+    evidence: list[list[str]] = field(default_factory=list)
 
 
 def generate_candidates(model, inputs: dict, settings: RerankSettings, kwargs: dict, tokenizer) -> CandidateBatch:
-    """k candidates per clip of `inputs` from `model.generate` (either model kind), decoded by `tokenizer`."""
+    """k candidates per clip of `inputs` from `model.generate` (either model kind), decoded by `tokenizer`, and
+    with `settings.evidence`, that many sampled captions per clip (a second generate() call)."""
     out = model.generate(**inputs, **settings.generate_kwargs(kwargs, model.generation_config))
     logprobs = sequence_logprobs(out, model.generation_config).reshape(-1, settings.candidates)
     texts = [t.strip() for t in tokenizer.batch_decode(out.sequences, skip_special_tokens=True)]
@@ -363,4 +398,9 @@ def generate_candidates(model, inputs: dict, settings: RerankSettings, kwargs: d
         batch.texts.append(texts[i * k : (i + 1) * k])
         batch.sequences.append(out.sequences[i * k : (i + 1) * k])
         batch.logprobs.append([float(x) for x in logprobs[i]])
+    if settings.evidence:
+        sampled = model.generate(**inputs, **settings.evidence_kwargs(kwargs)).sequences
+        texts = [t.strip() for t in tokenizer.batch_decode(sampled, skip_special_tokens=True)]
+        n = settings.evidence
+        batch.evidence = [texts[i * n : (i + 1) * n] for i in range(len(batch.texts))]
     return batch

@@ -46,6 +46,12 @@ def parse_args(argv=None):
         "--rerank_sampling", default=None, help="true/false or a top_p: sample the candidates instead of beam n-best"
     )
     p.add_argument("--rerank_clap_model", default=None, help="CLAP folder or Hub id for the 'clap' scorer")
+    p.add_argument(
+        "--rerank_evidence",
+        type=int,
+        default=None,
+        help="mbr: measure the candidates against N captions sampled from the model (default: the other candidates)",
+    )
     p.add_argument("--style", default=None, help="the corpus style to caption in (a model trained with styles)")
     p.add_argument(
         "--train_split",

@@ -37,6 +37,9 @@ WAVES = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.
         ("mbr:x", {}, r"weight of 'mbr' must be a number"),
         ("mbr", {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
         ("", {}, r"no scorer given; choose from logprob, mbr, clap"),
+        ("mbr", {"evidence": -1}, r"rerank_evidence: expected an integer >= 0, got -1"),
+        ("mbr", {"evidence": "many"}, r"rerank_evidence: expected an integer >= 0, got 'many'"),
+        ("logprob", {"evidence": 8}, r"rerank_evidence: only the 'mbr' scorer reads sampled pseudo-references"),
     ],
 )
 def test_bad_settings_fail_in_one_line(spec, kwargs, message):
@@ -66,6 +69,23 @@ def test_mbr_picks_the_consensus_caption():
     (result,) = rerank_candidates([cands], RerankSettings("mbr"))
     assert result.caption == "a dog barks" and result.scores["mbr"] == pytest.approx(scores, abs=1e-6)
     assert consensus_cider_d(["one caption"]) == [0.0]
+
+
+def test_mbr_against_sampled_evidence_counts_each_sample():
+    """With sampled pseudo-references, each candidate is scored against every sample (duplicates weigh as often as
+    they were drawn): the candidate the samples agree with wins, even where the candidates alone would pick another."""
+    cands = ["a dog barks", "a dog barks loudly", "a dog barks twice", "rain falls on a roof"]
+    assert consensus_cider_d(cands)[3] < max(consensus_cider_d(cands))
+    evidence = ["rain falls on a roof"] * 3 + ["rain falls", "a dog barks"]
+    scores = consensus_cider_d(cands, evidence)
+    assert int(np.argmax(scores)) == 3, scores
+    settings = RerankSettings("mbr", candidates=4, evidence=5)
+    (result,) = rerank_candidates([cands], settings, evidence=[evidence])
+    assert result.caption == "rain falls on a roof" and result.scores["mbr"] == pytest.approx(scores, abs=1e-6)
+    # one sample drawn three times counts three times: it outweighs two different ones
+    birds, car = "birds sing in the tall trees", "a red car passes by fast"  # as long: CIDEr-D weighs them alike
+    assert np.argmax(consensus_cider_d([car, birds], [birds] * 3 + [car] * 2)) == 1
+    assert consensus_cider_d(["only one"], ["only one"])[0] > 0  # one candidate is scored against the samples
 
 
 def test_logprob_picks_the_best_score_and_hybrids_normalise_per_clip():
@@ -179,6 +199,22 @@ def test_both_model_kinds_caption_with_rerank(kind, clap_dir):
         WAVES, rerank="logprob:0.5,mbr:0.5", rerank_candidates=4, rerank_sampling=0.9
     )
     assert all(np.isfinite(r.scores["logprob"]).all() and all(s <= 0 for s in r.scores["logprob"]) for r in sampled)
+    # mbr against 6 sampled captions per clip: a second, sampled generate() call of the same model
+    from hf_audiocap.rerank import generate_candidates
+
+    settings = RerankSettings("mbr", candidates=3, evidence=6)
+    waves = WAVES[: captioner.batch_size]  # one batch: the same random draws as the Captioner's
+    inputs = captioner.processor(audio=waves, sampling_rate=captioner.sampling_rate, return_tensors="pt")
+    inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    torch.manual_seed(0)
+    kwargs = captioner._generate_kwargs({})  # the Captioner's own generation settings
+    batch = generate_candidates(captioner.model, inputs, settings, kwargs, captioner.processor.tokenizer)
+    assert [len(c) for c in batch.texts] == [3] * len(waves) and [len(e) for e in batch.evidence] == [6] * len(waves)
+    torch.manual_seed(0)
+    with_evidence = captioner.caption_candidates(waves, rerank="mbr", rerank_candidates=3, rerank_evidence=6)
+    expected = rerank_candidates(batch.texts, settings, evidence=batch.evidence)
+    assert [r.caption for r in with_evidence] == [r.caption for r in expected]
+    assert [r.scores for r in with_evidence] == [r.scores for r in expected]
     # the model's saved setting is the default; "none" turns it off
     default = captioner.caption_arrays(WAVES)
     captioner.model.generation_config.rerank = "mbr"
@@ -218,13 +254,18 @@ def test_pipeline_and_cli_rerank(kind, model_dirs, clip, capsys, tmp_path):
     (expected,) = captioner.caption_candidates([WAVES[0]], rerank="mbr", rerank_candidates=3)
     pipe = pipeline("audio-captioning", model=str(folder))
     assert pipe(str(clip), rerank="mbr", rerank_candidates=3)["caption"] == expected.caption
+    torch.manual_seed(0)
+    (sampled,) = captioner.caption_candidates([WAVES[0]], rerank="mbr", rerank_candidates=3, rerank_evidence=4)
+    torch.manual_seed(0)
+    assert pipe(str(clip), rerank="mbr", rerank_candidates=3, rerank_evidence=4)["caption"] == sampled.caption
     code = cli_main(["caption", str(clip), "--model", str(folder), "--format", "json", "--quiet",
                      "--rerank", "mbr", "--rerank-candidates", "3"])  # fmt: skip
     assert code == 0
     assert json.loads(capsys.readouterr().out)[0]["segments"][0]["caption"] == expected.caption
     # bad settings: one line, before the model is loaded
     for flags, said in ((["--rerank", "bleu"], "known: logprob, mbr, clap"),
-                        (["--rerank", "mbr", "--rerank-candidates", "1"], "at least 2 candidates")):  # fmt: skip
+                        (["--rerank", "mbr", "--rerank-candidates", "1"], "at least 2 candidates"),
+                        (["--rerank", "logprob", "--rerank-evidence", "4"], "only the 'mbr' scorer")):  # fmt: skip
         assert cli_main(["caption", str(clip), "--model", str(tmp_path / "absent"), *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert said in err and "\n" not in err, err
@@ -324,6 +365,20 @@ def test_validation_reranks_with_the_recipe_key(tmp_path):
     )
     (args,) = HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))
     assert args.generation_rerank == "mbr" and args.generation_rerank_candidates == 3
+    assert args.generation_rerank_evidence == 0
+    # sampled pseudo-references: saved as the plain setting `rerank_evidence`; refused without mbr
+    from transformers import GenerationConfig
+
+    from hf_audiocap.training.arguments import set_decoding_settings
+
+    recipe.write_text(recipe.read_text() + "generation_rerank_evidence: 8\n")
+    (args,) = HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))
+    gen = GenerationConfig()
+    set_decoding_settings(gen, args)
+    assert (gen.rerank, gen.rerank_candidates, gen.rerank_evidence) == ("mbr", 3, 8)
+    recipe.write_text(f"output_dir: {tmp_path}\ngeneration_rerank: logprob\ngeneration_rerank_evidence: 8\n")
+    with pytest.raises(ValueError, match=r"rerank_evidence: only the 'mbr' scorer"):
+        HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))
     recipe.write_text(f"output_dir: {tmp_path}\ngeneration_rerank: clap\nuse_cpu: true\n")
     with pytest.raises(ValueError, match=r"'clap' needs the audio, which validation does not see"):
         HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))
@@ -341,3 +396,11 @@ def test_validation_reranks_with_the_recipe_key(tmp_path):
     tokens = torch.where(tokens == -100, captioner.processor.tokenizer.pad_token_id, tokens)
     texts = [t.strip() for t in captioner.processor.batch_decode(tokens, skip_special_tokens=True)]
     assert loss is None and texts == captioner.caption_arrays(WAVES)
+    captioner.model.generation_config.rerank_evidence = 4  # validation with sampled pseudo-references
+    captioner.batch_size = len(WAVES)  # one batch: the same random draws as the trainer's
+    torch.manual_seed(0)
+    _, tokens, _ = trainer.prediction_step(captioner.model, inputs, prediction_loss_only=False)
+    tokens = torch.where(tokens == -100, captioner.processor.tokenizer.pad_token_id, tokens)
+    texts = [t.strip() for t in captioner.processor.batch_decode(tokens, skip_special_tokens=True)]
+    torch.manual_seed(0)
+    assert texts == captioner.caption_arrays(WAVES)

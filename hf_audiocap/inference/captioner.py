@@ -132,7 +132,7 @@ class Captioner:
 
     def _rerank(self, waves: list[np.ndarray], inputs: dict, settings: RerankSettings, kwargs: dict) -> list[Reranked]:
         batch = generate_candidates(self.model, inputs, settings, kwargs, self.processor.tokenizer)
-        return rerank_candidates(batch.texts, settings, batch.logprobs, waves, self.sampling_rate)
+        return rerank_candidates(batch.texts, settings, batch.logprobs, waves, self.sampling_rate, batch.evidence)
 
     def caption_sources(self, sources: Iterable, max_duration: float | None = None, **generate_kwargs) -> list[str]:
         """Captions for audio references (paths, bytes, {path, bytes} dicts), decoded by `data.audio` one

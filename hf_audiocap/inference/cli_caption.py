@@ -92,6 +92,13 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--rerank-clap-model", default=None, metavar="M", help="CLAP folder or Hub id for 'clap'")
     p.add_argument(
+        "--rerank-evidence",
+        type=int,
+        default=None,
+        metavar="N",
+        help="mbr: measure the candidates against N captions sampled from the model (default: the other candidates)",
+    )
+    p.add_argument(
         "--max-duration",
         type=float,
         default=DEFAULT_MAX_DURATION_S,
@@ -166,6 +173,7 @@ def rerank_kwargs(args) -> dict:
         "rerank_candidates": getattr(args, "rerank_candidates", None),
         "rerank_sampling": getattr(args, "rerank_sampling", None),
         "rerank_clap_model": getattr(args, "rerank_clap_model", None),
+        "rerank_evidence": getattr(args, "rerank_evidence", None),
     }
     asked = {k: v for k, v in asked.items() if v is not None}
     if asked.get("rerank") and str(asked["rerank"]).strip().lower() not in ("none", "off"):
@@ -175,6 +183,7 @@ def rerank_kwargs(args) -> dict:
             asked.get("rerank_candidates", 5),
             asked.get("rerank_sampling"),
             asked.get("rerank_clap_model", "(the model's)"),
+            asked.get("rerank_evidence", 0),
         )
     elif "rerank_candidates" in asked and asked["rerank_candidates"] < 2:
         k = asked["rerank_candidates"]

@@ -40,7 +40,7 @@ class AudioCaptioningPipeline(Pipeline):
     per call): `window_s` (seconds, or None to caption the audio whole), `hop_s` (default: `window_s`), `max_duration`
     (refuse longer audio, checked from the header), `windows_per_batch`, and any `generate()` argument (`num_beams`,
     `max_length`, ...), or `no_repeat_content_words` (:mod:`hf_audiocap.generation`), or `rerank`,
-    `rerank_candidates`, `rerank_sampling`, `rerank_clap_model` (:mod:`hf_audiocap.rerank`).
+    `rerank_candidates`, `rerank_sampling`, `rerank_clap_model`, `rerank_evidence` (:mod:`hf_audiocap.rerank`).
     """
 
     _load_processor = True

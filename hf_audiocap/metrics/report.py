@@ -215,7 +215,7 @@ def load_captioner_for(args):
     gen = {k: v for k, v in {"num_beams": args.num_beams, "max_length": args.max_length}.items() if v}
     if getattr(args, "no_repeat_content_words", None) is not None:
         gen["no_repeat_content_words"] = args.no_repeat_content_words
-    for key in ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model", "style"):
+    for key in ("rerank", "rerank_candidates", "rerank_sampling", "rerank_clap_model", "rerank_evidence", "style"):
         if getattr(args, key, None) is not None:  # reranking (hf_audiocap.rerank), a style (docs/mixtures.md)
             gen[key] = getattr(args, key)
     captioner = Captioner.from_pretrained(

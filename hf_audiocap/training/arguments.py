@@ -350,6 +350,13 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
     generation_rerank_candidates: int = field(
         default=5, metadata={"help": "Candidates per clip for generation_rerank (>= 2); saved as `rerank_candidates`."}
     )
+    generation_rerank_evidence: int = field(
+        default=0,
+        metadata={
+            "help": "mbr's pseudo-references: 0 measures each candidate against the other candidates; N against N "
+            "captions sampled from the model (hf_audiocap.rerank). Saved as `rerank_evidence`."
+        },
+    )
 
     scst: bool = field(
         default=False,
@@ -374,7 +381,12 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
         if self.generation_rerank:
             from hf_audiocap.rerank import RerankSettings
 
-            rerank = RerankSettings(self.generation_rerank, self.generation_rerank_candidates, clap_model="-")
+            rerank = RerankSettings(
+                self.generation_rerank,
+                self.generation_rerank_candidates,
+                clap_model="-",
+                evidence=self.generation_rerank_evidence,
+            )
             if rerank.weights.get("clap", 0) > 0:
                 raise ValueError(
                     "generation_rerank: 'clap' needs the audio, which validation does not see; use logprob and/or mbr "
@@ -673,6 +685,18 @@ _PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "booleans"}
 
 class _Mismatch(Exception):
     """A value that a type does not read."""
+
+
+def set_decoding_settings(generation_config, training_args) -> None:
+    """The recipe's repetition control and reranking as plain attributes of the model's generation config (read at
+    generate time by hf_audiocap.generation and hf_audiocap.rerank; a saved folder stays loadable by transformers)."""
+    if getattr(training_args, "generation_no_repeat_content_words", False):
+        generation_config.no_repeat_content_words = True
+    if getattr(training_args, "generation_rerank", None):
+        generation_config.rerank = training_args.generation_rerank
+        generation_config.rerank_candidates = int(training_args.generation_rerank_candidates)
+        if training_args.generation_rerank_evidence:
+            generation_config.rerank_evidence = int(training_args.generation_rerank_evidence)
 
 
 @functools.cache

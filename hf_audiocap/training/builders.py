@@ -22,7 +22,7 @@ from hf_audiocap.hub import check_pretrained
 from hf_audiocap.metrics.report import split_scores, write_report
 from hf_audiocap.processing_audiocap import AudioCapProcessor
 from hf_audiocap.tokenization import build_word_tokenizer
-from hf_audiocap.training.arguments import DataArguments, ModelArguments, check_config_fields
+from hf_audiocap.training.arguments import DataArguments, ModelArguments, check_config_fields, set_decoding_settings
 from hf_audiocap.training.callbacks import (
     OverfittingCallback,
     SampleCaptionsCallback,
@@ -292,11 +292,7 @@ def build_model(
         gen.max_length = training_args.generation_max_length
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
-    if getattr(training_args, "generation_no_repeat_content_words", False):
-        gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
-    if getattr(training_args, "generation_rerank", None):  # plain settings, read by hf_audiocap.rerank
-        gen.rerank = training_args.generation_rerank
-        gen.rerank_candidates = int(training_args.generation_rerank_candidates)
+    set_decoding_settings(gen, training_args)
     return model
 
 

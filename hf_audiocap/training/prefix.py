@@ -16,7 +16,7 @@ from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
 from hf_audiocap.encoders_audiocap import load_pretrained_encoder
 from hf_audiocap.hub import check_pretrained
 from hf_audiocap.modeling_audiocap_prefix import AudioCapPrefixForConditionalGeneration
-from hf_audiocap.training.arguments import ModelArguments, check_config_fields
+from hf_audiocap.training.arguments import ModelArguments, check_config_fields, set_decoding_settings
 
 
 def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq2SeqTrainingArguments):
@@ -63,11 +63,7 @@ def build_prefix_model(model_args: ModelArguments, processor, training_args: Seq
         gen.max_new_tokens = training_args.generation_max_length
     if training_args.generation_num_beams:
         gen.num_beams = training_args.generation_num_beams
-    if getattr(training_args, "generation_no_repeat_content_words", False):
-        gen.no_repeat_content_words = True  # a plain setting; the processor is built at generate time
-    if getattr(training_args, "generation_rerank", None):  # plain settings, read by hf_audiocap.rerank
-        gen.rerank = training_args.generation_rerank
-        gen.rerank_candidates = int(training_args.generation_rerank_candidates)
+    set_decoding_settings(gen, training_args)
     return model
 
 

@@ -516,7 +516,7 @@ class AudioCapTrainer(Seq2SeqTrainer):
             k: v.to(unwrapped.device) if torch.is_tensor(v) else v for k, v in inputs.items() if k not in skip
         }
         batch = generate_candidates(unwrapped, generation_inputs, rerank, gen_kwargs, tokenizer)
-        chosen = rerank_candidates(batch.texts, rerank, batch.logprobs)
+        chosen = rerank_candidates(batch.texts, rerank, batch.logprobs, evidence=batch.evidence)
         rows = [seqs[texts.index(r.caption)] for seqs, texts, r in zip(batch.sequences, batch.texts, chosen)]
         tokens = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=-100)
         return None, tokens, labels
