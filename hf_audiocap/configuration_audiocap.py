@@ -112,6 +112,15 @@ def _unknown_fields(cls: type[PretrainedConfig], fields: dict) -> list[str]:
     return sorted(k for k in fields if k not in known and not k.startswith("_"))  # "_x": transformers' own bookkeeping
 
 
+def _check_heads(config: PretrainedConfig, heads: str) -> None:
+    """d_model divisible by the number of heads; called after `PretrainedConfig.__init__`, which sets the values of
+    the `attribute_map` aliases (hidden_size, num_attention_heads) given as kwargs."""
+    if config.d_model % getattr(config, heads):
+        raise AudioCapConfigError(
+            f"{type(config).__name__}: d_model ({config.d_model}) must be divisible by {heads} ({getattr(config, heads)})"
+        )
+
+
 class AudioCapEncoderConfig(PretrainedConfig):
     r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel `conv_kernel_size`, stride `conv_stride`) + GELU
     (4x fewer frames with the defaults), sinusoidal positions computed for the actual length (any length; nothing is
@@ -160,12 +169,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.init_std = init_std
         super().__init__(**kwargs)
-        # after super().__init__, which sets the aliases of attribute_map (hidden_size, num_attention_heads) given as kwargs
-        if self.d_model % self.encoder_attention_heads:
-            raise AudioCapConfigError(
-                f"AudioCapEncoderConfig: d_model ({self.d_model}) must be divisible by encoder_attention_heads "
-                f"({self.encoder_attention_heads})"
-            )
+        _check_heads(self, "encoder_attention_heads")
 
 
 class AudioCapDecoderConfig(PretrainedConfig):
@@ -226,12 +230,7 @@ class AudioCapDecoderConfig(PretrainedConfig):
         self.is_decoder = is_decoder
         self.add_cross_attention = add_cross_attention
         super().__init__(**kwargs)
-        # after super().__init__, which sets the aliases of attribute_map (hidden_size, num_attention_heads) given as kwargs
-        if self.d_model % self.decoder_attention_heads:
-            raise AudioCapConfigError(
-                f"AudioCapDecoderConfig: d_model ({self.d_model}) must be divisible by decoder_attention_heads "
-                f"({self.decoder_attention_heads})"
-            )
+        _check_heads(self, "decoder_attention_heads")
 
 
 def _sub_config(value: Any, key: str, builtin_cls: type[PretrainedConfig]) -> PretrainedConfig:
