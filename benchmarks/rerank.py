@@ -7,8 +7,8 @@ Captions every clip of the split once per decoding through the shared Captioner 
 the options given): plain beam search with the model's beams, plain beam search with `--candidates` beams, and
 `rerank` = logprob, mbr, logprob:0.5,mbr:0.5 over the beam's `--candidates` best, mbr over `--candidates` nucleus
 samples (top_p 0.95), and mbr of the beam's `--candidates` best against N sampled captions for each N of `--evidence`
-(`rerank_evidence`); every row with sampling once per seed of `--seeds`. Prints a markdown table (CIDEr-D, SPIDEr, class recall/precision on realsounds, seconds
-per clip) and one JSON object. The audio is decoded once, before timing; the data is loaded as recipes/evaluate.py
+(`rerank_evidence`); every row that samples runs once per seed of `--seeds`. Prints a markdown table (CIDEr-D,
+SPIDEr, class recall/precision on realsounds, seconds per clip) and one JSON object. The audio is decoded once, before timing; the data is loaded as recipes/evaluate.py
 loads it.
 """
 

@@ -197,10 +197,15 @@ class RerankSettings:
 
     def evidence_kwargs(self, kwargs: dict) -> dict:
         """The call's generate() keywords, changed to sample `evidence` captions per clip for `mbr`."""
-        kwargs = {k: v for k, v in kwargs.items() if k != "num_beams"}
         top_p = DEFAULT_TOP_P if self.top_p is None else self.top_p
-        kwargs.update(num_beams=1, do_sample=True, top_p=top_p, num_return_sequences=self.evidence)
-        return {**kwargs, "return_dict_in_generate": True}
+        return {
+            **kwargs,
+            "num_beams": 1,
+            "do_sample": True,
+            "top_p": top_p,
+            "num_return_sequences": self.evidence,
+            "return_dict_in_generate": True,
+        }
 
 
 @dataclass

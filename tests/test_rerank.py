@@ -269,6 +269,10 @@ def test_pipeline_and_cli_rerank(kind, model_dirs, clip, capsys, tmp_path):
         assert cli_main(["caption", str(clip), "--model", str(tmp_path / "absent"), *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert said in err and "\n" not in err, err
+    # a companion setting without rerank (this model saved none) is refused, not ignored: one line, before any file
+    assert cli_main(["caption", str(clip), "--model", str(folder), "--rerank-evidence", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rerank_evidence given without rerank" in err and "\n" not in err, err
     # clap without a CLAP folder (this model saved none): one line, before any file is captioned
     assert cli_main(["caption", str(clip), "--model", str(folder), "--rerank", "clap"]) == 2
     err = capsys.readouterr().err.strip()
@@ -376,6 +380,9 @@ def test_validation_reranks_with_the_recipe_key(tmp_path):
     gen = GenerationConfig()
     set_decoding_settings(gen, args)
     assert (gen.rerank, gen.rerank_candidates, gen.rerank_evidence) == ("mbr", 3, 8)
+    recipe.write_text(f"output_dir: {tmp_path}\ngeneration_rerank_evidence: 8\n")
+    with pytest.raises(ValueError, match=r"generation_rerank_evidence is read only with generation_rerank"):
+        HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))
     recipe.write_text(f"output_dir: {tmp_path}\ngeneration_rerank: logprob\ngeneration_rerank_evidence: 8\n")
     with pytest.raises(ValueError, match=r"rerank_evidence: only the 'mbr' scorer"):
         HfArgumentParser(AudioCapTrainingArguments).parse_yaml_file(str(recipe))

@@ -21,6 +21,7 @@ from hf_audiocap.data.audio import array_windows, load_audio, open_audio_windows
 from hf_audiocap.feature_extraction_audiocap import too_short_for
 from hf_audiocap.generation import apply_repetition_control
 from hf_audiocap.hub import PretrainedUnavailableError, check_pretrained
+from hf_audiocap.rerank import KEYS as RERANK_KEYS
 from hf_audiocap.rerank import Reranked, RerankSettings, generate_candidates, rerank_candidates
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_WINDOW_S", "Captioner", "array_windows", "join_captions", "load_captioner"]
@@ -82,11 +83,18 @@ class Captioner:
 
     def check_rerank(self, generate_kwargs: dict | None = None) -> None:
         """Loads what reranking with these settings (else the Captioner's, completed by the model's saved ones) needs,
-        a CLAP model say: a bad folder is one line before any clip, not at the first caption."""
+        a CLAP model say: a bad folder is one line before any clip, not at the first caption. Companion settings
+        (`rerank_evidence`, ...) asked for where nothing is reranked are refused in one line rather than ignored."""
         kwargs = {**self.generate_kwargs, **(generate_kwargs or {})}
+        asked = [key for key in RERANK_KEYS[1:] if kwargs.get(key) is not None]
         settings = RerankSettings.pop_from(kwargs, self.model.generation_config)
         if settings is not None:
             settings.load()
+        elif asked and kwargs.get("rerank") is None:
+            raise ValueError(
+                f"{', '.join(asked)} given without rerank, and this model saved none: nothing would be reranked; "
+                "add rerank (e.g. mbr)"
+            )
 
     @torch.inference_mode()
     def caption_arrays(self, waves: Sequence[np.ndarray], return_scores: bool = False, **generate_kwargs):

@@ -222,6 +222,7 @@ def load_captioner_for(args):
         args.model, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size, generate_kwargs=gen
     )
     captioner.check_style(gen.get("style"))  # one line before any clip is captioned
+    captioner.check_rerank()
     return captioner
 
 

@@ -378,6 +378,8 @@ class AudioCapTrainingArguments(Seq2SeqTrainingArguments):
     )
 
     def __post_init__(self):
+        if self.generation_rerank_evidence and not self.generation_rerank:
+            raise ValueError("generation_rerank_evidence is read only with generation_rerank (e.g. mbr); set both")
         if self.generation_rerank:
             from hf_audiocap.rerank import RerankSettings
 
