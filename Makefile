@@ -77,6 +77,7 @@ MATRIX_TESTS = tests/test_modeling.py tests/test_pretrained_parts.py tests/test_
 MATRIX_TESTS += tests/test_encoder_cache.py  # a frozen pretrained encoder's cached states (issue 26)
 MATRIX_TESTS += tests/test_mixture.py  # several corpora and styles; a styled folder captions from its own code (issue 27)
 MATRIX_TESTS += tests/test_rerank.py  # candidates and reranking, both model kinds (issue 27)
+MATRIX_TESTS += tests/test_import_direction.py  # `import hf_audiocap` stays light on every release (issue 28)
 test-oldest: $(STAMP) $(OLDEST_STAMP) system-deps
 	AUDIOCAP_OTHER_PYTHON=$(abspath $(PY)) $(OLDEST_PY) -m pytest -q -p no:cacheprovider $(MATRIX_TESTS)
 

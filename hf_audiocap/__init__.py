@@ -33,21 +33,33 @@ def _register() -> None:
     _register_pipeline_task()
 
 
+class _ImportedOnUse(type):
+    """The pipeline class for registries that hold classes: reading its attributes or calling it imports the real one
+    (`hf_audiocap.inference.pipeline`, which then registers itself), so `import hf_audiocap` stays light there too."""
+
+    def __getattr__(cls, name):
+        from .inference.pipeline import AudioCaptioningPipeline
+
+        return getattr(AudioCaptioningPipeline, name)
+
+    def __call__(cls, *args, **kwargs):
+        from .inference.pipeline import AudioCaptioningPipeline
+
+        return AudioCaptioningPipeline(*args, **kwargs)
+
+
 def _register_pipeline_task() -> None:
     """`pipeline("audio-captioning", model=...)` works after `import hf_audiocap`, without importing the inference
     stack here (the package depends on nothing above it): the registry holds the class's dotted name, which
     transformers imports when a pipeline is built, as for its own tasks. Releases whose registry holds classes only
-    (before `transformers.pipelines._resolve_impl`) get the class itself."""
+    (before `transformers.pipelines._resolve_impl`) get a stand-in that imports the class when a pipeline is built."""
     import transformers.pipelines as pipelines
 
     if PIPELINE_TASK in pipelines.PIPELINE_REGISTRY.get_supported_tasks():
         return
-    if not hasattr(pipelines, "_resolve_impl"):
-        from .inference import pipeline  # noqa: F401  (registers the class on import)
-
-        return
+    impl = "hf_audiocap.inference.pipeline.AudioCaptioningPipeline"
     pipelines.PIPELINE_REGISTRY.supported_tasks[PIPELINE_TASK] = {
-        "impl": "hf_audiocap.inference.pipeline.AudioCaptioningPipeline",
+        "impl": impl if hasattr(pipelines, "_resolve_impl") else _ImportedOnUse("AudioCaptioningPipeline", (), {}),
         "pt": (AutoModelForSpeechSeq2Seq,),
         "type": "multimodal",  # audio in, text out (as automatic-speech-recognition)
     }

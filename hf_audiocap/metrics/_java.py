@@ -106,11 +106,6 @@ class JavaBackend:
                 "cannot use it: compute metrics in the main process"
             )
 
-    def jvm_pid(self) -> int:
-        """Process id the JVM runs in (the Python process itself: it is in-process)."""
-        mf = self._jpype.JClass("java.lang.management.ManagementFactory")
-        return int(mf.getRuntimeMXBean().getPid())
-
     # ------------------------------------------------------------------ PTB
     def ptb_lines(self, sentences: list[str]) -> list[str]:
         """Raw output lines of ``PTBTokenizer -preserveLines -lowerCase`` for one sentence per line.
