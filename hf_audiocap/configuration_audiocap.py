@@ -123,7 +123,9 @@ def _check_heads(config: PretrainedConfig, heads: str) -> None:
 
 class AudioCapEncoderConfig(PretrainedConfig):
     r"""Built-in log-mel encoder: `num_conv_layers` Conv1d(kernel `conv_kernel_size`, stride `conv_stride`) + GELU
-    (4x fewer frames with the defaults), sinusoidal positions computed for the actual length (any length; nothing is
+    (4x fewer frames with the defaults; with `conv_channels` > 0, Conv2d over (mel, time) with that many channels,
+    strided on both axes and shift-invariant in frequency, then a linear map of channels x remaining mel bins to
+    `d_model`, as ESPnet's Conv2dSubsampling), sinusoidal positions computed for the actual length (any length; nothing is
     padded to a fixed size), then `encoder_layers` pre-LN transformer layers with a key padding mask."""
 
     model_type = AUDIOCAP_ENCODER_TYPE
@@ -144,6 +146,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         num_conv_layers: int = 2,
         conv_kernel_size: int = 3,
         conv_stride: int = 2,
+        conv_channels: int = 0,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         activation_dropout: float = 0.0,
@@ -162,6 +165,7 @@ class AudioCapEncoderConfig(PretrainedConfig):
         self.num_conv_layers = num_conv_layers
         self.conv_kernel_size = conv_kernel_size
         self.conv_stride = conv_stride
+        self.conv_channels = conv_channels
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.activation_dropout = activation_dropout

@@ -329,12 +329,19 @@ class AudioCapEncoder(PreTrainedModel):
 
     def __init__(self, config: AudioCapEncoderConfig):
         super().__init__(config)
-        k, s = config.conv_kernel_size, config.conv_stride
-        channels = [config.num_mel_bins] + [config.d_model] * config.num_conv_layers
+        k, s, n = config.conv_kernel_size, config.conv_stride, config.num_conv_layers
+        # Conv1d takes the mel bins as channels (Whisper); Conv2d slides over them too, and its square kernel and
+        # stride give time the same length rule, so `conv_rules` serves both
+        conv, channels = (nn.Conv2d, [1] + [config.conv_channels] * n) if config.conv_channels else (nn.Conv1d, None)
+        channels = channels or [config.num_mel_bins] + [config.d_model] * n
         self.convs = nn.ModuleList(
-            nn.Conv1d(c_in, c_out, kernel_size=k, stride=s, padding=k // 2)
-            for c_in, c_out in zip(channels, channels[1:])
+            conv(c_in, c_out, kernel_size=k, stride=s, padding=k // 2) for c_in, c_out in zip(channels, channels[1:])
         )
+        if config.conv_channels:
+            mel_bins = config.num_mel_bins
+            for _ in range(n):
+                mel_bins = (mel_bins + 2 * (k // 2) - k) // s + 1
+            self.conv_proj = nn.Linear(config.conv_channels * mel_bins, config.d_model)
         self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
@@ -346,7 +353,7 @@ class AudioCapEncoder(PreTrainedModel):
         # they shrink unit-variance log-mels to RMS 0.04 under sinusoidal positions of RMS 0.7, and the encoder starts
         # out seeing mostly positions. (`hf_init` leaves weights loaded from a checkpoint.)
         super()._init_weights(module)
-        if isinstance(module, nn.Conv1d):
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             hf_init.normal_(module.weight, std=math.sqrt(2.0 / module.weight[0].numel()))
 
     @classmethod
@@ -372,12 +379,15 @@ class AudioCapEncoder(PreTrainedModel):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         lengths = attention_mask.long().sum(-1) if attention_mask is not None else None
-        x = input_features
+        x = input_features[:, None] if self.config.conv_channels else input_features
         for conv, rule in zip(self.convs, self.conv_rules()):
             if lengths is not None:
-                x = x * lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+                frames = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
+                x = x * frames.view(frames.shape[0], *[1] * (x.dim() - 2), -1)
                 lengths = conv_output_lengths(lengths, [rule])
             x = F.gelu(conv(x))
+        if self.config.conv_channels:  # (batch, channels, mel bins, frames) -> (batch, frames, d_model)
+            x = self.conv_proj(x.permute(0, 3, 1, 2).flatten(2)).transpose(1, 2)
         hidden = x.transpose(1, 2)
         hidden = hidden + sinusoids(hidden.shape[1], hidden.shape[2], hidden.device, hidden.dtype)
         hidden = F.dropout(hidden, p=self.config.dropout, training=self.training)

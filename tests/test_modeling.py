@@ -334,6 +334,17 @@ def test_batch_invariance_builtin(pooling):
     check_batch_invariance(model, feats, mask, labels_for(4))
 
 
+def test_batch_invariance_conv2d_front_end(tmp_path):
+    """The Conv2d stem (conv_channels > 0) masks padded frames the same way, and its linear map is saved and loaded."""
+    model = tiny_model(seed=3, encoder={"conv_channels": 4})
+    encoder = model.get_encoder().model
+    assert isinstance(encoder.convs[0], torch.nn.Conv2d) and encoder.conv_proj.in_features == 4 * (N_MELS // 4)
+    feats, mask = batch(lengths=(23, 61, 40, 17))
+    feats = feats + (1 - mask[:, None, :].float()) * 5.0
+    check_batch_invariance(model, feats, mask, labels_for(4))
+    assert_round_trip(model, tmp_path, {"input_features": feats, "attention_mask": mask, "labels": labels_for(4)})
+
+
 def test_conv_front_end_keeps_the_audio_at_unit_scale():
     """He-normal conv init: unit-variance log-mels leave the conv front end at RMS ~1, on par with the sinusoidal
     positions added next (with normal(0, 0.02) they came out at ~0.04 and the encoder saw mostly positions)."""
