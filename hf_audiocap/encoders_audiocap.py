@@ -51,11 +51,11 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def conv_output_lengths(lengths: torch.Tensor, convs) -> torch.Tensor:
-    """The one frame-length rule: what a stack of 1-D convolutions, given as `(kernel, stride, padding)` triples, leaves
-    of each length (`floor((length + 2 * padding - kernel) / stride) + 1` per layer)."""
+def conv_output_lengths(lengths, convs):
+    """The one length rule: what a stack of convolutions, given as `(kernel, stride, padding)` triples, leaves of each
+    length along one axis (`floor((length + 2 * padding - kernel) / stride) + 1` per layer); a tensor or an int."""
     for kernel, stride, padding in convs:
-        lengths = torch.div(lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
+        lengths = (lengths + 2 * padding - kernel) // stride + 1
     return lengths
 
 
@@ -338,9 +338,7 @@ class AudioCapEncoder(PreTrainedModel):
             conv(c_in, c_out, kernel_size=k, stride=s, padding=k // 2) for c_in, c_out in zip(channels, channels[1:])
         )
         if config.conv_channels:
-            mel_bins = config.num_mel_bins
-            for _ in range(n):
-                mel_bins = (mel_bins + 2 * (k // 2) - k) // s + 1
+            mel_bins = conv_output_lengths(config.num_mel_bins, self.conv_rules())
             self.conv_proj = nn.Linear(config.conv_channels * mel_bins, config.d_model)
         self.layers = nn.ModuleList(AudioCapEncoderLayer(config) for _ in range(config.encoder_layers))
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
