@@ -5,9 +5,20 @@
 parse -> data -> processor -> model -> trainer -> train -> test -> save (+ model card, Hub)
 """
 
+import signal
+import sys
+
+
+def _interrupted(*_):
+    print("\ntrain.py: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while torch and transformers load (the first seconds) ends as it does later
+    signal.signal(signal.SIGINT, _interrupted)
+
 import logging
 import os
-import sys
 
 import transformers
 from transformers import set_seed
@@ -33,6 +44,7 @@ logger = logging.getLogger("hf_audiocap.train")
 
 
 def main(argv=None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C is a KeyboardInterrupt again
     # 1. Recipe: YAML + command-line overrides, checked before anything runs.
     model_args, data_args, training_args = parse_recipe(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)

@@ -361,3 +361,27 @@ def test_validation_without_generation_reports_loss_and_the_test_report_still_ca
         )
     with pytest.raises(ValueError, match=r"encoder_learning_rate: the encoder is frozen"):
         recipe_main()(tiny_run_args(synth, tmp_path / "no", freeze_encoder="true", encoder_learning_rate="1e-5"))
+
+
+def test_ctrl_c_while_the_libraries_load_is_one_line(tmp_path):
+    """Ctrl-C in the first seconds, while torch and transformers are still being imported: exit code 130 and one
+    line, no traceback (the handler is set before the imports)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from recipe_helpers import REPO_ROOT
+
+    run = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "recipes" / "train.py"), "recipes/synthcaps/demo.yaml"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # past the handler (the first lines), before the imports end (3-7 s)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "train.py: interrupted"
