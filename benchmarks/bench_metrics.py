@@ -235,7 +235,7 @@ def main():
     corpus = scorers.CorpusNgrams(hyps, toks)
     prof["ngrams"] = time.perf_counter() - t
     t = time.perf_counter()
-    scorers.bleu(corpus)
+    scorers.bleu_scores(corpus)
     prof["bleu"] = time.perf_counter() - t
     t = time.perf_counter()
     _java.get_backend().meteor(hyps, toks)

@@ -119,11 +119,6 @@ class CorpusNgrams:
 
 
 # ---------------------------------------------------------------------------------------------------- BLEU
-def bleu(corpus: CorpusNgrams, max_n: int = MAX_N) -> list[float]:
-    """Corpus BLEU-1..4 exactly as ``pycocoevalcap.bleu.Bleu(4).compute_score`` (``option='closest'``)."""
-    return bleu_scores(corpus, max_n)[0]
-
-
 def bleu_scores(corpus: CorpusNgrams, max_n: int = MAX_N) -> tuple[list[float], np.ndarray]:
     """Corpus BLEU-1..4 and each clip's own (an array ``(n_clips, max_n)``), both exactly as
     ``pycocoevalcap.bleu.Bleu(4).compute_score`` (``option='closest'``): its second result, the per-image list, is the
