@@ -109,5 +109,4 @@ if __name__ == "__main__":
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # before or after training (during it, exit_on_interrupt says how to resume)
-        print("\ntrain.py: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()

@@ -370,6 +370,7 @@ def test_ctrl_c_while_the_libraries_load_is_one_line(tmp_path):
     import subprocess
     import sys
     import time
+    from pathlib import Path
 
     from recipe_helpers import REPO_ROOT
 
@@ -380,7 +381,14 @@ def test_ctrl_c_while_the_libraries_load_is_one_line(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # past the handler (the first lines), before the imports end (3-7 s)
+    maps = Path(f"/proc/{run.pid}/maps")
+    if not maps.exists():
+        run.kill()
+        pytest.skip("needs /proc to see the imports under way")
+    deadline = time.monotonic() + 30
+    # torch mapped in: the handler (the file's first lines) is set and transformers' imports still take seconds
+    while "libtorch" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
