@@ -239,7 +239,7 @@ def test_training_recordings_alone_leave_every_other_clip_as_it_was(tmp_path, mo
 
     server.files = _tiny_corpus(monkeypatch)
     plain, mixed = tmp_path / "plain", tmp_path / "mixed"
-    prepare(_config(plain, server, num_train=30))
+    prepare(_config(plain, server, num_train=30, train_single_share=0.0))
     prepare(_config(mixed, server, num_train=30, train_single_share=0.4))
 
     def truth(root, split):
@@ -265,6 +265,31 @@ def test_training_recordings_alone_leave_every_other_clip_as_it_was(tmp_path, mo
     info = json.loads((mixed / "realsounds_info.json").read_text())
     assert info["arguments"]["train_single_share"] == 0.4
     assert "train_single_share" not in json.loads((plain / "realsounds_info.json").read_text())["arguments"]
+
+
+def test_the_preparers_defaults_make_the_corpus_of_make_demo():
+    """`hf-audiocap prepare realsounds --root data/realsounds` (the docs' command) makes the corpus `make demo`'s recipes
+    and the other data/realsounds recipes ask for, so they train on it as it is rather than writing its scenes again."""
+    import yaml
+
+    from hf_audiocap.data.prepare.realsounds import scene_sizes, single_share
+    from hf_audiocap.data.realsounds.generate import scene_arguments
+
+    defaults = PrepareConfig(corpus="realsounds", root="data/realsounds")
+    made = {
+        "seed": defaults.seed,
+        **scene_arguments(**scene_sizes(defaults), train_single_share=single_share(defaults)),
+    }
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    asked = {}
+    for path in sorted(recipes.rglob("*.yaml")):
+        recipe = yaml.safe_load(path.read_text())
+        for corpus in [recipe, *recipe.get("corpora", [])]:
+            if corpus.get("dataset_path") == "data/realsounds":
+                asked[path.name] = corpus["synth_kwargs"]
+    assert {"demo.yaml", "demo_scst.yaml", "whisper_base.yaml", "mixture.yaml"} <= set(asked)
+    for name, synth_kwargs in asked.items():
+        assert synth_kwargs == made, name
 
 
 def test_evaluate_recipe_scores_realsounds_predictions_with_their_class_table(tmp_path, monkeypatch, server, capsys):

@@ -108,13 +108,13 @@ class PrepareConfig:
     )
     zip: str = field(default="zip", metadata={"help": "wavcaps: the zip executable that merges split archives."})
     seed: int = field(default=0, metadata={"help": "realsounds: the seed of the recording split and the scenes."})
-    num_train: int | None = field(default=None, metadata={"help": "realsounds: training scenes (default 4000)."})
+    num_train: int | None = field(default=None, metadata={"help": "realsounds: training scenes (default 12000)."})
     num_validation: int | None = field(default=None, metadata={"help": "realsounds: validation scenes (default 150)."})
     num_test: int | None = field(default=None, metadata={"help": "realsounds: test scenes (default 300)."})
     train_single_share: float | None = field(
         default=None,
         metadata={"help": "realsounds: the share of training clips that are one training recording alone, without "
-                  "noise (the condition of the test_single set); the rest are scenes (default 0)."},
+                  "noise (the condition of the test_single set); the rest are scenes (default 0.15)."},
     )  # fmt: skip
     to_datasets: str | None = field(
         default=None,

@@ -26,7 +26,7 @@ from hf_audiocap.data.realsounds.classes import RECORDINGS
 from hf_audiocap.data.realsounds.packages import DEBIAN_MIRROR, PACKAGES, fetch_package
 
 CORPUS, VERSION = "realsounds", "1.0"
-# room for the scenes written beside the packages (4,000 training scenes of ~7 s at 16 kHz take ~0.9 GB)
+# room for the scenes written beside the packages (12,000 training scenes of ~7 s at 16 kHz take ~2.7 GB)
 SCENE_BYTES_PER_CLIP = 260_000
 
 
@@ -37,6 +37,12 @@ def scene_sizes(config) -> dict:
         f"num_{split}": int(getattr(config, f"num_{split}") if getattr(config, f"num_{split}") is not None else n)
         for split, n in DEFAULT_SIZES.items()
     }
+
+
+def single_share(config) -> float:
+    from hf_audiocap.data.realsounds.generate import DEFAULT_TRAIN_SINGLE_SHARE
+
+    return DEFAULT_TRAIN_SINGLE_SHARE if config.train_single_share is None else float(config.train_single_share)
 
 
 def prepare_realsounds(config) -> CorpusCard | None:
@@ -73,7 +79,7 @@ def prepare_realsounds(config) -> CorpusCard | None:
         raise PrepareError(f"{root}: no class has enough recordings ({', '.join(dropped)})")
     info_path = root / "realsounds_info.json"
     made = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
-    share = config.train_single_share or 0.0
+    share = single_share(config)
     if (
         not made
         or made.get("seed") != config.seed

@@ -29,7 +29,11 @@ from hf_audiocap.data.synthcaps.synthesis import _LEVEL_DB, _fade, _synthesize_s
 
 SPLITS = ("train", "validation", "test")
 SINGLE_SPLIT = "test_single"
-DEFAULT_SIZES = {"train": 4000, "validation": 150, "test": 300}
+# what `hf-audiocap prepare realsounds` and the recipes make: 12,000 training clips train no longer than 4,000 (the
+# recipes count steps, not epochs) and generalise better to new recordings (benchmarks/RESULTS.md, "Real sounds")
+DEFAULT_SIZES = {"train": 12000, "validation": 150, "test": 300}
+# the share of training clips that are one recording alone, as test_single (what a microphone clip is)
+DEFAULT_TRAIN_SINGLE_SHARE = 0.15
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2, SINGLE_SPLIT: 3}
 # scenes of 1, 2 and 3 classes, in every split
 SIZE_PROBS = (0.35, 0.4, 0.25)
