@@ -30,7 +30,7 @@ from hf_audiocap.data.synthcaps.synthesis import _LEVEL_DB, _fade, _synthesize_s
 SPLITS = ("train", "validation", "test")
 SINGLE_SPLIT = "test_single"
 # what `hf-audiocap prepare realsounds` and the recipes make: 12,000 training clips train no longer than 4,000 (the
-# recipes count steps, not epochs) and generalise better to new recordings (benchmarks/RESULTS.md, "Real sounds")
+# recipes count steps, not epochs), and each clip heard fewer times is memorised less (benchmarks/RESULTS.md)
 DEFAULT_SIZES = {"train": 12000, "validation": 150, "test": 300}
 # the share of training clips that are one recording alone, as test_single (what a microphone clip is)
 DEFAULT_TRAIN_SINGLE_SHARE = 0.15
