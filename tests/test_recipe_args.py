@@ -337,6 +337,8 @@ def test_config_overrides_name_fields_a_config_reads(tmp_path):
         ("{encoder: {num_layers: 4}}", r"config_overrides.encoder: unknown key num_layers; AudioCapEncoderConfig reads "
          r".*encoder_layers.* \(or hidden_size for d_model"),
         ("{encoder_layers: 4}", r"config_overrides: unknown key encoder_layers;"),  # a sub-config's field is nested
+        ("{adapter_pooling_stride:2}", r"config_overrides: unknown key adapter_pooling_stride:2; .*"
+         r"\(YAML needs a space after the colon: adapter_pooling_stride: 2\)$"),
         ("{decoder: {model_type: bart, d_model: 32, bogus: 1}}", r"config_overrides.decoder: unknown key bogus; BartConfig"),
         ("{encoder: 4}", r"config_overrides.encoder: expected a mapping of config fields, got 4"),
         ("{vocab_size: 10}", r"config_overrides: vocab_size is set from the tokenizer: drop it"),

@@ -674,8 +674,17 @@ def check_config_fields(where: str, config, fields: dict, taken: dict[str, str] 
         also = f" (or {', '.join(f'{a} for {t}' for a, t in aliases.items())})" if aliases else ""
         raise ValueError(
             f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}; {cls.__name__} "
-            f"reads {', '.join(k for k in own if k not in (taken or {}))}{also}"
+            f"reads {', '.join(k for k in own if k not in (taken or {}))}{also}{_colon_hint(unknown)}"
         )
+
+
+def _colon_hint(keys) -> str:
+    """YAML reads `{adapter_stride:2}` as the one key 'adapter_stride:2': say so when a key looks like that."""
+    glued = next((str(k) for k in keys if ":" in str(k)), None)
+    if glued is None:
+        return ""
+    name, _, value = glued.partition(":")
+    return f" (YAML needs a space after the colon: {name}: {value})"
 
 
 # --- values checked against the fields' declared types -------------------------------------------------------------
