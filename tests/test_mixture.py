@@ -76,6 +76,8 @@ def test_recipe_checks_before_loading(tmp_path):
         DataArguments(corpora=corpora(), mixture_stopping_strategy="never")
     with pytest.raises(ValueError, match="mixup would mix two"):
         DataArguments(corpora=corpora(), styles=True, mixup_prob=0.5)
+    with pytest.raises(ValueError, match=r"^corpora \(b\): synth_kwargs: unknown key num_clips; generate_synthcaps"):
+        DataArguments(corpora=corpora(synth_kwargs={"num_clips": 5}))
 
 
 def test_training_draws_by_weight_and_held_out_splits_stay_per_corpus():

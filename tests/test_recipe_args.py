@@ -350,6 +350,29 @@ def test_config_overrides_name_fields_a_config_reads(tmp_path):
             parse_recipe([base(tmp_path), "--config_overrides", overrides])
 
 
+def test_generator_and_feature_extractor_keys_are_checked_before_loading(tmp_path):
+    """synth_kwargs and feature_extractor_overrides are passed on as keyword arguments, where a misspelt key would be
+    kept and ignored: each is refused in one line naming what is read."""
+    for key, value, message in (
+        ("synth_kwargs", "{seeds: 1}", r"synth_kwargs: unknown key seeds; generate_synthcaps reads seed, num_train"),
+        ("synth_kwargs", "{seed:1}", r"synth_kwargs: unknown key seed:1; .*\(YAML needs a space after the colon: seed: 1\)$"),
+        ("feature_extractor_overrides", "{hop: 320}", r"feature_extractor_overrides: unknown key hop; AudioCapFeatureExtractor reads .*hop_length"),
+        ("feature_extractor_overrides", "{hop_length: 0}", r"feature_extractor_overrides: hop_length must be > 0, got 0$"),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match="^" + message):
+            parse_recipe([base(tmp_path), f"--{key}", value])
+    with pytest.raises(
+        ValueError, match=r"^synth_kwargs: unknown key num_scenes; hf-audiocap prepare realsounds reads"
+    ):
+        parse_recipe([base(tmp_path), "--dataset", "realsounds", "--synth_kwargs", "{num_scenes: 5}"])
+    with pytest.raises(
+        ValueError, match=r"^synth_kwargs: only dataset synthcaps or realsounds .*\(dataset: manifest\)"
+    ):
+        parse_recipe([base(tmp_path), "--dataset", "manifest", "--synth_kwargs", "{seed: 1}"])
+    _, data_args, _ = parse_recipe([base(tmp_path), "--synth_kwargs", "{seed: 1, num_train: 4}"])
+    assert data_args.synth_kwargs == {"seed": 1, "num_train": 4}
+
+
 def test_config_aliases_meet_the_checks_of_the_names_they_stand_for(tmp_path):
     from hf_audiocap.configuration_audiocap import AudioCapConfigError, AudioCapDecoderConfig, AudioCapEncoderConfig
 

@@ -143,7 +143,8 @@ class DataArguments:
     )
     synth_kwargs: dict = field(
         default_factory=dict,
-        metadata={"help": "synthcaps, realsounds: generator arguments (seed, num_train, num_validation, num_test)."},
+        metadata={"help": "synthcaps, realsounds: generator arguments (seed, num_train, num_validation, num_test; "
+                  "realsounds also train_single_share). Another key, or another dataset, is refused."},
     )  # fmt: skip
     group_captions: bool = field(
         default=False,
@@ -237,6 +238,7 @@ class DataArguments:
             raise ValueError("precompute_features cannot be combined with mixup_prob > 0 (mixup mixes waveforms).")
         if self.synth_if_missing and self.dataset not in ("synthcaps", "realsounds"):
             raise ValueError("synth_if_missing only applies to dataset: synthcaps or realsounds.")
+        check_synth_kwargs("synth_kwargs", self.dataset, self.synth_kwargs)
         if self.dataset == "audiocaps" and not self.audio_dir:
             raise ValueError("dataset: audiocaps needs audio_dir, the folder of clips you downloaded.")
         if self.max_label_length < 2:
@@ -251,7 +253,9 @@ class DataArguments:
         if self.corpora:
             from hf_audiocap.data.mixture import STOPPING_STRATEGIES, parse_corpora
 
-            parse_corpora(self.corpora)
+            for corpus in parse_corpora(self.corpora):
+                where = f"corpora ({corpus.name}): synth_kwargs"
+                check_synth_kwargs(where, corpus.data.get("dataset", self.dataset), corpus.data.get("synth_kwargs"))
             if self.mixture_stopping_strategy not in STOPPING_STRATEGIES:
                 raise ValueError(
                     f"mixture_stopping_strategy must be one of {', '.join(STOPPING_STRATEGIES)}, got "
@@ -594,6 +598,8 @@ def check_config_overrides(model_args: ModelArguments) -> None:
                 f"({model_args.model_name_or_path}) loads a saved one with its own: drop {' and '.join(given)}"
             )
         return
+    if model_args.feature_extractor_overrides:
+        check_feature_extractor_overrides(model_args.feature_extractor_overrides)
     if not model_args.config_overrides:
         return
     from transformers import CONFIG_MAPPING
@@ -646,6 +652,23 @@ def check_config_overrides(model_args: ModelArguments) -> None:
         config_class(**fields)  # the config's own checks (a width its heads do not divide), before any data is read
 
 
+def check_feature_extractor_overrides(overrides: dict) -> None:
+    """`feature_extractor_overrides` names `AudioCapFeatureExtractor` arguments (a feature extractor keeps any other
+    key as an attribute nothing reads) with values it accepts, checked before any data is read."""
+    from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
+
+    known = [
+        p.name
+        for p in inspect.signature(AudioCapFeatureExtractor.__init__).parameters.values()
+        if p.name != "self" and p.kind is not p.VAR_KEYWORD
+    ]
+    refuse_unknown_keys("feature_extractor_overrides", overrides, known, "AudioCapFeatureExtractor")
+    try:
+        AudioCapFeatureExtractor(**overrides)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"feature_extractor_overrides: {err}") from None
+
+
 def check_config_fields(where: str, config, fields: dict, taken: dict[str, str] | None = None) -> None:
     """Refuses, in one line, keys of `fields` that `config` (a config class, or a loaded config) does not read: neither
     a parameter of its `__init__` or of PretrainedConfig's, an alias of its `attribute_map`, nor a field of the loaded
@@ -669,13 +692,38 @@ def check_config_fields(where: str, config, fields: dict, taken: dict[str, str] 
             raise ValueError(f"{where}: {key} is set from {taken[key]}: drop it")
         if aliases.get(key) in fields:
             raise ValueError(f"{where}: {key} is another name for {aliases[key]}: give one of them")
+    also = f" (or {', '.join(f'{a} for {t}' for a, t in aliases.items())})" if aliases else ""
+    refuse_unknown_keys(where, fields, known, cls.__name__, [k for k in own if k not in (taken or {})], also)
+
+
+def refuse_unknown_keys(where: str, fields, known, reader: str, listed=None, also: str = "") -> None:
+    """One line naming the keys of `fields` outside `known` and what `reader` reads instead (`listed`, else `known`):
+    a mapping the recipe passes on would keep such a key where nothing reads it."""
     unknown = [k for k in fields if k not in known]
     if unknown:
-        also = f" (or {', '.join(f'{a} for {t}' for a, t in aliases.items())})" if aliases else ""
         raise ValueError(
-            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}; {cls.__name__} "
-            f"reads {', '.join(k for k in own if k not in (taken or {}))}{also}{_colon_hint(unknown)}"
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}; {reader} "
+            f"reads {', '.join(known if listed is None else listed)}{also}{_colon_hint(unknown)}"
         )
+
+
+def check_synth_kwargs(where: str, dataset: str, synth_kwargs: dict) -> None:
+    """`synth_kwargs` names arguments of the dataset's generator; any other key would be ignored, so it is refused."""
+    if not synth_kwargs:
+        return
+    if not isinstance(synth_kwargs, dict):
+        raise ValueError(f"{where}: expected a mapping of generator arguments, got {synth_kwargs!r}")
+    if dataset == "synthcaps":
+        from hf_audiocap.data.synthcaps import generate_synthcaps
+
+        known = [p for p in inspect.signature(generate_synthcaps).parameters if p != "out_dir"]
+        refuse_unknown_keys(where, synth_kwargs, known, "generate_synthcaps")
+    elif dataset == "realsounds":
+        from hf_audiocap.data.realsounds import SCENE_ARGUMENTS
+
+        refuse_unknown_keys(where, synth_kwargs, SCENE_ARGUMENTS, "hf-audiocap prepare realsounds")
+    else:
+        raise ValueError(f"{where}: only dataset synthcaps or realsounds is generated from it (dataset: {dataset})")
 
 
 def _colon_hint(keys) -> str:

@@ -23,9 +23,14 @@ __all__ = [
     "DEFAULT_SIZES",
     "MIN_RECORDINGS",
     "RECORDINGS",
+    "SCENE_ARGUMENTS",
     "SINGLE_SPLIT",
     "ensure_realsounds",
 ]
+
+
+# What a recipe's synth_kwargs may set for a realsounds corpus (the scene arguments of `hf-audiocap prepare realsounds`)
+SCENE_ARGUMENTS = ("seed", "num_train", "num_validation", "num_test", "train_single_share")
 
 
 def ensure_realsounds(path: str | Path, synth_kwargs: dict, make: bool) -> None:
@@ -35,11 +40,7 @@ def ensure_realsounds(path: str | Path, synth_kwargs: dict, make: bool) -> None:
 
     path = Path(path)
     info_path = path / "realsounds_info.json"
-    asked = {
-        k: synth_kwargs[k]
-        for k in ("seed", "num_train", "num_validation", "num_test", "train_single_share")
-        if k in synth_kwargs
-    }
+    asked = {k: synth_kwargs[k] for k in SCENE_ARGUMENTS if k in synth_kwargs}
     if info_path.is_file():
         info = json.loads(info_path.read_text(encoding="utf-8"))
         made = {"seed": info.get("seed"), "train_single_share": 0.0, **info.get("arguments", {})}
