@@ -98,6 +98,8 @@ class ModelArguments:
         if self.word_min_frequency < 1:
             raise ValueError(f"word_min_frequency must be >= 1, got {self.word_min_frequency}.")
         check_config_overrides(self)
+        if self.feature_extractor_overrides:
+            check_feature_extractor_overrides(self.feature_extractor_overrides)
 
 
 @dataclass
@@ -598,8 +600,6 @@ def check_config_overrides(model_args: ModelArguments) -> None:
                 f"({model_args.model_name_or_path}) loads a saved one with its own: drop {' and '.join(given)}"
             )
         return
-    if model_args.feature_extractor_overrides:
-        check_feature_extractor_overrides(model_args.feature_extractor_overrides)
     if not model_args.config_overrides:
         return
     from transformers import CONFIG_MAPPING
@@ -652,16 +652,21 @@ def check_config_overrides(model_args: ModelArguments) -> None:
         config_class(**fields)  # the config's own checks (a width its heads do not divide), before any data is read
 
 
+def _named_parameters(function) -> list[str]:
+    """The parameters of `function` a keyword can set (not `self`, `*args` or `**kwargs`)."""
+    return [
+        p.name
+        for p in inspect.signature(function).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
 def check_feature_extractor_overrides(overrides: dict) -> None:
     """`feature_extractor_overrides` names `AudioCapFeatureExtractor` arguments (a feature extractor keeps any other
     key as an attribute nothing reads) with values it accepts, checked before any data is read."""
     from hf_audiocap.feature_extraction_audiocap import AudioCapFeatureExtractor
 
-    known = [
-        p.name
-        for p in inspect.signature(AudioCapFeatureExtractor.__init__).parameters.values()
-        if p.name != "self" and p.kind is not p.VAR_KEYWORD
-    ]
+    known = _named_parameters(AudioCapFeatureExtractor.__init__)
     refuse_unknown_keys("feature_extractor_overrides", overrides, known, "AudioCapFeatureExtractor")
     try:
         AudioCapFeatureExtractor(**overrides)
@@ -675,16 +680,9 @@ def check_config_fields(where: str, config, fields: dict, taken: dict[str, str] 
     config; an alias beside the field it stands for; and a key of `taken` ({key: what the recipe sets it from})."""
     from transformers import PretrainedConfig
 
-    def parameters(cls) -> list[str]:
-        return [
-            p.name
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-
     cls = config if isinstance(config, type) else type(config)
-    common = set(parameters(PretrainedConfig))
-    own = [p for p in parameters(cls) if p not in common]
+    common = set(_named_parameters(PretrainedConfig.__init__))
+    own = [p for p in _named_parameters(cls.__init__) if p not in common]
     aliases = dict(getattr(cls, "attribute_map", {}))
     known = common | set(own) | set(aliases) | (set() if isinstance(config, type) else set(config.to_dict()))
     for key in fields:
@@ -716,7 +714,7 @@ def check_synth_kwargs(where: str, dataset: str, synth_kwargs: dict) -> None:
     if dataset == "synthcaps":
         from hf_audiocap.data.synthcaps import generate_synthcaps
 
-        known = [p for p in inspect.signature(generate_synthcaps).parameters if p != "out_dir"]
+        known = [p for p in _named_parameters(generate_synthcaps) if p != "out_dir"]
         refuse_unknown_keys(where, synth_kwargs, known, "generate_synthcaps")
     elif dataset == "realsounds":
         from hf_audiocap.data.realsounds import SCENE_ARGUMENTS
