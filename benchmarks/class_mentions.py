@@ -17,19 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from hf_audiocap.data.realsounds.classes import CLASSES
-from hf_audiocap.data.synthcaps.scoring import load_ground_truth
-from hf_audiocap.metrics.text import normalize_caption
-
-
-def classes_in_order(caption: str) -> list[str]:
-    """The classes a caption names (as `named_sources` finds them: any synonym as whole words), first named first."""
-    padded = f" {normalize_caption(caption)} "
-    first = {}
-    for spec in CLASSES:
-        found = [padded.find(f" {syn} ") for syn in spec.synonyms if f" {syn} " in padded]
-        if found:
-            first[spec.name] = min(found)
-    return sorted(first, key=first.get)
+from hf_audiocap.data.synthcaps.scoring import load_ground_truth, sources_in_order
 
 
 def main() -> None:
@@ -45,7 +33,7 @@ def main() -> None:
     with open(report, encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             present = {s["name"] for s in truth[row["id"]]["sources"]}
-            named = classes_in_order(row["prediction"])
+            named = sources_in_order(row["prediction"], CLASSES)
             size = by_size[len(present)]
             size["clips"] += 1
             size["named"] += len(named)

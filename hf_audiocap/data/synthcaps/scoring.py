@@ -12,10 +12,20 @@ from hf_audiocap.data.synthcaps.catalogue import CATALOGUE, SourceSpec
 from hf_audiocap.metrics.text import normalize_caption
 
 
+def sources_in_order(caption: str, catalogue: Sequence[SourceSpec] = CATALOGUE) -> list[str]:
+    """Names of the catalogue sources any of whose synonyms occurs (whole words) in ``caption``, first named first."""
+    padded = f" {normalize_caption(caption)} "
+    first = {}
+    for spec in catalogue:
+        found = [padded.find(f" {syn} ") for syn in spec.synonyms if f" {syn} " in padded]
+        if found:
+            first[spec.name] = min(found)
+    return sorted(first, key=first.get)
+
+
 def named_sources(caption: str, catalogue: Sequence[SourceSpec] = CATALOGUE) -> set[str]:
     """Names of the catalogue sources any of whose synonyms occurs (whole words) in ``caption``."""
-    padded = f" {normalize_caption(caption)} "
-    return {s.name for s in catalogue if any(f" {syn} " in padded for syn in s.synonyms)}
+    return set(sources_in_order(caption, catalogue))
 
 
 def score_sources(
