@@ -155,13 +155,15 @@ def test_scst_raises_the_probability_of_rewarded_tokens():
     assert target_prob() > 2 * before
 
 
-def test_beam_scst_favours_the_better_beams():
-    """`sampling="beam"`: the clip's beams are the samples; after a few steps the best-rewarded beam of each clip has
-    gained log-probability on the worst-rewarded one."""
+def test_beam_scst_is_reinforce_over_the_clips_beams():
+    """`sampling="beam"`: the samples are the clip's best beams (Cornia et al.'s variant), each weighted by its reward
+    minus the mean of its clip's other beams; a small step down the loss raises the likelihood of the beams rewarded
+    above their clip's mean against those below it."""
     torch.manual_seed(0)
     model = tiny_model(seed=4).train()
     feats, mask = batch()
     inputs = {"input_features": feats, "attention_mask": mask}
+    beams_per_clip = 4
 
     def decode(ids):
         return [" ".join(str(t) for t in row.tolist()) for row in ids]
@@ -171,31 +173,35 @@ def test_beam_scst_favours_the_better_beams():
 
     model.eval()
     with torch.no_grad():
-        beams = model.generate(**inputs, num_beams=4, num_return_sequences=4, max_length=8)
-    scores = torch.tensor(reward(decode(beams), None)).view(-1, 4)
-    best = beams.view(-1, 4, beams.shape[1])[torch.arange(scores.shape[0]), scores.argmax(1)]
-    worst = beams.view(-1, 4, beams.shape[1])[torch.arange(scores.shape[0]), scores.argmin(1)]
+        beams = model.generate(
+            **inputs, num_beams=beams_per_clip, num_return_sequences=beams_per_clip, max_length=8, early_stopping=True
+        )
+    model.train()
+    rewards = torch.tensor(reward(decode(beams), None), dtype=torch.float32).view(-1, beams_per_clip)
+    others = (rewards.sum(1, keepdim=True) - rewards) / (beams_per_clip - 1)
+    advantage = (rewards - others).view(-1)
+    assert (advantage != 0).any()
+    labels = sampled_labels(beams, EOS)
+    encoder_index = torch.arange(feats.shape[0]).repeat_interleave(beams_per_clip)
 
-    def margin():
-        model.eval()
-        with torch.no_grad():
-            logp = []
-            for seq in (best, worst):
-                labels = sampled_labels(seq, EOS)
-                logits = model(**inputs, decoder_input_ids=seq[:, :-1]).logits.log_softmax(-1)
-                token = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-                logp.append((token * (labels != -100)).sum(-1))
-        model.train()
-        return (logp[0] - logp[1]).mean().item()
+    def weighted_likelihood():
+        """sum of advantage x log-probability of each beam's tokens, per token, as the loss weighs them"""
+        logits = model(**inputs, decoder_input_ids=beams[:, :-1], encoder_index=encoder_index).logits
+        token = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (advantage[:, None] * token * (labels != -100)).sum() / (labels != -100).sum()
 
-    before = margin()
-    opt = torch.optim.SGD(model.parameters(), lr=0.2)
-    for _ in range(5):
-        loss, _ = scst_loss(model, inputs, [["unused"]] * feats.shape[0], reward, decode, 4, 8, sampling="beam")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert margin() > before + 0.5
+    refs = [["unused"]] * feats.shape[0]
+    loss, mean_reward = scst_loss(model, inputs, refs, reward, decode, beams_per_clip, 8, sampling="beam")
+    with torch.no_grad():
+        before = weighted_likelihood()
+    torch.testing.assert_close(loss, -before)  # these beams, this baseline, this sign
+    assert mean_reward == pytest.approx(rewards.mean().item())
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        assert weighted_likelihood() > before
 
 
 def test_scst_needs_two_samples_and_one_reference_set_per_clip():
