@@ -45,6 +45,10 @@ from .configuration_audiocap import (
     AudioCapEncoderConfig,
 )
 
+# the attention's key biases, which folders saved before 2026-12-05 hold: dropped on load (exactly: see
+# AudioCapAttention), so those folders load into today's layout without a warning and caption as before
+LEGACY_KEY_BIASES = [r"(self_attn|encoder_attn)\.k_proj\.bias$"]
+
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(batch,) lengths -> (batch, max_len) boolean mask of the real positions."""
@@ -239,7 +243,9 @@ class AudioCapAttention(nn.Module):
         self.layer_idx = layer_idx
         self.is_cross_attention = cross
         self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        # no key bias, as in Whisper: q.(k + b) adds the same q.b to every score of a query's row, which the softmax
+        # cancels, so such a bias never learns (its gradient is round-off)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=False)
         self.v_proj = nn.Linear(embed_dim, embed_dim)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
 
@@ -326,6 +332,7 @@ class AudioCapEncoder(PreTrainedModel):
     # each part names only its own layer: a composite gathers its parts' (post_init), and a name that matches no module
     # (a built-in decoder's layer in a model with a pretrained one) stops FSDP's transformer-based wrap before training
     _no_split_modules = ["AudioCapEncoderLayer"]
+    _keys_to_ignore_on_load_unexpected = LEGACY_KEY_BIASES
 
     def __init__(self, config: AudioCapEncoderConfig):
         super().__init__(config)

@@ -49,6 +49,7 @@ from .configuration_audiocap import (
     AudioCapEncoderConfig,
 )
 from .encoders_audiocap import (
+    LEGACY_KEY_BIASES,
     AudioCapAttention,
     AudioCapAudioEncoder,
     AudioCapEncoder,
@@ -201,6 +202,7 @@ class AudioCapPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _keys_to_ignore_on_load_unexpected = LEGACY_KEY_BIASES
 
     def output_flags(self, output_attentions=None, output_hidden_states=None) -> tuple[bool, bool]:
         """The call's `output_attentions` / `output_hidden_states`, or the config's where not given."""

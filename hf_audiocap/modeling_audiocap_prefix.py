@@ -40,6 +40,7 @@ from transformers.utils import ModelOutput
 from .configuration_audiocap import AUDIOCAP_ENCODER_TYPE, AudioCapConfigError
 from .configuration_audiocap_prefix import AudioCapPrefixConfig
 from .encoders_audiocap import (
+    LEGACY_KEY_BIASES,
     AudioCapAttention,
     AudioCapEncoder,
     AudioCapFeedForward,
@@ -178,6 +179,7 @@ class AudioCapPrefixPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _keys_to_ignore_on_load_unexpected = LEGACY_KEY_BIASES
 
 
 class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, GenerationMixin):

@@ -166,13 +166,9 @@ def test_two_sharded_processes_match_one_process(tmp_path):
             assert sharded["weights"].keys() == start.keys()
             for name, value in single.state_dict().items():
                 theirs = sharded["weights"][name]
-                # A key's bias adds the same amount to every score of a query's row, which the softmax ignores: its
-                # gradient is zero up to round-off, and AdamW scales that round-off into steps that depend on the
-                # order of summation (which sharding changes), so it is not compared.
-                if not name.endswith("k_proj.bias"):
-                    torch.testing.assert_close(
-                        theirs, value, rtol=1e-5, atol=1e-6, msg=lambda m, where=f"{variant} {name}": f"{where}: {m}"
-                    )
+                torch.testing.assert_close(
+                    theirs, value, rtol=1e-5, atol=1e-6, msg=lambda m, where=f"{variant} {name}": f"{where}: {m}"
+                )
                 trained = "lora_" in name or not name.startswith("lm.") or variant == "full"
                 if not trained:
                     assert torch.equal(theirs, start[name]), f"{variant}: frozen {name} changed"

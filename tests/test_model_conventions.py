@@ -371,3 +371,37 @@ def test_shipped_classes_override_no_private_transformers_method():
                                 "_supports_flex_attn", "_supports_attention_backend", "_can_compile_fullgraph",
                                 "_keys_to_ignore_on_load_unexpected", "_keys_to_ignore_on_load_missing",
                                 "_skip_keys_device_placement", "_init_weights", "_auto_class"}, (cls.__name__, name)  # fmt: skip
+
+
+def test_a_folder_saved_with_key_biases_loads_silently_and_computes_the_same(tmp_path, capfd, caplog):
+    """Folders saved before 2026-12-05 hold a bias on every attention's keys, which today's layout leaves out (as
+    Whisper's does): q.(k + b) adds the same q.b to a query's every score, which the softmax cancels. Such a folder
+    loads without a word about unexpected weights and gives the logits the model with those biases gave."""
+    from safetensors.torch import load_file, save_file
+
+    from hf_audiocap.encoders_audiocap import AudioCapAttention
+
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    torch.manual_seed(1)
+    for name, module in model.named_modules():
+        if isinstance(module, AudioCapAttention):
+            biased = torch.nn.Linear(*module.k_proj.weight.shape[::-1])
+            biased.weight.data.copy_(module.k_proj.weight)
+            biased.bias.data.normal_(0.0, 1.0)
+            module.k_proj = biased
+            weights[f"{name}.k_proj.bias"] = biased.bias.detach().clone()
+    attentions = [m for m in model.modules() if isinstance(m, AudioCapAttention)]  # encoder; decoder self and cross
+    assert len(attentions) >= 3 and sum(k.endswith("k_proj.bias") for k in weights) == len(attentions)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with torch.no_grad():
+        before = model(**inputs()).logits
+    capfd.readouterr()
+    with caplog.at_level("INFO"):
+        loaded = AudioCapForConditionalGeneration.from_pretrained(tmp_path).eval()
+    said = capfd.readouterr().out + capfd.readouterr().err + caplog.text
+    assert "k_proj" not in said and "UNEXPECTED" not in said.upper(), said
+    assert not any(k.endswith("k_proj.bias") for k in loaded.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs()).logits, before, rtol=0, atol=1e-5)
