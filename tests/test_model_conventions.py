@@ -400,7 +400,8 @@ def test_a_folder_saved_with_key_biases_loads_silently_and_computes_the_same(tmp
     capfd.readouterr()
     with caplog.at_level("INFO"):
         loaded = AudioCapForConditionalGeneration.from_pretrained(tmp_path).eval()
-    said = capfd.readouterr().out + capfd.readouterr().err + caplog.text
+    out, err = capfd.readouterr()
+    said = out + err + caplog.text
     assert "k_proj" not in said and "UNEXPECTED" not in said.upper(), said
     assert not any(k.endswith("k_proj.bias") for k in loaded.state_dict())
     with torch.no_grad():
