@@ -5,7 +5,9 @@ This file ships with every saved model (it imports only `transformers` and `pack
 the first of the model's files transformers imports, so it also checks the running transformers release against the
 range this code is tested on, and stops with one line outside it.
 
-Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encoder` and a `decoder` sub-config.
+Layout (like `SpeechEncoderDecoderConfig`): an `AudioCapConfig` holds an `encoder` and a `decoder` sub-config. Each
+config declares its fields as transformers' own do (dataclass fields, as `WhisperConfig` on every declared release),
+and checks them in `__post_init__`.
 
 * `encoder`: the built-in `AudioCapEncoderConfig` (log-mel conv subsampling + pre-LN transformer, trained from scratch)
   or the config of a supported pretrained audio encoder (`SUPPORTED_ENCODER_TYPES`).
@@ -21,7 +23,7 @@ subsampling, no dropout, keyword-estimation loss 0.5 (sizes chosen for 2 CPU cor
 from __future__ import annotations
 
 import copy
-import inspect
+import dataclasses
 import os
 from typing import Any
 
@@ -106,15 +108,15 @@ class AudioCapConfigError(ValueError):
 
 def _unknown_fields(cls: type[PretrainedConfig], fields: dict) -> list[str]:
     """Fields of a saved config that neither `cls` nor the running transformers' `PretrainedConfig` knows."""
-    known = set(inspect.signature(cls.__init__).parameters) | set(PretrainedConfig().to_dict())
+    known = {f.name for f in dataclasses.fields(cls)} | set(PretrainedConfig().to_dict())
     known |= {"model_type", "transformers_version", "architectures", "auto_map", "_name_or_path", "torch_dtype"}
     known |= {"dtype", "attn_implementation", "tie_word_embeddings", "is_decoder", "add_cross_attention"}
     return sorted(k for k in fields if k not in known and not k.startswith("_"))  # "_x": transformers' own bookkeeping
 
 
 def _check_heads(config: PretrainedConfig, heads: str) -> None:
-    """d_model divisible by the number of heads; called after `PretrainedConfig.__init__`, which sets the values of
-    the `attribute_map` aliases (hidden_size, num_attention_heads) given as kwargs."""
+    """d_model divisible by the number of heads; called after `PretrainedConfig.__post_init__`, which sets the values
+    of the `attribute_map` aliases (hidden_size, num_attention_heads) given as kwargs."""
     if config.d_model % getattr(config, heads):
         raise AudioCapConfigError(
             f"{type(config).__name__}: d_model ({config.d_model}) must be divisible by {heads} ({getattr(config, heads)})"
@@ -136,43 +138,28 @@ class AudioCapEncoderConfig(PretrainedConfig):
         "num_attention_heads": "encoder_attention_heads",
     }
 
-    def __init__(
-        self,
-        num_mel_bins: int = 80,
-        d_model: int = 192,
-        encoder_layers: int = 3,
-        encoder_attention_heads: int = 4,
-        encoder_ffn_dim: int = 768,
-        num_conv_layers: int = 2,
-        conv_kernel_size: int = 3,
-        conv_stride: int = 2,
-        conv_channels: int = 0,
-        dropout: float = 0.0,
-        attention_dropout: float = 0.0,
-        activation_dropout: float = 0.0,
-        activation_function: str = "gelu",
-        layer_norm_eps: float = 1e-5,
-        init_std: float = 0.02,
-        **kwargs: Any,
-    ):
-        if conv_kernel_size % 2 != 1:
-            raise AudioCapConfigError(f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {conv_kernel_size}")
-        self.num_mel_bins = num_mel_bins
-        self.d_model = d_model
-        self.encoder_layers = encoder_layers
-        self.encoder_attention_heads = encoder_attention_heads
-        self.encoder_ffn_dim = encoder_ffn_dim
-        self.num_conv_layers = num_conv_layers
-        self.conv_kernel_size = conv_kernel_size
-        self.conv_stride = conv_stride
-        self.conv_channels = conv_channels
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.activation_dropout = activation_dropout
-        self.activation_function = activation_function
-        self.layer_norm_eps = layer_norm_eps
-        self.init_std = init_std
-        super().__init__(**kwargs)
+    num_mel_bins: int = 80
+    d_model: int = 192
+    encoder_layers: int = 3
+    encoder_attention_heads: int = 4
+    encoder_ffn_dim: int = 768
+    num_conv_layers: int = 2
+    conv_kernel_size: int = 3
+    conv_stride: int = 2
+    conv_channels: int = 0
+    dropout: float | int = 0.0
+    attention_dropout: float | int = 0.0
+    activation_dropout: float | int = 0.0
+    activation_function: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    init_std: float = 0.02
+
+    def __post_init__(self, **kwargs: Any):
+        super().__post_init__(**kwargs)
+        if self.conv_kernel_size % 2 != 1:
+            raise AudioCapConfigError(
+                f"AudioCapEncoderConfig: conv_kernel_size must be odd, got {self.conv_kernel_size}"
+            )
         _check_heads(self, "encoder_attention_heads")
 
 
@@ -189,51 +176,29 @@ class AudioCapDecoderConfig(PretrainedConfig):
         "num_attention_heads": "decoder_attention_heads",
     }
 
-    def __init__(
-        self,
-        vocab_size: int = 512,
-        d_model: int = 192,
-        decoder_layers: int = 2,
-        decoder_attention_heads: int = 4,
-        decoder_ffn_dim: int = 768,
-        max_target_positions: int = 64,
-        dropout: float = 0.0,
-        attention_dropout: float = 0.0,
-        activation_dropout: float = 0.0,
-        activation_function: str = "gelu",
-        layer_norm_eps: float = 1e-5,
-        init_std: float = 0.02,
-        use_cache: bool = True,
-        tie_word_embeddings: bool = True,
-        pad_token_id: int | None = 0,
-        bos_token_id: int | None = 2,
-        eos_token_id: int | None = 3,
-        decoder_start_token_id: int | None = 2,
-        is_decoder: bool = True,
-        add_cross_attention: bool = True,
-        **kwargs: Any,
-    ):
-        self.vocab_size = vocab_size
-        self.d_model = d_model
-        self.decoder_layers = decoder_layers
-        self.decoder_attention_heads = decoder_attention_heads
-        self.decoder_ffn_dim = decoder_ffn_dim
-        self.max_target_positions = max_target_positions
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.activation_dropout = activation_dropout
-        self.activation_function = activation_function
-        self.layer_norm_eps = layer_norm_eps
-        self.init_std = init_std
-        self.use_cache = use_cache
-        self.tie_word_embeddings = tie_word_embeddings
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.decoder_start_token_id = decoder_start_token_id
-        self.is_decoder = is_decoder
-        self.add_cross_attention = add_cross_attention
-        super().__init__(**kwargs)
+    vocab_size: int = 512
+    d_model: int = 192
+    decoder_layers: int = 2
+    decoder_attention_heads: int = 4
+    decoder_ffn_dim: int = 768
+    max_target_positions: int = 64
+    dropout: float | int = 0.0
+    attention_dropout: float | int = 0.0
+    activation_dropout: float | int = 0.0
+    activation_function: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    init_std: float = 0.02
+    use_cache: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+    decoder_start_token_id: int | None = 2
+    is_decoder: bool = True
+    add_cross_attention: bool = True
+
+    def __post_init__(self, **kwargs: Any):
+        super().__post_init__(**kwargs)
         _check_heads(self, "decoder_attention_heads")
 
 
@@ -303,63 +268,56 @@ class AudioCapConfig(PretrainedConfig):
     # reads it (`sub_configs`); later releases still honour a class that declares it (SpeechEncoderDecoderConfig did).
     sub_configs = {"encoder": AutoConfig, "decoder": AutoConfig}
 
-    def __init__(
-        self,
-        encoder: dict | PretrainedConfig | None = None,
-        decoder: dict | PretrainedConfig | None = None,
-        adapter_projection: bool = True,
-        adapter_pooling_stride: int = 1,
-        adapter_pooling_type: str = "avg",
-        freeze_encoder: bool = False,
-        keyword_loss_weight: float = 0.5,
-        vocab_size: int | None = None,
-        tie_word_embeddings: bool = True,
-        pad_token_id: int | None = 0,
-        bos_token_id: int | None = 2,
-        eos_token_id: int | None = 3,
-        decoder_start_token_id: int | None = 2,
-        use_cache: bool = True,
-        is_encoder_decoder: bool = True,
-        styles: dict[str, int] | None = None,
-        default_style: str | None = None,
-        audiocap_format: int = AUDIOCAP_FORMAT,
-        **kwargs: Any,
-    ):
-        self.encoder = _sub_config(encoder, "encoder", AudioCapEncoderConfig)
-        self.decoder = _sub_config(decoder, "decoder", AudioCapDecoderConfig)
-        if adapter_pooling_type not in ("avg", "max"):
+    encoder: dict | PretrainedConfig | None = None
+    decoder: dict | PretrainedConfig | None = None
+    adapter_projection: bool = True
+    adapter_pooling_stride: int = 1
+    adapter_pooling_type: str = "avg"
+    freeze_encoder: bool = False
+    keyword_loss_weight: float | int = 0.5
+    vocab_size: int | None = None
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+    decoder_start_token_id: int | None = 2
+    use_cache: bool = True
+    is_encoder_decoder: bool = True
+    styles: dict[str, int] | None = None
+    default_style: str | None = None
+    audiocap_format: int = AUDIOCAP_FORMAT
+
+    def __post_init__(self, **kwargs: Any):
+        # the sub-configs first: PretrainedConfig's own post-init sets the attention settings on them
+        self.encoder = _sub_config(self.encoder, "encoder", AudioCapEncoderConfig)
+        self.decoder = _sub_config(self.decoder, "decoder", AudioCapDecoderConfig)
+        if self.adapter_pooling_type not in ("avg", "max"):
             raise AudioCapConfigError(
-                f"AudioCapConfig: adapter_pooling_type must be 'avg' or 'max', got {adapter_pooling_type!r}"
+                f"AudioCapConfig: adapter_pooling_type must be 'avg' or 'max', got {self.adapter_pooling_type!r}"
             )
-        if int(adapter_pooling_stride) < 1:
+        if int(self.adapter_pooling_stride) < 1:
             raise AudioCapConfigError(
-                f"AudioCapConfig: adapter_pooling_stride must be >= 1, got {adapter_pooling_stride}"
+                f"AudioCapConfig: adapter_pooling_stride must be >= 1, got {self.adapter_pooling_stride}"
             )
-        if keyword_loss_weight < 0:
-            raise AudioCapConfigError(f"AudioCapConfig: keyword_loss_weight must be >= 0, got {keyword_loss_weight}")
-        self.adapter_projection = adapter_projection
-        self.adapter_pooling_stride = int(adapter_pooling_stride)
-        self.adapter_pooling_type = adapter_pooling_type
-        self.freeze_encoder = freeze_encoder
-        self.keyword_loss_weight = float(keyword_loss_weight)
-        if vocab_size is None:
-            vocab_size = self.decoder.vocab_size
-        elif not self.uses_builtin_decoder and vocab_size != self.decoder.vocab_size:
+        if self.keyword_loss_weight < 0:
             raise AudioCapConfigError(
-                f"AudioCapConfig: vocab_size ({vocab_size}) differs from the pretrained decoder's vocab_size "
+                f"AudioCapConfig: keyword_loss_weight must be >= 0, got {self.keyword_loss_weight}"
+            )
+        self.adapter_pooling_stride = int(self.adapter_pooling_stride)
+        self.keyword_loss_weight = float(self.keyword_loss_weight)
+        if self.vocab_size is None:
+            self.vocab_size = self.decoder.vocab_size
+        elif not self.uses_builtin_decoder and self.vocab_size != self.decoder.vocab_size:
+            raise AudioCapConfigError(
+                f"AudioCapConfig: vocab_size ({self.vocab_size}) differs from the pretrained decoder's vocab_size "
                 f"({self.decoder.vocab_size})"
             )
-        self.vocab_size = vocab_size
-        self.tie_word_embeddings = tie_word_embeddings
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
-        self.decoder_start_token_id = decoder_start_token_id
-        self.use_cache = use_cache
-        self.styles = {str(k): int(v) for k, v in styles.items()} if styles else None
-        self.default_style = default_style or (next(iter(self.styles)) if self.styles else None)
-        self.audiocap_format = audiocap_format
-        super().__init__(is_encoder_decoder=is_encoder_decoder, **kwargs)
+        if self.styles:
+            self.styles = {str(k): int(v) for k, v in self.styles.items()}
+            self.default_style = self.default_style or next(iter(self.styles))
+        else:
+            self.styles = None
+        super().__post_init__(**kwargs)
         self.sync_sub_configs()
 
     def style_token_id(self, style: str | None) -> int:

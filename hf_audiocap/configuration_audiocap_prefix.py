@@ -102,93 +102,81 @@ class AudioCapPrefixConfig(PretrainedConfig):
     model_type = "audiocap_prefix"
     sub_configs = {"encoder": AutoConfig, "lm": AutoConfig}
 
-    def __init__(
-        self,
-        encoder: dict | PretrainedConfig | None = None,
-        lm: dict | PretrainedConfig | None = None,
-        projector_stack: int = 4,
-        projector_hidden_size: int | None = None,
-        projector_activation: str = "gelu",
-        num_queries: int = 0,
-        query_layers: int = 1,
-        query_heads: int = 4,
-        prompt_template: str = DEFAULT_PROMPT,
-        audio_placeholder: str = AUDIO_PLACEHOLDER,
-        prompt_before_ids: list[int] | None = None,
-        prompt_after_ids: list[int] | None = None,
-        freeze_encoder: bool = False,
-        freeze_lm: bool = True,
-        lora_rank: int = 0,
-        lora_alpha: float | None = None,
-        lora_dropout: float = 0.0,
-        lora_target_modules: list[str] | None = None,
-        lm_name_or_path: str | None = None,
-        save_lm_weights: bool = True,
-        pad_token_id: int | None = None,
-        bos_token_id: int | None = None,
-        eos_token_id: int | None = None,
-        styles: dict[str, list[int]] | None = None,
-        default_style: str | None = None,
-        **kwargs: Any,
-    ):
-        self.encoder = _resolve(encoder, "encoder", AUDIOCAP_ENCODER_TYPE, AudioCapEncoderConfig)
+    encoder: dict | PretrainedConfig | None = None
+    lm: dict | PretrainedConfig | None = None
+    projector_stack: int = 4
+    projector_hidden_size: int | None = None
+    projector_activation: str = "gelu"
+    num_queries: int = 0
+    query_layers: int = 1
+    query_heads: int = 4
+    prompt_template: str = DEFAULT_PROMPT
+    audio_placeholder: str = AUDIO_PLACEHOLDER
+    prompt_before_ids: list[int] | None = None
+    prompt_after_ids: list[int] | None = None
+    freeze_encoder: bool = False
+    freeze_lm: bool = True
+    lora_rank: int = 0
+    lora_alpha: float | int | None = None
+    lora_dropout: float | int = 0.0
+    lora_target_modules: list[str] | None = None
+    lm_name_or_path: str | None = None
+    save_lm_weights: bool = True
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    styles: dict[str, list[int]] | None = None
+    default_style: str | None = None
+    tie_word_embeddings: bool = False  # nothing of the wrapper is tied; the LM ties its own
+
+    def __post_init__(self, **kwargs: Any):
+        # the sub-configs first: PretrainedConfig's own post-init sets the attention settings on them
+        self.encoder = _resolve(self.encoder, "encoder", AUDIOCAP_ENCODER_TYPE, AudioCapEncoderConfig)
         if self.encoder.model_type not in SUPPORTED_ENCODER_TYPES:
             raise AudioCapConfigError(
                 f"AudioCapPrefixConfig.encoder: unsupported model_type {self.encoder.model_type!r}; expected one of "
                 f"{', '.join(SUPPORTED_ENCODER_TYPES)}"
             )
-        self.lm = _resolve(lm, "lm", "llama")
+        self.lm = _resolve(self.lm, "lm", "llama")
         if self.lm.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             raise AudioCapConfigError(
                 f"AudioCapPrefixConfig.lm: model_type {self.lm.model_type!r} has no causal-LM head "
                 "(AutoModelForCausalLM cannot build it): give a decoder-only language model such as llama, qwen2, gpt2"
             )
-        if prompt_template.count(audio_placeholder) != 1:
+        if self.prompt_template.count(self.audio_placeholder) != 1:
             raise AudioCapConfigError(
-                f"AudioCapPrefixConfig.prompt_template must contain the audio placeholder {audio_placeholder!r} "
-                f"exactly once, got {prompt_template!r}"
+                f"AudioCapPrefixConfig.prompt_template must contain the audio placeholder {self.audio_placeholder!r} "
+                f"exactly once, got {self.prompt_template!r}"
             )
-        for name, value in (("projector_stack", projector_stack), ("query_layers", query_layers)):
-            if int(value) < 1:
-                raise AudioCapConfigError(f"AudioCapPrefixConfig.{name} must be >= 1, got {value}")
-        if num_queries < 0 or lora_rank < 0:
+        for name in ("projector_stack", "query_layers"):
+            if int(getattr(self, name)) < 1:
+                raise AudioCapConfigError(f"AudioCapPrefixConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_queries < 0 or self.lora_rank < 0:
             raise AudioCapConfigError("AudioCapPrefixConfig: num_queries and lora_rank must be >= 0")
-        hidden = projector_hidden_size or self.lm.hidden_size
-        if num_queries and hidden % query_heads:
+        hidden = self.projector_hidden_size or self.lm.hidden_size
+        if self.num_queries and hidden % self.query_heads:
             raise AudioCapConfigError(
-                f"AudioCapPrefixConfig: the projector width ({hidden}) must be divisible by query_heads ({query_heads})"
+                f"AudioCapPrefixConfig: the projector width ({hidden}) must be divisible by query_heads "
+                f"({self.query_heads})"
             )
-        self.projector_stack = int(projector_stack)
-        self.projector_hidden_size = projector_hidden_size
-        self.projector_activation = projector_activation
-        self.num_queries = int(num_queries)
-        self.query_layers = int(query_layers)
-        self.query_heads = int(query_heads)
-        self.prompt_template = prompt_template
-        self.audio_placeholder = audio_placeholder
-        self.prompt_before_ids = list(prompt_before_ids or [])
-        self.prompt_after_ids = list(prompt_after_ids or [])
-        self.freeze_encoder = freeze_encoder
-        self.freeze_lm = freeze_lm
-        self.lora_rank = int(lora_rank)
-        self.lora_alpha = lora_alpha
-        self.lora_dropout = lora_dropout
-        self.lora_target_modules = list(lora_target_modules) if lora_target_modules else None
-        self.lm_name_or_path = lm_name_or_path
-        if not save_lm_weights and not (freeze_lm and lm_name_or_path):
+        if not self.save_lm_weights and not (self.freeze_lm and self.lm_name_or_path):
             raise AudioCapConfigError(
                 "AudioCapPrefixConfig: save_lm_weights=False needs a frozen pretrained LM (freeze_lm=True and "
                 "lm_name_or_path), whose weights can be read again from where they came from"
             )
-        self.save_lm_weights = save_lm_weights
-        self.styles = {str(k): [int(i) for i in v] for k, v in styles.items()} if styles else None
-        self.default_style = default_style or (next(iter(self.styles)) if self.styles else None)
-        ids = {"pad_token_id": pad_token_id, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
-        for name, value in ids.items():  # default to the LM's own
-            setattr(self, name, value if value is not None else getattr(self.lm, name, None))
-        kwargs.setdefault("tie_word_embeddings", False)  # nothing of the wrapper is tied; the LM ties its own
-        kwargs["is_encoder_decoder"] = False
-        super().__init__(**kwargs)
+        self.prompt_before_ids = list(self.prompt_before_ids or [])
+        self.prompt_after_ids = list(self.prompt_after_ids or [])
+        self.lora_target_modules = list(self.lora_target_modules) if self.lora_target_modules else None
+        if self.styles:
+            self.styles = {str(k): [int(i) for i in v] for k, v in self.styles.items()}
+            self.default_style = self.default_style or next(iter(self.styles))
+        else:
+            self.styles = None
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):  # default to the LM's own
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(self.lm, name, None))
+        self.is_encoder_decoder = False
+        super().__post_init__(**kwargs)
 
     @property
     def vocab_size(self) -> int:

@@ -5,6 +5,7 @@ layout, assisted decoding; and the model's files refuse, with one line, what the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -20,8 +21,11 @@ from hf_audiocap.configuration_audiocap import (
     TRANSFORMERS_REQUIREMENT,
     AudioCapConfig,
     AudioCapConfigError,
+    AudioCapDecoderConfig,
+    AudioCapEncoderConfig,
     check_transformers_version,
 )
+from hf_audiocap.configuration_audiocap_prefix import AudioCapPrefixConfig
 from hf_audiocap.modeling_audiocap import CACHE_ARG, CACHE_FIELD, AudioCapForConditionalGeneration, AudioCapModel
 
 
@@ -332,7 +336,27 @@ def test_fields_this_code_does_not_read_are_kept_with_one_warning_line(tmp_path,
 def test_saved_and_reloaded_config_equals_the_original(tmp_path):
     config = tiny_config()
     config.save_pretrained(tmp_path)
-    assert AudioCapConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    again = AudioCapConfig.from_pretrained(tmp_path)
+    assert again.to_dict() == config.to_dict()
+    again.transformers_version = config.transformers_version  # stamped when saved, as on any transformers config
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    "cls, field, value",
+    [
+        (AudioCapEncoderConfig, "d_model", 256),
+        (AudioCapDecoderConfig, "decoder_layers", 3),
+        (AudioCapConfig, "keyword_loss_weight", 0.0),
+        (AudioCapPrefixConfig, "projector_stack", 2),
+    ],
+)
+def test_configs_declare_their_fields_and_differ_where_they_differ(cls, field, value):
+    # each field is a dataclass field, as in transformers' own configs: equality, the known keys of a recipe's
+    # config_overrides and the unknown-field warning all read them (configs with a custom __init__ compared equal
+    # whatever their own fields held)
+    assert field in {f.name for f in dataclasses.fields(cls)}
+    assert cls() == cls() and cls() != cls(**{field: value})
 
 
 def test_labels_longer_than_the_decoder_and_eos_free_generation_are_handled():
