@@ -94,4 +94,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) outputs data/synthcaps data/realsounds .pytest_cache
+	rm -rf $(VENV) $(OLDEST_VENV) outputs data/synthcaps data/realsounds data/realsounds-mixture .pytest_cache

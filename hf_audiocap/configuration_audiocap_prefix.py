@@ -164,6 +164,8 @@ class AudioCapPrefixConfig(PretrainedConfig):
                 "AudioCapPrefixConfig: save_lm_weights=False needs a frozen pretrained LM (freeze_lm=True and "
                 "lm_name_or_path), whose weights can be read again from where they came from"
             )
+        for name in ("projector_stack", "num_queries", "query_layers", "query_heads", "lora_rank"):
+            setattr(self, name, int(getattr(self, name)))
         self.prompt_before_ids = list(self.prompt_before_ids or [])
         self.prompt_after_ids = list(self.prompt_after_ids or [])
         self.lora_target_modules = list(self.lora_target_modules) if self.lora_target_modules else None

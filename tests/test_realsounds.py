@@ -281,15 +281,20 @@ def test_the_preparers_defaults_make_the_corpus_of_make_demo():
         **scene_arguments(**scene_sizes(defaults), train_single_share=single_share(defaults)),
     }
     recipes = Path(__file__).resolve().parents[1] / "recipes"
-    asked = {}
+    asked, mixture = {}, {}
     for path in sorted(recipes.rglob("*.yaml")):
         recipe = yaml.safe_load(path.read_text())
         for corpus in [recipe, *recipe.get("corpora", [])]:
             if corpus.get("dataset_path") == "data/realsounds":
                 asked[path.name] = corpus["synth_kwargs"]
-    assert {"demo.yaml", "demo_scst.yaml", "whisper_base.yaml", "mixture.yaml"} <= set(asked)
+            elif corpus.get("dataset_path") == "data/realsounds-mixture":
+                mixture[path.name] = corpus["synth_kwargs"]
+    assert {"demo.yaml", "demo_scst.yaml", "whisper_base.yaml"} <= set(asked)
     for name, synth_kwargs in asked.items():
         assert synth_kwargs == made, name
+    # the mixture's folder differs only in its share of recordings alone: the same validation and test clips
+    assert set(mixture) == {"mixture.yaml"}
+    assert {**mixture["mixture.yaml"], "train_single_share": made["train_single_share"]} == made
 
 
 def test_evaluate_recipe_scores_realsounds_predictions_with_their_class_table(tmp_path, monkeypatch, server, capsys):
