@@ -78,6 +78,7 @@ def test_model_card(main_run):
     assert results["dataset"]["split"] == "test"
     assert "AutoModelForSpeechSeq2Seq.from_pretrained" in text and "AutoProcessor.from_pretrained" in text
     assert "trust_remote_code=True" in text and "training_curves.png" in text
+    assert "Cross-entropy (teacher forcing)" in text and ", 16 steps," in text  # max_steps, not the unused epochs
 
 
 def test_test_metrics_and_predictions(main_run):
@@ -291,6 +292,21 @@ def test_scst_stage_fine_tunes_a_trained_model(main_run, tmp_path):
     assert all(math.isfinite(x) for x in train_losses(out))
     before, after = load_file(trained / "model.safetensors"), load_file(out / "model.safetensors")
     assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
+    # the card names what the reward ranked (scst_sampling's default: samples) and the steps that ended the run
+    card = (out / "README.md").read_text()
+    assert "CIDEr-D reward of 3 captions sampled per clip" in card and ", 3 steps," in card
+
+
+def test_model_card_says_which_captions_scst_rewarded():
+    from types import SimpleNamespace
+
+    from hf_audiocap.training.model_card import _objective
+
+    model = SimpleNamespace(model_name_or_path="outputs/xe")
+    beams = _objective(model, SimpleNamespace(scst=True, scst_samples=5, scst_sampling="beam"))
+    samples = _objective(model, SimpleNamespace(scst=True, scst_samples=5, scst_sampling="sample"))
+    assert "each clip's 5 best beams" in beams and "sampled" not in beams
+    assert "5 captions sampled per clip" in samples and "`outputs/xe`" in samples
 
 
 def test_spec_augment_and_mixup(synth, tmp_path):

@@ -67,7 +67,7 @@ data: a model trained on {dataset} describes sounds like those in {dataset} and 
 on other audio. Do not use it for safety-critical monitoring or to infer anything about people.
 
 ## Training
-{objective}Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {epochs} epochs,
+{objective}Hyper-parameters: learning rate {learning_rate}, batch size {batch_size}, {length},
 label smoothing {label_smoothing}, seed {seed}. `training_curves.png` in this repository shows the
 training and validation cross-entropy and perplexity on the same scale, the optimised objective and the main caption
 metric over the run. {fit}
@@ -152,20 +152,36 @@ def write_model_card(output_dir, model_args, data_args, training_args, metrics: 
         sampling_rate=16000,
         learning_rate=training_args.learning_rate,
         batch_size=training_args.per_device_train_batch_size * max(1, training_args.world_size),
-        epochs=training_args.num_train_epochs,
+        length=_training_length(training_args),
         label_smoothing=training_args.label_smoothing_factor,
         seed=training_args.seed,
         fit=_fit_sentence(fit),
-        objective=(
-            f"Self-critical sequence training (CIDEr-D reward, {training_args.scst_samples} sampled captions per clip) "
-            f"of the cross-entropy model `{model_args.model_name_or_path}`. "
-            if getattr(training_args, "scst", False)
-            else "Cross-entropy (teacher forcing). "
-        ),
+        objective=_objective(model_args, training_args),
     )
     path = output_dir / "README.md"
     ModelCard(card).save(path)
     return path
+
+
+def _objective(model_args, training_args) -> str:
+    """What the run optimised, in one sentence: cross-entropy, or SCST with the captions its reward ranked."""
+    if not getattr(training_args, "scst", False):
+        return "Cross-entropy (teacher forcing). "
+    k = training_args.scst_samples
+    ranked = (
+        f"each clip's {k} best beams" if training_args.scst_sampling == "beam" else f"{k} captions sampled per clip"
+    )
+    return (
+        f"Self-critical sequence training (CIDEr-D reward of {ranked}) of the cross-entropy model "
+        f"`{model_args.model_name_or_path}`. "
+    )
+
+
+def _training_length(training_args) -> str:
+    """`max_steps` overrides the epochs in the Trainer, so the card says whichever ended the run."""
+    if training_args.max_steps and training_args.max_steps > 0:
+        return f"{training_args.max_steps} steps"
+    return f"{training_args.num_train_epochs:g} epochs"
 
 
 def _corpora(data_args) -> list:
