@@ -1,12 +1,13 @@
 """How far do the real-sounds recordings' own features go? A linear probe per recording, on the corpus's split.
 
 Each recording of data/realsounds (alone, no scene, no augmentation) becomes one vector: the mean and standard deviation
-over time of its log-mel bands and MFCCs, or the mean over its real frames of frozen Whisper-base's last encoder layer.
+over time of its log-mel bands and MFCCs, or the mean over its real frames of a frozen Whisper-base encoder layer (the
+last, or each one with ``--whisper-layers all``).
 A logistic regression trained on the training recordings (then on training + validation recordings) names the class
 of each held-out test recording: the accuracy a captioner's ``single_class_accuracy`` is to beat, on the same 35
 recordings.
 
-    python benchmarks/realsounds_probe.py [--root data/realsounds] [--whisper data/whisper-base]
+    python benchmarks/realsounds_probe.py [--root data/realsounds] [--whisper data/whisper-base] [--whisper-layers all]
 """
 
 from __future__ import annotations
@@ -45,16 +46,18 @@ def mel_stats(x: np.ndarray) -> np.ndarray:
 
 
 def whisper_embedder(folder: str):
+    """x -> one mean vector per encoder layer (index 0: the embeddings; the last: the final, normalised layer)."""
     from transformers import WhisperFeatureExtractor, WhisperModel
 
     encoder = WhisperModel.from_pretrained(folder).encoder.eval()
     extractor = WhisperFeatureExtractor.from_pretrained(folder)
 
     @torch.no_grad()
-    def embed(x: np.ndarray) -> np.ndarray:
+    def embed(x: np.ndarray) -> list[np.ndarray]:
         feats = extractor(x, sampling_rate=SR, return_tensors="pt").input_features
         frames = max(1, int(np.ceil(len(x) / SR * 50)))  # 50 encoder frames per second; the rest is padding
-        return encoder(feats).last_hidden_state[0, :frames].mean(0).numpy()
+        states = encoder(feats, output_hidden_states=True).hidden_states
+        return [h[0, :frames].mean(0).numpy() for h in states]
 
     return embed
 
@@ -71,6 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="data/realsounds")
     parser.add_argument("--whisper", default="data/whisper-base", help="a transformers Whisper folder ('' to skip)")
+    parser.add_argument(
+        "--whisper-layers", default="last", choices=["last", "all"], help="probe the last layer or each"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     recs = _recordings(Path(args.root))
@@ -80,7 +86,11 @@ def main() -> None:
     features = {"log-mel + MFCC statistics": np.stack([mel_stats(x) for x in audio])}
     if args.whisper:
         embed = whisper_embedder(args.whisper)
-        features["frozen Whisper-base, last layer, mean"] = np.stack([embed(x) for x in audio])
+        layers = np.stack([embed(x) for x in audio], axis=1)  # (layers, recordings, dim)
+        last = len(layers) - 1
+        for i in range(last + 1) if args.whisper_layers == "all" else [last]:
+            name = "last layer" if i == last else ("embeddings" if i == 0 else f"layer {i}")
+            features[f"frozen Whisper-base, {name}, mean"] = layers[i]
     test = split == "test"
     print(f"{len(recs)} recordings, {len(set(y))} classes, {test.sum()} test recordings (each alone)\n")
     print("| features | trained on | test accuracy | macro accuracy |\n|---|---|---:|---:|")
