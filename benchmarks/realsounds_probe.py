@@ -5,7 +5,8 @@ over time of its log-mel bands and MFCCs, or the mean over its real frames of a 
 last, or each one with ``--whisper-layers all``).
 A logistic regression trained on the training recordings (then on training + validation recordings) names the class
 of each held-out test recording: the accuracy a captioner's ``single_class_accuracy`` is to beat, on the same 35
-recordings.
+recordings; and, where the folder has the independent split (``prepare realsounds --independent``), of each of its
+recordings from other packages.
 
     python benchmarks/realsounds_probe.py [--root data/realsounds] [--whisper data/whisper-base] [--whisper-layers all]
 """
@@ -30,13 +31,11 @@ SECONDS = 10.0  # as much of a recording as one scene uses
 
 
 def _recordings(root: Path) -> list[tuple[str, str, Path]]:
+    """(class, split, file) of every recording; the independent split's too where the folder has it."""
     info = json.loads((root / "realsounds_info.json").read_text())
-    return [
-        (cls, split, root / "recordings" / cls / f"{rid}.wav")
-        for cls, by_split in info["classes"].items()
-        for split, ids in by_split.items()
-        for rid in ids
-    ]
+    splits = [(cls, split, ids) for cls, by_split in info["classes"].items() for split, ids in by_split.items()]
+    splits += [(cls, "independent", ids) for cls, ids in info.get("independent", {}).items()]
+    return [(cls, split, root / "recordings" / cls / f"{rid}.wav") for cls, split, ids in splits for rid in ids]
 
 
 def mel_stats(x: np.ndarray) -> np.ndarray:
@@ -91,13 +90,21 @@ def main() -> None:
         for i in range(last + 1) if args.whisper_layers == "all" else [last]:
             name = "last layer" if i == last else ("embeddings" if i == 0 else f"layer {i}")
             features[f"frozen Whisper-base, {name}, mean"] = layers[i]
-    test = split == "test"
-    print(f"{len(recs)} recordings, {len(set(y))} classes, {test.sum()} test recordings (each alone)\n")
-    print("| features | trained on | test accuracy | macro accuracy |\n|---|---|---:|---:|")
+    tests = {"test": split == "test", "independent": split == "independent"}
+    print(
+        f"{len(recs)} recordings, {len(set(y))} classes; tested on each alone: {tests['test'].sum()} test recordings, "
+        f"{tests['independent'].sum()} of the independent split (other packages)\n"
+    )
+    print("| features | trained on | tested on | accuracy | macro accuracy |\n|---|---|---|---:|---:|")
+    corpus = ("train", split == "train"), ("train + validation", np.isin(split, ["train", "validation"]))
     for name, X in features.items():
-        for label, train in (("train", split == "train"), ("train + validation", split != "test")):
-            acc, macro = probe(X, y, train, test)
-            print(f"| {name} | {label} recordings ({train.sum()}) | {acc:.3f} | {macro:.3f} |")
+        for tested, test in tests.items():
+            for label, train in corpus + ((("all corpus", np.isin(split, ["train", "validation", "test"])),)
+                                          if tested == "independent" else ()):  # fmt: skip
+                if test.any():
+                    acc, macro = probe(X, y, train, test)
+                    print(f"| {name} | {label} recordings ({train.sum()}) | {tested} ({test.sum()}) | {acc:.3f} | "
+                          f"{macro:.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -314,6 +314,85 @@ def test_evaluate_recipe_scores_realsounds_predictions_with_their_class_table(tm
     assert (tmp_path / "evaluate_test_classes.md").is_file()
 
 
+def _tiny_independent(monkeypatch, corpus_files: dict[str, bytes]) -> dict[str, bytes]:
+    """A third package for the independent split: two new dog recordings, a water one, a cow one (a class the tiny
+    corpus leaves out) and a copy of a corpus recording's file under another name."""
+    files = {f"usr/share/other/bark{i}.wav": wav_bytes(_tone(40 + i), SR) for i in range(2)}
+    files["usr/share/other/stream.ogg"] = ogg_bytes(_tone(50, 2.5, "noise"), SR)
+    files["usr/share/other/moo.ogg"] = ogg_bytes(_tone(51), SR)
+    files["usr/share/other/copy.ogg"] = ogg_bytes(_tone(0), SR)  # the samples of the corpus's dog0.ogg
+    deb = make_deb(files, package="tiny-other", version="1:3.0-1")
+    package = DebianPackage("tiny-other", "1:3.0-1", hashlib.sha256(deb).hexdigest(), len(deb),
+                            "pool/main/t/tiny-other/tiny-other_3.0-1_all.deb", "GPL-2+", "other sounds")  # fmt: skip
+    table = {
+        "dog": ("tiny-other:usr/share/other/bark0.wav", "tiny-other:usr/share/other/bark1.wav",
+                "tiny-other:usr/share/other/copy.ogg"),
+        "water": ("tiny-other:usr/share/other/stream.ogg",),
+        "cow": ("tiny-other:usr/share/other/moo.ogg",),
+    }  # fmt: skip
+    monkeypatch.setattr(prepare_module, "INDEPENDENT_PACKAGES", (package,))
+    monkeypatch.setattr(prepare_module, "INDEPENDENT_RECORDINGS", table)
+    return {**corpus_files, package.file_name: deb}
+
+
+def test_independent_split_holds_other_packages_recordings_alone(tmp_path, monkeypatch, server, capsys):
+    """--independent adds the recordings of other packages, each alone, as the `independent` split: only classes the
+    corpus keeps, none with a corpus recording's samples, every other clip as it was; scored with
+    single_class_accuracy; a second run fetches nothing."""
+    from hf_audiocap.data.realsounds.scoring import class_scores
+
+    server.files = _tiny_independent(monkeypatch, _tiny_corpus(monkeypatch))
+    plain, root = tmp_path / "plain", tmp_path / "rs"
+    prepare(_config(plain, server))
+    prepare(_config(root, server, dry_run=True, independent=True))
+    assert "tiny-other 1:3.0-1" in capsys.readouterr().out and not root.exists()
+    card = prepare(_config(root, server, independent=True))
+    ours = [r for r in card.recordings if r["package"] == "tiny-other"]
+    assert sorted(r["id"] for r in ours if r["split"] == "independent") == [
+        "dog-tiny-bark0",
+        "dog-tiny-bark1",
+        "water-tiny-stream",
+    ]
+    assert [r["skipped"] for r in ours if "skipped" in r] == ["the same samples as a recording of the corpus"]
+    assert any("The independent split: 3 recordings of 2 classes" in n for n in card.notes)
+    truth = [json.loads(x) for x in (root / "realsounds_ground_truth_independent.jsonl").read_text().splitlines()]
+    assert [t["sources"][0]["recording"] for t in truth] == ["dog-tiny-bark0", "dog-tiny-bark1", "water-tiny-stream"]
+    assert all(t["relation"] == "single" and t["noise"] is None for t in truth)
+    for split in ("train", "validation", "test", "test_single"):  # the corpus is the one made without it
+        for f in sorted((plain / split).glob("*.wav")):
+            assert f.read_bytes() == (root / split / f.name).read_bytes()
+    names = [t["file_name"] for t in truth]
+    scores = class_scores(["a dog barks", "a stream flows and a dog barks", "a dog barks"], names, root, "independent")
+    assert scores["single_class_accuracy"] == 1 / 3 and scores["class_recall"] == 2 / 3
+
+    gets = len(server.gets())
+    before = (root / "independent" / names[0]).stat().st_mtime_ns
+    prepare(_config(root, server, independent=True))
+    assert len(server.gets()) == gets and (root / "independent" / names[0]).stat().st_mtime_ns == before
+    # a recording named as one of the corpus's would overwrite its file: refused before anything is fetched
+    monkeypatch.setattr(prepare_module, "INDEPENDENT_RECORDINGS", {"dog": ("tiny-other:usr/share/other/dog0.ogg",)})
+    with pytest.raises(
+        PrepareError, match=r"the independent split names recordings the corpus also has: \['dog-tiny-dog0'\]"
+    ):
+        prepare(_config(tmp_path / "clash", server, independent=True))
+    assert not (tmp_path / "clash").exists()
+
+
+def test_the_independent_split_names_no_recording_of_the_corpus():
+    """The real tables: the independent split's packages are not the corpus's, and no recording id (its file name)
+    is shared."""
+    from hf_audiocap.data.prepare.realsounds import table_ids
+    from hf_audiocap.data.realsounds.classes import INDEPENDENT_RECORDINGS
+    from hf_audiocap.data.realsounds.packages import INDEPENDENT_PACKAGES, PACKAGES
+
+    assert not {p.name for p in PACKAGES} & {p.name for p in INDEPENDENT_PACKAGES}
+    assert set(INDEPENDENT_RECORDINGS) <= set(RECORDINGS)
+    used = {name.split(":", 1)[0] for names in INDEPENDENT_RECORDINGS.values() for name in names}
+    assert used == {p.name for p in INDEPENDENT_PACKAGES}
+    assert not table_ids(INDEPENDENT_RECORDINGS) & table_ids(RECORDINGS)
+    assert len(table_ids(INDEPENDENT_RECORDINGS)) == sum(len(v) for v in INDEPENDENT_RECORDINGS.values())
+
+
 def test_class_mentions_orders_the_classes_a_caption_names():
     """`sources_in_order` (what benchmarks/class_mentions.py ranks by) orders the classes a caption names by where its
     words name them, finding the same classes as the scoring does."""

@@ -116,6 +116,12 @@ class PrepareConfig:
         metadata={"help": "realsounds: the share of training clips that are one training recording alone, without "
                   "noise (the condition of the test_single set); the rest are scenes (default 0.15)."},
     )  # fmt: skip
+    independent: bool = field(
+        default=False,
+        metadata={"help": "realsounds: also fetch the packages of the `independent` split and write it: recordings of "
+                  "the corpus's classes from other packages, each alone, that no other split draws from (--dry-run "
+                  "lists them and their sizes)."},
+    )  # fmt: skip
     to_datasets: str | None = field(
         default=None,
         metadata={"help": "Also save the prepared corpus as an Arrow DatasetDict (the loaders' schema, audio bytes "
@@ -132,6 +138,8 @@ class PrepareConfig:
             self.splits = [self.splits]
         if self.audio_from and self.corpus not in ("audiocaps", "wavcaps"):
             raise PrepareError("--audio-from applies to audiocaps and wavcaps only")
+        if self.independent and self.corpus != "realsounds":
+            raise PrepareError("--independent applies to realsounds only")
         if self.jobs < 1 or self.retries < 0 or self.timeout <= 0 or self.clip_timeout <= 0:
             raise PrepareError("--jobs must be >= 1, --retries >= 0, --timeout and --clip-timeout > 0")
 

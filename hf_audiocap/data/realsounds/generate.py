@@ -3,6 +3,7 @@ reads them unchanged::
 
     ROOT/{train,validation,test}/realsounds_{split}_{index:05d}.wav     scenes of 1-3 classes
     ROOT/test_single/realsounds_test_single_{index:05d}.wav            each test recording alone
+    ROOT/independent/realsounds_independent_{index:05d}.wav            with --independent: recordings of other packages
     (with ``train_single_share``, that share of the training clips is a training recording alone, as test_single's)
     ROOT/clotho_captions_{split}.csv                                    file_name,caption_1,...,caption_5
     ROOT/realsounds_ground_truth_{split}.jsonl                          classes, recordings, roles and timing per clip
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -29,12 +31,16 @@ from hf_audiocap.data.synthcaps.synthesis import _LEVEL_DB, _fade, _synthesize_s
 
 SPLITS = ("train", "validation", "test")
 SINGLE_SPLIT = "test_single"
+# recordings of packages the corpus never draws from, each alone (`prepare realsounds --independent`)
+INDEPENDENT_SPLIT = "independent"
+# the splits whose clips are each one recording alone, at its nominal level, without noise or augmentation
+SINGLE_SPLITS = (SINGLE_SPLIT, INDEPENDENT_SPLIT)
 # what `hf-audiocap prepare realsounds` and the recipes make: 12,000 training clips train no longer than 4,000 (the
 # recipes count steps, not epochs), and each clip heard fewer times is memorised less (benchmarks/RESULTS.md)
 DEFAULT_SIZES = {"train": 12000, "validation": 150, "test": 300}
 # the share of training clips that are one recording alone, as test_single (what a microphone clip is)
 DEFAULT_TRAIN_SINGLE_SHARE = 0.15
-_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2, SINGLE_SPLIT: 3}
+_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2, SINGLE_SPLIT: 3, INDEPENDENT_SPLIT: 4}
 # scenes of 1, 2 and 3 classes, in every split
 SIZE_PROBS = (0.35, 0.4, 0.25)
 
@@ -92,7 +98,7 @@ def generate_single(seed: int, index: int, record: dict, root: Path, split: str 
     plan["attrs"][cls]["loudness"] = "normal"
     captions = make_captions(rng, plan, bank=bank)
     x = _load(str(root / record["file"]), 16000).astype(np.float64)
-    if split != SINGLE_SPLIT:
+    if split == "train":
         x = resample(x, 16000, int(round(16000 / rng.uniform(*SPEED_RANGE))))
     length = min(len(x), int(MAX_DURATION * 16000))
     start = _energetic_start(x, length, rng, 16000)
@@ -134,8 +140,8 @@ def _work(job) -> list[tuple[list[str], dict]]:
     rows = []
     for index in range(start, stop):
         alone = pick_single(seed, index, split_recordings, single_share) if split == "train" else None
-        if split == SINGLE_SPLIT:
-            pcm, captions, record = generate_single(seed, index, split_recordings[index], root)
+        if split in SINGLE_SPLITS:
+            pcm, captions, record = generate_single(seed, index, split_recordings[index], root, split=split)
         elif alone is not None:
             pcm, captions, record = generate_single(seed, index, alone, root, split="train")
         else:
@@ -197,3 +203,27 @@ def generate_scenes(
     }
     (root / "realsounds_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return {split: len(rows) for split, rows in results.items()}
+
+
+def generate_independent(root: str | os.PathLike, records: list[dict], *, seed: int = 0) -> int:
+    """Writes each of ``records`` (recordings of packages the corpus never draws from) alone as the independent
+    split, as test_single holds the test recordings, and lists them in realsounds_info.json; returns its clips."""
+    root = Path(root)
+    shutil.rmtree(root / INDEPENDENT_SPLIT, ignore_errors=True)
+    (root / INDEPENDENT_SPLIT).mkdir(parents=True)
+    rows = _work((seed, INDEPENDENT_SPLIT, 0, len(records), records, str(root), 0.0))
+    _write_split(root, INDEPENDENT_SPLIT, rows, corpus="realsounds")
+    info_path = root / "realsounds_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info["splits"][INDEPENDENT_SPLIT] = len(rows)
+    info[INDEPENDENT_SPLIT] = independent_listing(records)
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return len(rows)
+
+
+def independent_listing(records: list[dict]) -> dict[str, list[str]]:
+    """{class: [recording id]} of the independent split, as realsounds_info.json records it."""
+    out: dict[str, list[str]] = {}
+    for r in records:
+        out.setdefault(r["class"], []).append(r["id"])
+    return out

@@ -30,8 +30,8 @@ class DebianPackage:
     holds: str
 
     @property
-    def file_name(self) -> str:
-        return f"{self.name}_{self.version}_all.deb"
+    def file_name(self) -> str:  # as in Debian's pool: the version without its epoch
+        return f"{self.name}_{self.version.split(':', 1)[-1]}_all.deb"
 
 
 PACKAGES: tuple[DebianPackage, ...] = (
@@ -72,7 +72,68 @@ PACKAGES: tuple[DebianPackage, ...] = (
         "Asterisk's spoken English prompts (Allison Smith)",
     ),
 )  # fmt: skip
-PACKAGE_BY_NAME = {p.name: p for p in PACKAGES}
+
+# Recordings from other packages, never drawn from for training, validation or the test scenes: the `independent` split
+# (`hf-audiocap prepare realsounds --independent`), each recording alone, tests whether what a model learnt from the
+# packages above carries over to recordings made by other people with other microphones and processing.
+INDEPENDENT_PACKAGES: tuple[DebianPackage, ...] = (
+    DebianPackage(
+        "widelands-data", "2:1.1-3", "0e23d645b15bcfb9e3bcae0de9bc1bdfa75a6ecb36b2e449759d6eb0b4bbd8fb", 381353540,
+        "pool/main/w/widelands/widelands-data_1.1-3_all.deb", "GPL-2+",
+        "Widelands' sounds of farm and wild animals, birds, smiths, sawmills and woodcutters",
+    ),
+    DebianPackage(
+        "wesnoth-1.16-data", "1:1.16.9-1", "1012b964bd412a6770685e3324ae3b61e176caff7846192d1ee63d55cd621e26",
+        146229044, "pool/main/w/wesnoth-1.16/wesnoth-1.16-data_1.16.9-1_all.deb", "GPL-2+",
+        "Battle for Wesnoth's ambient sounds (birds, campfire, war drums) and effects",
+    ),
+    DebianPackage(
+        "simutrans-pak64", "121.0-1", "46c8420e162941e6d87382b43c508b1dbf48015fcd782f0c4425952ba72745cc", 3033648,
+        "pool/main/s/simutrans-pak64/simutrans-pak64_121.0-1_all.deb", "Artistic-1.0",
+        "Simutrans' vehicle, industry and nature sounds",
+    ),
+    DebianPackage(
+        "freeciv-data", "3.0.6-1+deb12u1", "278bed022b87408ca9923aa727bef3d6c97875c811723e93ff95dded1b9b76b2",
+        20085120, "pool/main/f/freeciv/freeciv-data_3.0.6-1+deb12u1_all.deb", "GPL-2+",
+        "Freeciv's standard sound set: explosions, breaking wood and metal",
+    ),
+    DebianPackage(
+        "sound-icons", "0.1-8", "cbb7defa9cab0c86c9151e72c6c8a99a0ed21d244bc4c7cffdde7a0e4d9fa5b3", 472388,
+        "pool/main/s/sound-icons/sound-icons_0.1-8_all.deb", "GPL-2+",
+        "Brailcom's sound icons: short instrument notes and a canary",
+    ),
+    DebianPackage(
+        "sound-theme-freedesktop", "0.8-2", "135cc4893ba590d428577bc3bf42df756a165c05a2a43f84311ad7db779a70ea",
+        383752, "pool/main/s/sound-theme-freedesktop/sound-theme-freedesktop_0.8-2_all.deb",
+        "GPL-2+ (voices), CC-BY-SA-3.0 (alarm clock)", "the freedesktop.org sound theme: an alarm clock, a voice",
+    ),
+    DebianPackage(
+        "asterisk-core-sounds-fr-wav", "1.6.1-1", "8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e",
+        18516060, "pool/main/a/asterisk-core-sounds/asterisk-core-sounds-fr-wav_1.6.1-1_all.deb", "CC-BY-SA-3.0",
+        "Asterisk's spoken French prompts (June, fr_CA): another speaker and language than the English ones",
+    ),
+    DebianPackage(
+        "heroes-sound-effects", "1.0-6", "e0bf5e5077257b8acc475309906d9cf910c434d2ffa582f3e4c2157dd83c0909", 336648,
+        "pool/main/h/heroes-sound-effects/heroes-sound-effects_1.0-6_all.deb", "GPL-2+",
+        "Heroes' sound effects: a crowd",
+    ),
+    DebianPackage(
+        "tuxtype-data", "1.8.3-5.1", "62f85e2c6d6820efbaf1d914039b50c070bf5899b1d1d14aea00cebca14f4c78", 9877252,
+        "pool/main/t/tuxtype/tuxtype-data_1.8.3-5.1_all.deb", "GPL-2",
+        "Tux Typing's sounds: cheering, an explosion",
+    ),
+    DebianPackage(
+        "frozen-bubble-data", "2.212-11", "39cdfd07d9532d1558762cf265a844d09015c4540568573c50f444cc084166e0",
+        21929412, "pool/main/f/frozen-bubble/frozen-bubble-data_2.212-11_all.deb", "GPL-2",
+        "Frozen Bubble's sounds: applause",
+    ),
+    DebianPackage(
+        "tuxpaint-data", "1:0.9.28-sdl2-1", "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5",
+        7855540, "pool/main/t/tuxpaint/tuxpaint-data_0.9.28-sdl2-1_all.deb", "GPL-2+",
+        "Tux Paint's own sounds (not its stamps): a typewriter bell",
+    ),
+)  # fmt: skip
+PACKAGE_BY_NAME = {p.name: p for p in PACKAGES + INDEPENDENT_PACKAGES}
 
 
 def fetch_package(

@@ -35,10 +35,11 @@ SPLIT_SHARES = {"test": 0.2, "validation": 0.15}
 MIN_TRAIN = 4
 
 
-def wanted_by_package() -> dict[str, list[tuple[str, str, str | None]]]:
-    """package -> [(class, path in the package, entry in a container or None)] from the class table."""
+def wanted_by_package(table: dict[str, tuple[str, ...]] | None = None) -> dict[str, list[tuple[str, str, str | None]]]:
+    """package -> [(class, path in the package, entry in a container or None)] from ``table`` (the class table's
+    recordings by default)."""
     out: dict[str, list] = {}
-    for cls, names in RECORDINGS.items():
+    for cls, names in (RECORDINGS if table is None else table).items():
         for name in names:
             package, rest = name.split(":", 1)
             path, _, entry = rest.partition("#")
@@ -52,13 +53,13 @@ def recording_id(cls: str, package: str, path: str, entry: str | None) -> str:
     return f"{cls}-{package.split('-')[0]}-{stem}".lower()
 
 
-def extract_package(package: DebianPackage, deb: Path, root: Path) -> list[dict]:
+def extract_package(package: DebianPackage, deb: Path, root: Path, table: dict | None = None) -> list[dict]:
     """Writes the recordings of ``package`` (from its verified ``deb``) under ``root/recordings``; returns one record
-    per recording the table names: written, or skipped with its reason."""
+    per recording ``table`` (default: the class table) names: written, or skipped with its reason."""
     record_path = root / "recordings" / f"{package.name}.json"
     if record_path.is_file():
         return json.loads(record_path.read_text(encoding="utf-8"))
-    wanted = wanted_by_package().get(package.name, [])
+    wanted = wanted_by_package(table).get(package.name, [])
     paths = {path for _, path, _ in wanted}
     files = dict(deb_members(deb, select=paths.__contains__))
     records, seen = [], set()

@@ -2,8 +2,8 @@
 
 Beside the micro-averaged class-word recall and precision, a per-class table with each class's most frequent
 confusions, and the same figures for a baseline that gives every clip the most frequent training caption, so a reader
-sees how much was learnt. On the single-recording set, ``single_class_accuracy`` is the share of recordings whose
-caption names their class and no other.
+sees how much was learnt. On the sets of single recordings (test_single, independent), ``single_class_accuracy`` is the
+share of recordings whose caption names their class and no other.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from hf_audiocap.data.realsounds.classes import CLASSES
-from hf_audiocap.data.realsounds.generate import SINGLE_SPLIT
+from hf_audiocap.data.realsounds.generate import SINGLE_SPLITS
 from hf_audiocap.data.synthcaps.scoring import load_ground_truth, named_sources, score_sources
 from hf_audiocap.metrics.text import normalize_caption
 
@@ -46,7 +46,7 @@ def class_table(named: list[set[str]], truth: list[set[str]]) -> str:
 
 def class_scores(predictions: list[str], clip_ids: list[str], dataset_dir: str | Path, split: str) -> dict:
     """Class-word recall/precision of ``predictions`` and of the baseline on the clips ``clip_ids`` of ``split``
-    (``single_class_accuracy`` too on the single-recording split), and ``class_table`` (markdown)."""
+    (``single_class_accuracy`` too on a split of single recordings), and ``class_table`` (markdown)."""
     by_name = {r["file_name"]: r for r in load_ground_truth(dataset_dir, split, corpus="realsounds")}
     missing = [i for i in clip_ids if i not in by_name]
     if missing:
@@ -65,7 +65,7 @@ def class_scores(predictions: list[str], clip_ids: list[str], dataset_dir: str |
         "baseline_class_precision": base["source_precision"],
         "class_table": class_table(named, truth),
     }
-    if split == SINGLE_SPLIT:
+    if split in SINGLE_SPLITS:
         out["single_class_accuracy"] = sum(n == t for n, t in zip(named, truth)) / len(truth)
         out["baseline_single_class_accuracy"] = sum(baseline == t for t in truth) / len(truth)
     return out
