@@ -341,11 +341,16 @@ def test_independent_split_holds_other_packages_recordings_alone(tmp_path, monke
     single_class_accuracy; a second run fetches nothing."""
     from hf_audiocap.data.realsounds.scoring import class_scores
 
-    server.files = _tiny_independent(monkeypatch, _tiny_corpus(monkeypatch))
+    files = _tiny_independent(monkeypatch, _tiny_corpus(monkeypatch))
     plain, root = tmp_path / "plain", tmp_path / "rs"
+    server.files = {k: v for k, v in files.items() if not k.startswith("tiny-other")}
+    with pytest.raises(PrepareError, match=r"^tiny-other 1:3.0-1: cannot fetch it .*HTTP 404") as err:
+        prepare(_config(root, server, independent=True))
+    assert "\n" not in str(err.value) and not (root / "train").exists()  # no clip written before every package is in
+    server.files = files
     prepare(_config(plain, server))
-    prepare(_config(root, server, dry_run=True, independent=True))
-    assert "tiny-other 1:3.0-1" in capsys.readouterr().out and not root.exists()
+    prepare(_config(tmp_path / "dry", server, dry_run=True, independent=True))
+    assert "tiny-other 1:3.0-1" in capsys.readouterr().out and not (tmp_path / "dry").exists()
     card = prepare(_config(root, server, independent=True))
     ours = [r for r in card.recordings if r["package"] == "tiny-other"]
     assert sorted(r["id"] for r in ours if r["split"] == "independent") == [

@@ -72,6 +72,9 @@ def prepare_realsounds(config) -> CorpusCard | None:
     ]  # fmt: skip
     check_free_space(root, sum(p.size for p in missing) + SCENE_BYTES_PER_CLIP * sum(sizes.values()), "realsounds")
     records, fetched = _extract(config, packages, RECORDINGS, root, downloads)
+    # every package is fetched before any clip is written: one that cannot be had stops the run with nothing new
+    more, n = _extract(config, independent, INDEPENDENT_RECORDINGS, root, downloads)
+    fetched += n
     by_class, dropped = split_recordings(records, seed=config.seed)
     if not by_class:
         raise PrepareError(f"{root}: no class has enough recordings ({', '.join(dropped)})")
@@ -90,8 +93,6 @@ def prepare_realsounds(config) -> CorpusCard | None:
     else:
         counts = made["splits"]
     if independent:
-        more, n = _extract(config, independent, INDEPENDENT_RECORDINGS, root, downloads)
-        fetched += n
         counts[INDEPENDENT_SPLIT] = _independent_split(root, more, records, by_class, config.seed, made)
         records += more
     card = _card(root, records, by_class, dropped, counts)
