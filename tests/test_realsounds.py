@@ -339,6 +339,7 @@ def test_independent_split_holds_other_packages_recordings_alone(tmp_path, monke
     """--independent adds the recordings of other packages, each alone, as the `independent` split: only classes the
     corpus keeps, none with a corpus recording's samples, every other clip as it was; scored with
     single_class_accuracy; a second run fetches nothing."""
+    from hf_audiocap.data.prepare.card import card_summary
     from hf_audiocap.data.realsounds.scoring import class_scores
 
     files = _tiny_independent(monkeypatch, _tiny_corpus(monkeypatch))
@@ -360,6 +361,13 @@ def test_independent_split_holds_other_packages_recordings_alone(tmp_path, monke
     ]
     assert [r["skipped"] for r in ours if "skipped" in r] == ["the same samples as a recording of the corpus"]
     assert any("The independent split: 3 recordings of 2 classes" in n for n in card.notes)
+    # a model card (the corpus card's summary) names the packages trained on apart from those only tested on
+    summary = card_summary(root)
+    corpus_part, _, independent_part = summary.partition("The independent split")
+    assert "tiny-other" not in corpus_part and "tiny-sounds" in corpus_part
+    assert independent_part.startswith(
+        " (recordings of other packages, tested on only): tiny-other 1:3.0-1: GPL-2+ (3"
+    )
     truth = [json.loads(x) for x in (root / "realsounds_ground_truth_independent.jsonl").read_text().splitlines()]
     assert [t["sources"][0]["recording"] for t in truth] == ["dog-tiny-bark0", "dog-tiny-bark1", "water-tiny-stream"]
     assert all(t["relation"] == "single" and t["noise"] is None for t in truth)

@@ -121,15 +121,24 @@ def _markdown(card: dict) -> str:
     licences = _licences(card)
     if licences:
         lines += ["", "Licences of the recordings, by package:", ""] + [f"- {item}" for item in licences]
+    licences = _licences(card, independent=True)
+    if licences:
+        lines += ["", "Licences of the independent split's recordings (other packages; a test set only):", ""]
+        lines += [f"- {item}" for item in licences]
     lines += [f"\n{note}" for note in card["notes"]]
     return "\n".join(lines) + "\n"
 
 
-def _licences(card: dict) -> list[str]:
-    """'package version: licence (N recordings)' for a corpus cut from packages, from its recordings' records."""
+# realsounds' split of recordings from packages the other splits never draw from: tested on, never trained on
+INDEPENDENT = "independent"
+
+
+def _licences(card: dict, independent: bool = False) -> list[str]:
+    """'package version: licence (N recordings)' for a corpus cut from packages, from its recordings' records: those
+    of the corpus's splits, or with ``independent`` those of the independent split."""
     counts: dict[tuple, dict[str, int]] = {}
     for r in card.get("recordings", []):
-        if r.get("split"):
+        if r.get("split") and (r["split"] == INDEPENDENT) == independent:
             by_licence = counts.setdefault((r["package"], r["version"]), {})
             by_licence[r["licence"]] = by_licence.get(r["licence"], 0) + 1
     return [
@@ -156,6 +165,13 @@ def card_summary(folder: str | os.PathLike) -> str | None:
         f"{card.get('source')} ({card.get('prepared_at')}): {counts}."
         + (f" Clip lists (sha256 prefix): {digests}." if digests else "")
         + (" Recordings and their licences: " + "; ".join(_licences(card)) + "." if _licences(card) else "")
+        + (
+            " The independent split (recordings of other packages, tested on only): "
+            + "; ".join(_licences(card, independent=True))
+            + "."
+            if _licences(card, independent=True)
+            else ""
+        )
         + (
             f" Missing clips are listed in `{card['missing_report']}` of the data folder."
             if card.get("missing_report")
