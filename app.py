@@ -5,7 +5,8 @@
 
 Tabs:
 - "Caption a clip": upload or record; the caption, the n-best list with scores (beam search), the log-mel spectrogram,
-  decoding controls and style, examples (held-out real recordings of `make demo`'s corpus when present), and a rating
+  decoding controls and style, examples (held-out real recordings of `make demo`'s corpus when present, and of the
+  independent split's other packages after `make independent`), and a rating
   (good / wrong + an optional corrected caption) saved with a copy of the audio by Gradio's flagging (CSV) under
   `--ratings` (summarise with `python recipes/evaluate.py --ratings DIR`).
 - "Live": streaming microphone; every hop (~1 s) the last window (~5 s) of a rolling buffer is captioned; the current
@@ -114,8 +115,18 @@ def build_app(
                     )
                     caption_btn = gr.Button("Caption", variant="primary")
                     examples = sorted(Path(examples_dir).glob("*.wav"))[::4][:8] if examples_dir else []
+                    # beside them, where `make independent` made it, recordings of the same classes by other people
+                    others = (
+                        sorted((Path(examples_dir).parent / "independent").glob("*.wav"))[::6][:8] if examples else []
+                    )
                     if examples:
                         gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Held-out real recordings")
+                    if others:
+                        gr.Examples(
+                            [[str(p)] for p in others],
+                            inputs=[audio],
+                            label="Recordings of other packages (never heard)",
+                        )
                     elif examples_dir:  # a fresh clone: the recordings are prepared, not committed
                         gr.Markdown(
                             f"No example recordings in `{examples_dir}`: `make demo` prepares them (or "

@@ -262,3 +262,18 @@ def test_examples_folder_absent_says_how_to_get_them(model_dir, tmp_path):
     notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.elem_id == "examples-missing"]
     assert len(notes) == 1 and "`make demo`" in notes[0]
     assert "`hf-audiocap prepare realsounds --root data/realsounds`" in notes[0]
+
+
+def test_examples_hold_out_recordings_and_the_independent_splits(model_dir, tmp_path):
+    """The app offers held-out recordings of the corpus and, where the folder has it, of the independent split."""
+    import gradio as gr
+
+    from hf_audiocap.data.synthcaps.generate import _wav_bytes
+
+    for split in ("test_single", "independent"):
+        (tmp_path / split).mkdir()
+        for i in range(3):
+            (tmp_path / split / f"{split}_{i}.wav").write_bytes(_wav_bytes(np.zeros(1600, dtype="<i2")))
+    demo = app.build_app(str(model_dir), ratings_dir=tmp_path / "r", examples_dir=tmp_path / "test_single")
+    labels = [b.label for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
+    assert labels == ["Held-out real recordings", "Recordings of other packages (never heard)"]
