@@ -382,6 +382,13 @@ def test_independent_split_holds_other_packages_recordings_alone(tmp_path, monke
     before = (root / "independent" / names[0]).stat().st_mtime_ns
     prepare(_config(root, server, independent=True))
     assert len(server.gets()) == gets and (root / "independent" / names[0]).stat().st_mtime_ns == before
+    again = prepare(_config(root, server))  # without --independent, the folder keeps its split and card lists it
+    assert [r["id"] for r in again.recordings if r["split"] == "independent"] == [
+        "dog-tiny-bark0",
+        "dog-tiny-bark1",
+        "water-tiny-stream",
+    ]
+    assert len(server.gets()) == gets and (root / "independent" / names[0]).stat().st_mtime_ns == before
     # a recording named as one of the corpus's would overwrite its file: refused before anything is fetched
     monkeypatch.setattr(prepare_module, "INDEPENDENT_RECORDINGS", {"dog": ("tiny-other:usr/share/other/dog0.ogg",)})
     with pytest.raises(

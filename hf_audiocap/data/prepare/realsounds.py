@@ -54,7 +54,11 @@ def prepare_realsounds(config) -> CorpusCard | None:
     root = Path(config.root)
     sizes = scene_sizes(config)
     packages = _packages(PACKAGES, RECORDINGS)
-    independent = _packages(INDEPENDENT_PACKAGES, INDEPENDENT_RECORDINGS) if config.independent else []
+    # a folder that has the independent split keeps it (and its card lists it) when run again without --independent
+    info_path = root / "realsounds_info.json"
+    made = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
+    keep = config.independent or bool(made and INDEPENDENT_SPLIT in made)
+    independent = _packages(INDEPENDENT_PACKAGES, INDEPENDENT_RECORDINGS) if keep else []
     clash = table_ids(INDEPENDENT_RECORDINGS) & table_ids(RECORDINGS) if independent else set()
     if clash:  # one file name for two recordings: the second would overwrite the first
         raise PrepareError(f"realsounds: the independent split names recordings the corpus also has: {sorted(clash)}")
@@ -78,8 +82,6 @@ def prepare_realsounds(config) -> CorpusCard | None:
     by_class, dropped = split_recordings(records, seed=config.seed)
     if not by_class:
         raise PrepareError(f"{root}: no class has enough recordings ({', '.join(dropped)})")
-    info_path = root / "realsounds_info.json"
-    made = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
     share = single_share(config)
     if (
         not made
