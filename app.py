@@ -119,14 +119,14 @@ def build_app(
                     others = (
                         sorted((Path(examples_dir).parent / "independent").glob("*.wav"))[::6][:8] if examples else []
                     )
-                    if examples:
-                        gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Held-out real recordings")
                     if others:
                         gr.Examples(
                             [[str(p)] for p in others],
                             inputs=[audio],
                             label="Recordings of other packages (never heard)",
                         )
+                    if examples:
+                        gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Held-out real recordings")
                     elif examples_dir:  # a fresh clone: the recordings are prepared, not committed
                         gr.Markdown(
                             f"No example recordings in `{examples_dir}`: `make demo` prepares them (or "

@@ -25,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hf_audiocap.data.audio import load_audio
+from hf_audiocap.data.realsounds.generate import INDEPENDENT_SPLIT
 
 SR = 16000
 SECONDS = 10.0  # as much of a recording as one scene uses
@@ -34,7 +35,7 @@ def _recordings(root: Path) -> list[tuple[str, str, Path]]:
     """(class, split, file) of every recording; the independent split's too where the folder has it."""
     info = json.loads((root / "realsounds_info.json").read_text())
     splits = [(cls, split, ids) for cls, by_split in info["classes"].items() for split, ids in by_split.items()]
-    splits += [(cls, "independent", ids) for cls, ids in info.get("independent", {}).items()]
+    splits += [(cls, INDEPENDENT_SPLIT, ids) for cls, ids in info.get(INDEPENDENT_SPLIT, {}).items()]
     return [(cls, split, root / "recordings" / cls / f"{rid}.wav") for cls, split, ids in splits for rid in ids]
 
 
@@ -90,17 +91,17 @@ def main() -> None:
         for i in range(last + 1) if args.whisper_layers == "all" else [last]:
             name = "last layer" if i == last else ("embeddings" if i == 0 else f"layer {i}")
             features[f"frozen Whisper-base, {name}, mean"] = layers[i]
-    tests = {"test": split == "test", "independent": split == "independent"}
+    tests = {"test": split == "test", INDEPENDENT_SPLIT: split == INDEPENDENT_SPLIT}
     print(
         f"{len(recs)} recordings, {len(set(y))} classes; tested on each alone: {tests['test'].sum()} test recordings, "
-        f"{tests['independent'].sum()} of the independent split (other packages)\n"
+        f"{tests[INDEPENDENT_SPLIT].sum()} of the independent split (other packages)\n"
     )
     print("| features | trained on | tested on | accuracy | macro accuracy |\n|---|---|---|---:|---:|")
     corpus = ("train", split == "train"), ("train + validation", np.isin(split, ["train", "validation"]))
     for name, X in features.items():
         for tested, test in tests.items():
             for label, train in corpus + ((("all corpus", np.isin(split, ["train", "validation", "test"])),)
-                                          if tested == "independent" else ()):  # fmt: skip
+                                          if tested == INDEPENDENT_SPLIT else ()):  # fmt: skip
                 if test.any():
                     acc, macro = probe(X, y, train, test)
                     print(f"| {name} | {label} recordings ({train.sum()}) | {tested} ({test.sum()}) | {acc:.3f} | "

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from hf_audiocap.data.atomic import write_atomic
-from hf_audiocap.data.prepare.card import CorpusCard, check_same_corpus, clip_list_digest, write_card
+from hf_audiocap.data.prepare.card import INDEPENDENT, CorpusCard, check_same_corpus, clip_list_digest, write_card
 from hf_audiocap.data.prepare.downloads import PrepareError, check_free_space, ensure_root, human_size
 from hf_audiocap.data.realsounds.classes import INDEPENDENT_RECORDINGS, RECORDINGS
 from hf_audiocap.data.realsounds.packages import DEBIAN_MIRROR, INDEPENDENT_PACKAGES, PACKAGES, fetch_package
@@ -200,7 +200,7 @@ def _card(root: Path, records: list[dict], by_class: dict, dropped: list[str], c
     ]
     if dropped:
         notes.append("Classes left out (fewer than 4 recordings): " + ", ".join(dropped) + ".")
-    independent = [r for r in records if r.get("split") == "independent"]
+    independent = [r for r in records if r.get("split") == INDEPENDENT]
     if independent:
         notes.append(
             f"The independent split: {len(independent)} recordings of {len({r['class'] for r in independent})} classes "
