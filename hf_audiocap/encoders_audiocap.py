@@ -470,9 +470,11 @@ class FrozenEncoderCache:
     (no SpecAugment, no mixup: the recipes refuse those), and only while the encoder is frozen. Each clip's states are
     its own: the pretrained encoders run on each clip's real length, so they do not depend on the rest of the batch."""
 
-    def __init__(self, max_clips: int = 50_000):
-        self.max_clips = max_clips
-        self.states: dict[bytes, torch.Tensor] = {}
+    def __init__(self, max_clips: int | None = 50_000, store=None):
+        self.max_clips = max_clips  # None: no bound (a store on disk)
+        # key -> states; any mapping with `get` and item assignment (the recipes' `encoder_cache_dir` passes a folder
+        # of files, hf_audiocap.training.encoder_store, so that later runs skip the encoder too)
+        self.states = {} if store is None else store
         self.hits = self.misses = 0
 
     @staticmethod
@@ -482,7 +484,8 @@ class FrozenEncoderCache:
     def __call__(self, kind: str, model: nn.Module, feats: torch.Tensor, mask: torch.Tensor | None):
         lengths = mask.long().sum(-1).tolist() if mask is not None else [feats.shape[-1]] * feats.shape[0]
         keys = [self._key(feats[i], n) for i, n in enumerate(lengths)]
-        todo = [i for i, k in enumerate(keys) if k not in self.states]
+        found = [self.states.get(k) for k in keys]
+        todo = [i for i, states in enumerate(found) if states is None]
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         fresh = {}
@@ -496,9 +499,9 @@ class FrozenEncoderCache:
             model.train(was_training)
             for j, i in enumerate(todo):
                 fresh[i] = states[j, : int(frame_mask[j].sum())] if frame_mask is not None else states[j]
-                if len(self.states) < self.max_clips:
+                if self.max_clips is None or len(self.states) < self.max_clips:
                     self.states[keys[i]] = fresh[i].clone()  # not a view that holds the whole batch
-        per_clip = [fresh[i] if i in fresh else self.states[k] for i, k in enumerate(keys)]
+        per_clip = [fresh[i] if states is None else states.to(feats.device) for i, states in enumerate(found)]
         width = max(x.shape[0] for x in per_clip)
         out = per_clip[0].new_zeros(len(per_clip), width, per_clip[0].shape[-1])
         for i, x in enumerate(per_clip):

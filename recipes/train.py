@@ -79,6 +79,8 @@ def main(argv=None):
     # best epoch and over-fitting, from training vs validation cross-entropy (see training_curves.png)
     fit = fit_summary(trainer.state.log_history, training_args.overfitting_patience)
     logger.info("%s", fit["line"])
+    if (cache := getattr(model.get_encoder(), "frozen_cache", None)) is not None:
+        logger.info("frozen encoder: %d clips encoded, %d served from its cache", cache.misses, cache.hits)
 
     # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references (per corpus with `corpora`).
     metrics, reports = evaluate_test_splits(trainer, clips, data_args, training_args.output_dir)

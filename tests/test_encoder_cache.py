@@ -58,3 +58,75 @@ def test_cache_needs_a_frozen_encoder_and_fixed_features(tmp_path, extra, messag
     )
     with pytest.raises(ValueError, match=message):
         parse_recipe([str(recipe)])
+
+
+def test_states_on_disk_serve_a_later_run_of_the_same_encoder_only(tmp_path, monkeypatch, caplog):
+    """`encoder_cache_dir`: a second model with a fresh cache on the same folder reads every clip's states from disk
+    and never runs the encoder; the logits are those of the plain model; another encoder gets a folder of its own; an
+    unreadable file is encoded again and rewritten."""
+    import hf_audiocap.encoders_audiocap as encoders
+    from hf_audiocap.training.encoder_store import EncoderStateStore, encoder_digest
+
+    whisper = save_whisper(tmp_path / "whisper")
+    feats, mask = batch(lengths=(61, 40, 23))
+    labels = labels_for(3)
+
+    def cached_model(folder):
+        model = composed(encoder_dir=whisper)
+        model.freeze_encoder()
+        audio = model.model.encoder
+        store = EncoderStateStore(folder, encoder_digest(audio.kind, audio.model), description="tiny whisper")
+        audio.frozen_cache = FrozenEncoderCache(max_clips=None, store=store)
+        return model, audio.frozen_cache, store
+
+    first, cache, store = cached_model(tmp_path / "states")
+    with torch.no_grad():
+        plain = composed(encoder_dir=whisper)(input_features=feats, attention_mask=mask, labels=labels).logits
+        out = first(input_features=feats, attention_mask=mask, labels=labels).logits
+    assert (cache.misses, store.written, store.read) == (3, 3, 0)
+    files = sorted(store.root.glob("*/*.safetensors"))
+    assert len(files) == 3 and (store.root / "encoder.json").exists()
+
+    second, cache2, store2 = cached_model(tmp_path / "states")
+    assert store2.root == store.root
+    real_encode = encoders.encode_pretrained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder ran although every clip's states were on disk")
+
+    monkeypatch.setattr(encoders, "encode_pretrained", refuse)
+    with torch.no_grad():
+        again = second(input_features=feats, attention_mask=mask, labels=labels).logits
+        generated = second.generate(input_features=feats, attention_mask=mask, num_beams=2, max_length=8)
+    assert (cache2.hits, cache2.misses, store2.written) == (6, 0, 0)  # forward, then generate's one encoder call
+    torch.testing.assert_close(out, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, plain, atol=1e-5, rtol=1e-5)
+    assert generated.shape[0] == 3
+    monkeypatch.setattr(encoders, "encode_pretrained", real_encode)
+
+    # an unreadable file: encoded again, and rewritten whole
+    files[0].write_bytes(b"not a safetensors file")
+    third, cache3, store3 = cached_model(tmp_path / "states")
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        third(input_features=feats, attention_mask=mask, labels=labels)
+    assert (cache3.misses, store3.written) == (1, 1)
+    assert "unreadable" in caplog.text and files[0].name in caplog.text
+    assert EncoderStateStore(tmp_path / "states", store.root.name).get(bytes.fromhex(files[0].stem)) is not None
+
+    # other weights: another digest, so nothing is shared
+    other = composed(encoder_dir=whisper)
+    with torch.no_grad():
+        next(other.model.encoder.model.parameters()).add_(0.01)
+    assert encoder_digest("whisper", other.model.encoder.model) != store.root.name
+
+
+def test_encoder_cache_dir_needs_the_cache(tmp_path):
+    from hf_audiocap.training.arguments import parse_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"dataset: synthcaps\ndataset_path: data/synthcaps\noutput_dir: {tmp_path}\nreport_to: none\n"
+        f"freeze_encoder: true\nencoder_name_or_path: x\nencoder_cache_dir: {tmp_path / 'states'}\n"
+    )
+    with pytest.raises(ValueError, match="cache_encoder_outputs"):
+        parse_recipe([str(recipe)])

@@ -284,9 +284,7 @@ def build_model(
     if model_args.freeze_encoder:
         model.freeze_encoder()
     if model_args.cache_encoder_outputs:
-        from hf_audiocap.encoders_audiocap import FrozenEncoderCache
-
-        model.model.encoder.frozen_cache = FrozenEncoderCache()
+        model.model.encoder.frozen_cache = _encoder_cache(model, model_args)
     gen = model.generation_config
     if training_args.generation_max_length:
         gen.max_length = training_args.generation_max_length
@@ -294,6 +292,23 @@ def build_model(
         gen.num_beams = training_args.generation_num_beams
     set_decoding_settings(gen, training_args)
     return model
+
+
+def _encoder_cache(model, model_args: ModelArguments):
+    """The frozen encoder's states per clip: in memory, or in `encoder_cache_dir` for this run and later ones."""
+    from hf_audiocap.encoders_audiocap import FrozenEncoderCache
+
+    if not model_args.encoder_cache_dir:
+        return FrozenEncoderCache()
+    from hf_audiocap.training.encoder_store import EncoderStateStore, encoder_digest
+
+    audio = model.model.encoder
+    source = model_args.encoder_name_or_path or model_args.model_name_or_path
+    store = EncoderStateStore(
+        model_args.encoder_cache_dir, encoder_digest(audio.kind, audio.model), description=f"{audio.kind}: {source}"
+    )
+    logger.info("encoder states: %s", store.root)
+    return FrozenEncoderCache(max_clips=None, store=store)
 
 
 def _add_styles(model, tokenizer, styles) -> None:
