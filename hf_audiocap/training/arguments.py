@@ -80,7 +80,7 @@ class ModelArguments:
                   "after its first pass, so later epochs and evaluations skip the encoder (it then costs one forward "
                   "pass per clip for the whole run). Needs features that are the same every time: no spec_augment, "
                   "no mixup."},
-    )
+    )  # fmt: skip
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={"help": "With cache_encoder_outputs: keep the states in this folder instead of memory, one file per "

@@ -36,7 +36,8 @@ def encoder_digest(kind: str, encoder: torch.nn.Module) -> str:
     h = hashlib.blake2b(digest_size=16)
     config = getattr(encoder, "config", None)
     fields = config.to_dict() if config is not None else {}
-    fields = {k: v for k, v in fields.items() if not k.startswith("_") and k not in ("transformers_version", "name_or_path")}
+    volatile = ("transformers_version", "name_or_path")
+    fields = {k: v for k, v in fields.items() if not k.startswith("_") and k not in volatile}
     h.update(json.dumps({"format": FORMAT, "kind": kind, "config": fields}, sort_keys=True, default=str).encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
