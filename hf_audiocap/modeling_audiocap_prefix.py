@@ -209,6 +209,8 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         self.config.lm = lm.config if lm is not None else config.lm
         self.encoder_kind = encoder_kind(self.config.encoder)
         self.encoder = encoder
+        # set by the recipes (`cache_encoder_outputs`) for a frozen pretrained encoder; never saved with the model
+        self.frozen_cache = None
         self.projector = AudioCapPrefixProjector(encoder_output_dim(self.config.encoder), self.config)
         self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(self.config.lm)
         self.config.lm = self.lm.config
@@ -322,6 +324,8 @@ class AudioCapPrefixForConditionalGeneration(AudioCapPrefixPreTrainedModel, Gene
         if self.encoder_kind == "builtin":
             out = self.encoder(feats, attention_mask, return_dict=True)
             states, mask = out.last_hidden_state, out.attention_mask
+        elif self.frozen_cache is not None:
+            states, mask = self.frozen_cache(self.encoder_kind, self.encoder, feats, attention_mask)
         else:
             states, mask, _, _ = encode_pretrained(self.encoder_kind, self.encoder, feats, attention_mask)
         embeds, mask = self.projector(states, mask)

@@ -32,6 +32,7 @@ from hf_audiocap.training.builders import (
     build_trainer,
     describe_splits,
     evaluate_test_splits,
+    frozen_cache,
     load_recipe_datasets,
     prepare_features,
 )
@@ -79,7 +80,7 @@ def main(argv=None):
     # best epoch and over-fitting, from training vs validation cross-entropy (see training_curves.png)
     fit = fit_summary(trainer.state.log_history, training_args.overfitting_patience)
     logger.info("%s", fit["line"])
-    if (cache := getattr(model.get_encoder(), "frozen_cache", None)) is not None:
+    if (cache := frozen_cache(model)) is not None:
         logger.info("frozen encoder: %d clips encoded, %d served from its cache", cache.misses, cache.hits)
 
     # 7. Test: caption metrics, the references' own CIDEr-D, samples beside references (per corpus with `corpora`).

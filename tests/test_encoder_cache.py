@@ -130,3 +130,11 @@ def test_encoder_cache_dir_needs_the_cache(tmp_path):
     )
     with pytest.raises(ValueError, match="cache_encoder_outputs"):
         parse_recipe([str(recipe)])
+
+
+def test_an_encoder_cache_dir_that_cannot_be_written_is_one_line(tmp_path):
+    from hf_audiocap.training.encoder_store import EncoderStateStore
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"^encoder_cache_dir: cannot write in .*file/abc"):
+        EncoderStateStore(tmp_path / "file", "abc")

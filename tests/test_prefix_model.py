@@ -480,3 +480,28 @@ def test_encoder_learning_rate_reaches_the_prefix_models_encoder(tokenizer, tmp_
     assert {rate[id(p)] for p in model.encoder.parameters()} == {1e-5}
     assert {rate[id(p)] for n, p in model.named_parameters() if not n.startswith("encoder.")} == {1e-3}
     assert len(rate) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_a_frozen_encoders_cached_states_serve_the_prefix_model(tokenizer, whisper_dir):
+    """`cache_encoder_outputs` on the prefix model: the same logits and captions, each clip encoded once."""
+    from hf_audiocap.encoders_audiocap import FrozenEncoderCache, load_pretrained_encoder
+    from hf_audiocap.training.builders import frozen_cache
+
+    encoder = load_pretrained_encoder(whisper_dir, AutoConfig.from_pretrained(whisper_dir), use_safetensors=True)
+    config = AudioCapPrefixConfig(encoder=encoder.config, lm=lm_config("llama", len(tokenizer)), freeze_encoder=True)
+    config.set_prompt(tokenizer)
+    torch.manual_seed(0)
+    model = AudioCapPrefixForConditionalGeneration(config, encoder=encoder).eval()
+    feats, mask = batch((61, 23))
+    labels = caption_labels(tokenizer, CAPTIONS[:2])
+    with torch.no_grad():
+        plain = model(input_features=feats, attention_mask=mask, labels=labels).logits
+        plain_gen = model.generate(input_features=feats, attention_mask=mask, max_new_tokens=4)
+        assert frozen_cache(model) is None
+        model.frozen_cache = FrozenEncoderCache()
+        cached = model(input_features=feats, attention_mask=mask, labels=labels).logits
+        cached_gen = model.generate(input_features=feats, attention_mask=mask, max_new_tokens=4)
+    cache = frozen_cache(model)
+    assert (cache.misses, cache.hits) == (2, 2)
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    assert torch.equal(cached_gen, plain_gen)

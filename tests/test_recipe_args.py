@@ -432,20 +432,27 @@ def test_config_overrides_of_pretrained_parts(tmp_path, whisper_dir):
             build_model(model_args, _tiny_processor(), training_args)
 
 
-def test_encoder_cache_dir_gives_the_model_a_store_under_its_encoder_digest(tmp_path, whisper_dir):
-    from hf_audiocap.training.builders import build_model
+@pytest.mark.parametrize("kind", ["encoder_decoder", "prefix"])
+def test_encoder_cache_dir_gives_the_model_a_store_under_its_encoder_digest(tmp_path, whisper_dir, kind):
+    from hf_audiocap.training.builders import build_model, frozen_cache
     from hf_audiocap.training.encoder_store import EncoderStateStore, encoder_digest
 
+    overrides = {
+        "encoder_decoder": "{decoder: {d_model: 32, decoder_attention_heads: 2}}",
+        "prefix": "{lm: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}, "
+        "prompt_template: '<audio>'}",
+    }[kind]
     model_args, _, training_args = parse_recipe(
         [base(tmp_path), "--encoder_name_or_path", str(whisper_dir), "--freeze_encoder", "true"]
         + ["--cache_encoder_outputs", "true", "--encoder_cache_dir", str(tmp_path / "states")]
-        + ["--config_overrides", "{decoder: {d_model: 32, decoder_attention_heads: 2}}"]
+        + ["--config_overrides", overrides, "--model_kind", kind]
     )
-    audio = build_model(model_args, _tiny_processor(), training_args).model.encoder
-    store = audio.frozen_cache.states
-    assert isinstance(store, EncoderStateStore) and audio.frozen_cache.max_clips is None
-    assert store.root == tmp_path / "states" / encoder_digest("whisper", audio.model)
-    assert str(whisper_dir) in (store.root / "encoder.json").read_text()
+    model = build_model(model_args, _tiny_processor(), training_args)
+    cache = frozen_cache(model)
+    encoder = model.model.encoder.model if kind == "encoder_decoder" else model.encoder
+    assert isinstance(cache.states, EncoderStateStore) and cache.max_clips is None
+    assert cache.states.root == tmp_path / "states" / encoder_digest("whisper", encoder)
+    assert str(whisper_dir) in (cache.states.root / "encoder.json").read_text()
 
 
 def test_either_name_of_activation_checkpointing_reaches_the_running_release(tmp_path, recwarn):

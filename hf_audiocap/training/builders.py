@@ -247,6 +247,8 @@ def build_model(
         model = build_prefix_model(model_args, processor, training_args)
         if styles:  # each style's text goes before the caption (docs/mixtures.md)
             model.config.set_styles(tok, list(styles))
+        if model_args.cache_encoder_outputs:
+            model.frozen_cache = _encoder_cache(model.encoder_kind, model.encoder, model_args)
         return model
     if model_args.model_name_or_path:
         model = AudioCapForConditionalGeneration.from_pretrained(
@@ -284,7 +286,8 @@ def build_model(
     if model_args.freeze_encoder:
         model.freeze_encoder()
     if model_args.cache_encoder_outputs:
-        model.model.encoder.frozen_cache = _encoder_cache(model, model_args)
+        audio = model.model.encoder
+        audio.frozen_cache = _encoder_cache(audio.kind, audio.model, model_args)
     gen = model.generation_config
     if training_args.generation_max_length:
         gen.max_length = training_args.generation_max_length
@@ -294,21 +297,27 @@ def build_model(
     return model
 
 
-def _encoder_cache(model, model_args: ModelArguments):
-    """The frozen encoder's states per clip: in memory, or in `encoder_cache_dir` for this run and later ones."""
+def _encoder_cache(kind: str, encoder, model_args: ModelArguments):
+    """The frozen `encoder`'s states per clip: in memory, or in `encoder_cache_dir` for this run and later ones."""
     from hf_audiocap.encoders_audiocap import FrozenEncoderCache
 
     if not model_args.encoder_cache_dir:
         return FrozenEncoderCache()
     from hf_audiocap.training.encoder_store import EncoderStateStore, encoder_digest
 
-    audio = model.model.encoder
     source = model_args.encoder_name_or_path or model_args.model_name_or_path
     store = EncoderStateStore(
-        model_args.encoder_cache_dir, encoder_digest(audio.kind, audio.model), description=f"{audio.kind}: {source}"
+        model_args.encoder_cache_dir, encoder_digest(kind, encoder), description=f"{kind}: {source}"
     )
     logger.info("encoder states: %s", store.root)
     return FrozenEncoderCache(max_clips=None, store=store)
+
+
+def frozen_cache(model):
+    """The model's `FrozenEncoderCache` (`cache_encoder_outputs`), None without one: the encoder-decoder's audio
+    encoder holds it, the prefix model itself."""
+    holder = model.get_encoder() if model.config.is_encoder_decoder else model
+    return getattr(holder, "frozen_cache", None)
 
 
 def _add_styles(model, tokenizer, styles) -> None:

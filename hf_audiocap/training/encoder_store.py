@@ -53,10 +53,13 @@ class EncoderStateStore:
 
     def __init__(self, folder: str | os.PathLike, digest: str, *, description: str = ""):
         self.root = Path(folder) / digest
-        self.root.mkdir(parents=True, exist_ok=True)
         about = self.root / "encoder.json"
-        if not about.exists():
-            write_atomic(about, json.dumps({"format": FORMAT, "encoder": description}, indent=1) + "\n")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not about.exists():
+                write_atomic(about, json.dumps({"format": FORMAT, "encoder": description}, indent=1) + "\n")
+        except OSError as err:
+            raise ValueError(f"encoder_cache_dir: cannot write in {self.root}: {err.strerror or err}") from err
         self.read = self.written = 0
         self._write_failed = False
 
