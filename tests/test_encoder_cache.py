@@ -138,3 +138,27 @@ def test_an_encoder_cache_dir_that_cannot_be_written_is_one_line(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ValueError, match=r"^encoder_cache_dir: cannot write in .*file/abc"):
         EncoderStateStore(tmp_path / "file", "abc")
+
+
+def test_a_store_that_cannot_write_warns_once_and_the_states_still_serve(tmp_path, monkeypatch, caplog):
+    """A full disk: one warning, nothing more written, and the run goes on with the states it computed."""
+    import hf_audiocap.training.encoder_store as encoder_store
+
+    model = composed(encoder_dir=save_whisper(tmp_path / "whisper"))
+    model.freeze_encoder()
+    feats, mask = batch(lengths=(61, 40, 23))
+    labels = labels_for(3)
+    with torch.no_grad():
+        plain = model(input_features=feats, attention_mask=mask, labels=labels).logits
+    store = encoder_store.EncoderStateStore(tmp_path / "states", "abc")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(encoder_store, "write_atomic", full)
+    model.model.encoder.frozen_cache = FrozenEncoderCache(max_clips=None, store=store)
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        cached = model(input_features=feats, attention_mask=mask, labels=labels).logits
+    assert store.written == 0 and caplog.text.count("No space left on device") == 1
+    assert not list(store.root.glob("*/*.safetensors"))
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)

@@ -93,6 +93,3 @@ class EncoderStateStore:
             )
             return
         self.written += 1
-
-    def __len__(self) -> int:
-        return self.read + self.written
